@@ -50,6 +50,32 @@ type clock struct{ base time.Time }
 
 func (c clock) now() int64 { return int64(time.Since(c.base)) }
 
+// seqKey precedes the sequence number in a delivered bench message.
+const seqKey = `,"seq":`
+
+// scanSeqTimeAt is scanSeqTime for a message whose seqKey is expected at
+// offset at (the delivered prefix's length): one comparison instead of a
+// search when it is there.
+func scanSeqTimeAt(p []byte, at int) (seq, t int64, ok bool) {
+	if at+len(seqKey) <= len(p) && string(p[at:at+len(seqKey)]) == seqKey {
+		return seqTimeAfter(p, at+len(seqKey))
+	}
+	return scanSeqTime(p)
+}
+
+// seqTimeAfter parses `S,"t":T` at p[i:].
+func seqTimeAfter(p []byte, i int) (seq, t int64, ok bool) {
+	seq, j := parseInt(p, i)
+	if j == i {
+		return 0, 0, false
+	}
+	if j+5 > len(p) || string(p[j:j+5]) != `,"t":` {
+		return seq, 0, true
+	}
+	t, _ = parseInt(p, j+5)
+	return seq, t, true
+}
+
 // scanSeqTime extracts the "seq" and "t" numbers from a delivered bench
 // message without decoding it. ok is false for any other frame.
 func scanSeqTime(p []byte) (seq, t int64, ok bool) {
@@ -61,12 +87,7 @@ func scanSeqTime(p []byte) (seq, t int64, ok bool) {
 	if i < 0 {
 		return 0, 0, false
 	}
-	seq, j := parseInt(head, i+6)
-	if j+5 > len(head) || string(head[j:j+5]) != `,"t":` {
-		return seq, 0, j > i+6
-	}
-	t, _ = parseInt(head, j+5)
-	return seq, t, true
+	return seqTimeAfter(head, i+6)
 }
 
 // parseInt reads a non-negative decimal integer at b[i:], returning it and

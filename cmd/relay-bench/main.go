@@ -108,6 +108,7 @@ type config struct {
 	relayURL string
 	pid      int
 	relayBin string
+	inprocRl bool
 	relayEnv []string
 	plugin   string
 	pluginEv string
@@ -172,6 +173,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.relayURL, "url", "", "relay WebSocket URL on loopback, e.g. ws://127.0.0.1:7328/ (empty: do not run against a relay)")
 	fs.IntVar(&c.pid, "pid", 0, "relay process id, for CPU and RSS from /proc")
 	fs.StringVar(&c.relayBin, "relay-bin", "", "start this relay binary on a free loopback port for the run (instead of -url)")
+	fs.BoolVar(&c.inprocRl, "relay-inproc", false, "also run against a relay inside this process (for -cpuprofile of both sides; no server CPU/RSS)")
 	fs.Var(&env, "relay-env", "KEY=VALUE added to the started relay's environment (repeatable)")
 	fs.StringVar(&c.plugin, "plugin", "", "with -relay-bin: also run every scenario against a relay started with this plugin (.wasm)")
 	fs.StringVar(&c.pluginEv, "plugin-env", "RELAY_PLUGINS", "environment variable through which -plugin is configured")
@@ -218,7 +220,7 @@ func parseFlags(args []string) (*config, error) {
 	if c.plugin != "" && c.relayBin == "" {
 		return nil, errors.New("-plugin needs -relay-bin (the tool starts the relay twice: without and with the plugin)")
 	}
-	if c.relayURL == "" && c.relayBin == "" && !c.limit {
+	if c.relayURL == "" && c.relayBin == "" && !c.inprocRl && !c.limit {
 		return nil, errors.New("nothing to run: give -url or -relay-bin, or leave -limit on")
 	}
 	if c.fan.N < 1 || c.fan.N > maxClients || c.conn.K < 1 || c.conn.K > maxClients {
@@ -312,6 +314,13 @@ func startTargets(ctx context.Context, c *config, log io.Writer) ([]server, erro
 			ss = append(ss, s)
 		}
 	}
+	if c.inprocRl {
+		s, err := startInprocRelay()
+		if err != nil {
+			return fail(err)
+		}
+		ss = append(ss, s)
+	}
 	if c.limit {
 		s, err := startLimit(ctx, c.inproc)
 		if err != nil {
@@ -340,7 +349,7 @@ func spawnRelay(ctx context.Context, name, bin string, env []string, log io.Writ
 		return server{}, err
 	}
 	cmd := exec.Command(bin)
-	cmd.Env = append(append(os.Environ(), "PORT="+port, "RELAY_ADDR=127.0.0.1:"+port), env...)
+	cmd.Env = append(append(os.Environ(), "PORT="+port, "RELAY_HOST=127.0.0.1"), env...)
 	cmd.Stdout = io.Discard
 	cmd.Stderr = io.Discard
 	if err := cmd.Start(); err != nil {

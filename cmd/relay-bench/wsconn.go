@@ -43,10 +43,11 @@ var errClosed = errors.New("websocket closed by peer")
 // not a random one from a non-browser client, and a zero key makes masking a
 // no-op, so the generator spends no CPU on it.
 type wsConn struct {
-	c    net.Conn
-	br   *bufio.Reader
-	pend int    // bytes of the last returned frame still to discard
-	frag []byte // reassembly buffer for fragmented or oversized messages
+	c     net.Conn
+	br    *bufio.Reader
+	pend  int    // bytes of the last returned frame still to discard
+	fresh bool   // the last readMessage started on an empty buffer (new data from the kernel)
+	frag  []byte // reassembly buffer for fragmented or oversized messages
 
 	server bool // server side: control frames go out unmasked
 
@@ -168,6 +169,7 @@ func (w *wsConn) readMessage() (op byte, payload []byte, err error) {
 		_, _ = w.br.Discard(w.pend)
 		w.pend = 0
 	}
+	w.fresh = w.br.Buffered() == 0
 	var first byte
 	fragmented := false
 	for {
