@@ -3,6 +3,7 @@ package relay
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"log/slog"
@@ -213,18 +214,15 @@ func (c *client) writeLoop() {
 
 var errWriteTimeout = errors.New("write timed out")
 
+// writeBatch frames the batch itself into the corked socket and uncorks:
+// one write system call. The WebSocket library's per-message Write (a
+// context-aware lock, a message writer reset, a flush into the cork) cost
+// more CPU than the system call it batches (BENCHMARKS.md, "Profile"), so
+// data frames bypass it; the library still writes its control frames
+// through corkConn.Write.
 func (c *client) writeBatch(batch []hub.Frame) error {
 	c.sock.cork()
-	for _, f := range batch {
-		typ := websocket.MessageText
-		if f.Binary {
-			typ = websocket.MessageBinary
-		}
-		if err := c.ws.Write(context.Background(), typ, f.Data); err != nil {
-			c.sock.uncork(0)
-			return err
-		}
-	}
+	c.sock.appendFrames(batch, &c.closing)
 	return c.sock.uncork(c.srv.cfg.WriteTimeout)
 }
 
@@ -341,6 +339,40 @@ func (c *corkConn) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	return c.Conn.Write(p)
+}
+
+// appendFrames appends batch as unmasked, final WebSocket data frames to
+// the corked buffer. Once closing is set it appends nothing: closing is set
+// before the close frame is written, and both take mu, so no data frame can
+// follow the close frame.
+func (c *corkConn) appendFrames(batch []hub.Frame, closing *atomic.Bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if closing.Load() {
+		return
+	}
+	for _, f := range batch {
+		c.buf = appendFrameHeader(c.buf, f.Binary, len(f.Data))
+		c.buf = append(c.buf, f.Data...)
+	}
+}
+
+// appendFrameHeader appends the header of an unmasked, final server frame
+// of n payload bytes (RFC 6455 section 5.2).
+func appendFrameHeader(b []byte, isBinary bool, n int) []byte {
+	op := byte(0x1) // text
+	if isBinary {
+		op = 0x2
+	}
+	b = append(b, 0x80|op)
+	switch {
+	case n < 126:
+		return append(b, byte(n))
+	case n <= 0xFFFF:
+		return append(b, 126, byte(n>>8), byte(n))
+	default:
+		return binary.BigEndian.AppendUint64(append(b, 127), uint64(n))
+	}
 }
 
 func (c *corkConn) cork() {
