@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -120,7 +121,9 @@ func runFanout(ctx context.Context, tgt target, o fanoutOptions, res *result) er
 	}
 
 	cpu0, _ := serverCPU(tgt.pid)
+	_, w0, werr := procSyscalls(tgt.pid)
 	self0 := selfCPU()
+	mach := startCPUWindow()
 	start := time.Now()
 	end := start.Add(o.Duration)
 	buf := make([]byte, 0, o.Batch*(o.Size+64))
@@ -205,6 +208,7 @@ publish:
 		res.ServerCPUPct = pct(cpu1-cpu0, elapsed)
 	}
 	res.ClientCPUPct = pct(selfUsed, elapsed)
+	res.MachineCPUPct = mach.busyPct(runtime.NumCPU())
 	closeSubs(subs)
 	var all hist
 	for _, s := range subs {
@@ -217,6 +221,10 @@ publish:
 	res.Delivered = got
 	res.Loss = max(want-got, 0)
 	res.DeliveriesPerS = float64(got) / elapsed.Seconds()
+	if _, w1, err := procSyscalls(tgt.pid); err == nil && werr == nil && w1 > w0 {
+		// The publisher's echo counts as a delivery for the server.
+		res.DeliveriesPerWrite = float64(int64(float64(got+seq)/float64(w1-w0)*100)) / 100
+	}
 	res.PublishedPerS = float64(seq) / pubEnd.Sub(start).Seconds()
 	res.Latency = all.summary()
 	select {

@@ -66,6 +66,8 @@ type result struct {
 	Loss           int64    `json:"loss"`
 	Reorder        int64    `json:"reorder"`
 	Latency        *latency `json:"latency_us,omitempty"`
+	// DeliveriesPerWrite is messages delivered per server write system call.
+	DeliveriesPerWrite float64 `json:"deliveries_per_write,omitempty"`
 
 	JoinsPerS float64 `json:"joins_per_s,omitempty"`
 	Held      int     `json:"held,omitempty"`
@@ -78,6 +80,9 @@ type result struct {
 	RSSGrowthKB  int64   `json:"server_rss_growth_kb,omitempty"`
 	RSSPerConnKB float64 `json:"server_rss_per_conn_kb,omitempty"`
 	ClientCPUPct float64 `json:"client_cpu_pct,omitempty"`
+	// MachineCPUPct is every CPU's busy time over the run, in percent of one
+	// core, softirq included: minus server and client, what others used.
+	MachineCPUPct float64 `json:"machine_cpu_pct,omitempty"`
 
 	LimitFraction float64 `json:"limit_fraction,omitempty"`
 	Notes         string  `json:"notes,omitempty"`
@@ -494,7 +499,11 @@ func run(ctx context.Context, c *config, log io.Writer) ([]*result, error) {
 
 func runOne(ctx context.Context, c *config, tgt target) *result {
 	res := &result{Scenario: c.scenario, Target: tgt.name, Label: c.label, Cores: runtime.NumCPU()}
-	self0, t0 := selfCPU(), time.Now()
+	// Label the generator's goroutines (they inherit it) so a profile of an
+	// in-process relay separates: go tool pprof -tagignore side=generator.
+	pprof.SetGoroutineLabels(pprof.WithLabels(ctx, pprof.Labels("side", "generator")))
+	defer pprof.SetGoroutineLabels(ctx)
+	self0, t0, mach := selfCPU(), time.Now(), startCPUWindow()
 	var err error
 	switch c.scenario {
 	case "fanout":
@@ -519,6 +528,9 @@ func runOne(ctx context.Context, c *config, tgt target) *result {
 	if res.ClientCPUPct == 0 && c.scenario != "hold" {
 		// Whole run including setup; fanout measures its publishing phase.
 		res.ClientCPUPct = pct(selfCPU()-self0, time.Since(t0))
+	}
+	if res.MachineCPUPct == 0 {
+		res.MachineCPUPct = mach.busyPct(runtime.NumCPU())
 	}
 	if res.Time == "" {
 		res.Time = time.Now().UTC().Format(time.RFC3339)
@@ -600,7 +612,7 @@ func emit(out, tab io.Writer, rs []*result) {
 		return
 	}
 	w := tabwriter.NewWriter(tab, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "scenario\ttarget\tn/k\tsize\trate\tdeliv/s\tjoins/s\tloss\treord\tp50µs\tp99µs\tp99.9µs\tmaxµs\tsrvCPU%\tgenCPU%\tRSS MB\tKB/conn\tsurvived\tof limit\t")
+	fmt.Fprintln(w, "scenario\ttarget\tn/k\tsize\trate\tdeliv/s\tjoins/s\tloss\treord\tp50µs\tp99µs\tp99.9µs\tmaxµs\tdeliv/write\tsrvCPU%\tgenCPU%\tallCPU%\tRSS MB\tKB/conn\tsurvived\tof limit\t")
 	for _, r := range rs {
 		nk := r.N
 		if nk == 0 {
@@ -618,9 +630,9 @@ func emit(out, tab io.Writer, rs []*result) {
 		if r.Scenario == "idle" || r.Scenario == "hold" {
 			surv = fmt.Sprintf("%d/%d", r.Survived, r.K)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
+		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
 			r.Scenario, r.Target, nk, r.Size, f0(r.Rate), f0(r.DeliveriesPerS), f0(r.JoinsPerS), r.Loss, r.Reorder,
-			p50, p99, p999, mx, f1(r.ServerCPUPct), f1(r.ClientCPUPct), f1(float64(r.ServerRSSKB)/1024), f2(r.RSSPerConnKB), surv, frac)
+			p50, p99, p999, mx, f1(r.DeliveriesPerWrite), f1(r.ServerCPUPct), f1(r.ClientCPUPct), f1(r.MachineCPUPct), f1(float64(r.ServerRSSKB)/1024), f2(r.RSSPerConnKB), surv, frac)
 		if r.Error != "" {
 			fmt.Fprintf(w, "  error: %s\n", r.Error)
 		}

@@ -109,3 +109,73 @@ func prlimit(pid int, newLim, old *syscall.Rlimit) error {
 	}
 	return nil
 }
+
+// machineCPU returns the busy and total jiffies of all CPUs (/proc/stat),
+// softirq included: loopback TCP work is done there and charged to no
+// process.
+func machineCPU() (busy, total int64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := bytes.Fields(line)
+	if len(f) < 5 || string(f[0]) != "cpu" {
+		return 0, 0
+	}
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseInt(string(v), 10, 64)
+		if i >= 7 { // guest time is already counted in user
+			break
+		}
+		total += n
+		if i != 3 && i != 4 { // idle, iowait
+			busy += n
+		}
+	}
+	return busy, total
+}
+
+// cpuWindow measures machine-wide CPU use between start and stop.
+type cpuWindow struct{ busy, total int64 }
+
+func startCPUWindow() cpuWindow {
+	b, t := machineCPU()
+	return cpuWindow{b, t}
+}
+
+// busyPct returns the share of all cores that was busy, in percent of one
+// core (200 = both cores of a 2-core machine).
+func (w cpuWindow) busyPct(cores int) float64 {
+	b, t := machineCPU()
+	if t <= w.total {
+		return 0
+	}
+	return float64(int64(float64(b-w.busy)/float64(t-w.total)*float64(cores)*1000)) / 10
+}
+
+// procSyscalls returns the read and write system calls process pid has made
+// (/proc/<pid>/io): deliveries per write shows how well a server batches.
+func procSyscalls(pid int) (reads, writes int64, err error) {
+	if pid == 0 {
+		return 0, 0, fmt.Errorf("no pid")
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0, 0, fmt.Errorf("read io: %w", err)
+	}
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		k, v, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			continue
+		}
+		n, _ := strconv.ParseInt(string(bytes.TrimSpace(v)), 10, 64)
+		switch string(k) {
+		case "syscr":
+			reads = n
+		case "syscw":
+			writes = n
+		}
+	}
+	return reads, writes, nil
+}
