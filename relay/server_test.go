@@ -53,11 +53,11 @@ func TestTrustedProxies(t *testing.T) {
 			want bool
 		}{
 			{[]string{"198.51.100.7"}, true},
-			{[]string{"198.51.100.7, 10.1.1.1"}, true},            // an inner trusted hop is skipped
-			{[]string{"198.51.100.7", "10.1.1.1"}, true},          // several headers form one list
-			{[]string{"198.51.100.7, 203.0.113.1"}, false},        // the client forged the left part
-			{[]string{"198.51.100.7, garbage, 10.2.2.2"}, false},  // stops at garbage
-			{nil, false},                                          // no header: the proxy itself
+			{[]string{"198.51.100.7, 10.1.1.1"}, true},           // an inner trusted hop is skipped
+			{[]string{"198.51.100.7", "10.1.1.1"}, true},         // several headers form one list
+			{[]string{"198.51.100.7, 203.0.113.1"}, false},       // the client forged the left part
+			{[]string{"198.51.100.7, garbage, 10.2.2.2"}, false}, // stops at garbage
+			{nil, false}, // no header: the proxy itself
 		} {
 			h := http.Header{}
 			for _, v := range tc.xff {

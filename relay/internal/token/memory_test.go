@@ -39,7 +39,7 @@ func TestExactExpiryAndRejoin(t *testing.T) {
 		t.Fatalf("claim of a held token: %v", err)
 	}
 	clk.t = clk.t.Add(24 * time.Hour) // held: no expiry
-	s.Release(ctx, tok, 2)             // not the holder: no effect
+	s.Release(ctx, tok, 2)            // not the holder: no effect
 	if _, err := s.Claim(ctx, tok, "c", "p", 2); !errors.Is(err, token.ErrInUse) {
 		t.Fatalf("release by a non-holder freed the token: %v", err)
 	}
