@@ -276,8 +276,12 @@ func (c *client) closeReason() protocol.CloseReason {
 	return c.reason
 }
 
-// shutdown flushes the queue, then closes with 1012 (service restart).
+// shutdown stops accepting frames, flushes what is queued, then closes
+// with 1012 (service restart).
 func (c *client) shutdown(ctx context.Context) {
+	if !c.markClosing(protocol.CloseServerRestart) {
+		return
+	}
 	c.mu.Lock()
 	var wait chan struct{}
 	if c.writing {
@@ -291,7 +295,7 @@ func (c *client) shutdown(ctx context.Context) {
 		case <-ctx.Done():
 		}
 	}
-	c.closeWith(protocol.CloseServerRestart)
+	c.closeSocket(protocol.CloseServerRestart)
 }
 
 // keepalive pings the client and schedules the next ping; a client that
