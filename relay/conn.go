@@ -240,7 +240,7 @@ const slowCloseGrace = 250 * time.Millisecond
 // through corkConn.Write.
 func (c *client) writeBatch(batch []hub.Frame) error {
 	c.sock.cork()
-	c.sock.appendFrames(batch, &c.closing)
+	c.sock.appendFrames(batch)
 	return c.sock.uncork(c.srv.cfg.WriteTimeout)
 }
 
@@ -268,6 +268,7 @@ func (c *client) markClosing(reason protocol.CloseReason) bool {
 // closeSocket ends the connection: a close frame with reason's code, or at
 // once when the peer is gone or not answering.
 func (c *client) closeSocket(reason protocol.CloseReason) {
+	c.sock.endData()
 	switch reason {
 	case protocol.CloseClientGone, protocol.ClosePingTimeout:
 		c.ws.CloseNow()
@@ -328,6 +329,9 @@ func (c *client) keepalive() {
 	c.pingStop.Reset(interval)
 }
 
+// readBufferBytes is the size of each connection's read buffer.
+const readBufferBytes = 1024
+
 // hijackWriter hands the WebSocket library a corkable socket, so the write
 // loop decides when bytes reach the kernel.
 type hijackWriter struct {
@@ -342,9 +346,17 @@ func (h hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	cc := &corkConn{Conn: nc}
 	*h.sock = cc
+	// The WebSocket library reads through this buffer for the life of the
+	// connection. net/http's is 4 KB; readBufferBytes still takes several
+	// small messages per read system call and saves 3 KB per connection.
+	// Keep net/http's when it already holds bytes the client sent early.
+	br := brw.Reader
+	if br.Buffered() == 0 {
+		br = bufio.NewReaderSize(cc, readBufferBytes)
+	}
 	// A small write buffer: corked writes are gathered in corkConn, and the
 	// only uncorked writes are control frames (at most 127 bytes).
-	return cc, bufio.NewReadWriter(brw.Reader, bufio.NewWriterSize(cc, 256)), nil
+	return cc, bufio.NewReadWriter(br, bufio.NewWriterSize(cc, 256)), nil
 }
 
 // corkConn gathers writes while corked and sends them in one system call
@@ -356,6 +368,8 @@ type corkConn struct {
 	corked bool
 	buf    []byte
 	cutAt  atomic.Int64 // unix nanoseconds after which writes fail; 0: none
+
+	dataEnded atomic.Bool // the close frame is on its way: no more data frames
 }
 
 // cut makes every write, including one blocked now, fail after d.
@@ -378,13 +392,11 @@ func (c *corkConn) Write(p []byte) (int, error) {
 }
 
 // appendFrames appends batch as unmasked, final WebSocket data frames to
-// the corked buffer. Once closing is set it appends nothing: closing is set
-// before the close frame is written, and both take mu, so no data frame can
-// follow the close frame.
-func (c *corkConn) appendFrames(batch []hub.Frame, closing *atomic.Bool) {
+// the corked buffer, unless endData was called.
+func (c *corkConn) appendFrames(batch []hub.Frame) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if closing.Load() {
+	if c.dataEnded.Load() {
 		return
 	}
 	for _, f := range batch {
@@ -392,6 +404,13 @@ func (c *corkConn) appendFrames(batch []hub.Frame, closing *atomic.Bool) {
 		c.buf = append(c.buf, f.Data...)
 	}
 }
+
+// endData stops appendFrames for good. closeSocket calls it before the
+// library writes the close frame: an appendFrames that has not seen the
+// flag holds mu, which the close frame's write needs, so no data frame can
+// follow the close frame. It does not take mu itself, so it never waits
+// behind a write blocked on a full socket.
+func (c *corkConn) endData() { c.dataEnded.Store(true) }
 
 // appendFrameHeader appends the header of an unmasked, final server frame
 // of n payload bytes (RFC 6455 section 5.2).

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"runtime"
+	"runtime/pprof"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -18,6 +21,7 @@ type connOptions struct {
 	Keepalive time.Duration // hold: client ping interval; 0 = answer server pings only
 	Settle    time.Duration // idle: wait before reading RSS
 	PreMint   bool          // joinrate: mint every token before timing
+	HeapProf  string        // idle: write this process's heap profile once joined (with -relay-inproc)
 }
 
 // member is a joined receive-only connection kept open.
@@ -150,7 +154,8 @@ func countFinal(pub *publisher, ms []*member, clk clock, wait time.Duration) (al
 // K connections.
 func ensureFiles(tgt target, k int, res *result) {
 	need := uint64(k) + 4096
-	if _, err := raiseNoFile(0, need); err != nil {
+	// Twice for this process: an in-process server holds the other ends.
+	if _, err := raiseNoFile(0, 2*need); err != nil {
 		res.note("generator: " + err.Error())
 	}
 	if tgt.pid != 0 {
@@ -177,6 +182,11 @@ func runIdle(ctx context.Context, tgt target, o connOptions, res *result) error 
 	}
 	time.Sleep(settle / 2)
 	rss0, _, err0 := procMem(tgt.pid)
+	var ms0 runtime.MemStats
+	if tgt.pid == 0 {
+		runtime.GC()
+		runtime.ReadMemStats(&ms0)
+	}
 	start := time.Now()
 	pub.mint(ctx, o.K)
 	ms, err := connectMembers(ctx, tgt, pub, name, o, nil)
@@ -186,7 +196,22 @@ func runIdle(ctx context.Context, tgt target, o connOptions, res *result) error 
 	}
 	elapsed := time.Since(start)
 	time.Sleep(settle)
+	if o.HeapProf != "" {
+		if err := writeHeapProfile(o.HeapProf); err != nil {
+			res.note(err.Error())
+		}
+	}
 	rss1, hwm, err1 := procMem(tgt.pid)
+	if tgt.pid == 0 {
+		// In-process server: Go's own accounting of both sides together.
+		var ms1 runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&ms1)
+		perConn := func(a, b uint64) string { return fmt.Sprintf("%.2f", (float64(b)-float64(a))/1024/float64(o.K)) }
+		res.note(fmt.Sprintf("in-process, server+generator KB/conn after GC: heap %s, stacks %s, goroutines %+d",
+			perConn(ms0.HeapInuse, ms1.HeapInuse), perConn(ms0.StackInuse, ms1.StackInuse),
+			int(ms1.NumGC-ms1.NumGC)+runtime.NumGoroutine()))
+	}
 	res.fill(tgt, start, elapsed)
 	if err0 == nil && err1 == nil && tgt.pid != 0 {
 		res.ServerRSSKB = rss1
@@ -197,6 +222,20 @@ func runIdle(ctx context.Context, tgt target, o connOptions, res *result) error 
 	alive, got := countFinal(pub, ms, clk, 10*time.Second)
 	res.Held, res.Survived = alive, got
 	res.Loss = int64(o.K - got)
+	return nil
+}
+
+// writeHeapProfile writes this process's live heap (after a GC) to path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	defer f.Close()
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
 	return nil
 }
 

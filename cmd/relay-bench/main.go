@@ -184,6 +184,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.pluginEv, "plugin-env", "RELAY_PLUGINS", "environment variable through which -plugin is configured")
 	fs.BoolVar(&c.limit, "limit", true, "also run the scenario against the built-in limit server")
 	fs.BoolVar(&c.inproc, "limit-inproc", false, "run the limit server inside this process instead of a child process")
+	fs.StringVar(&c.conn.HeapProf, "memprofile", "", "idle: write the heap profile of this process once all are joined (use with -relay-inproc)")
 	fs.StringVar(&c.cpuprof, "cpuprofile", "", "write the generator's CPU profile to this file")
 	fs.StringVar(&c.label, "label", "", "free text recorded in every JSON line")
 	fs.IntVar(&c.repeat, "repeat", 1, "runs per target (interleaved: relay, limit, relay, limit...)")
