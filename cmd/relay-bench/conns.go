@@ -151,24 +151,39 @@ func countFinal(pub *publisher, ms []*member, clk clock, wait time.Duration) (al
 }
 
 // ensureFiles raises this process's and the server's open-file limits for
-// K connections.
-func ensureFiles(tgt target, k int, res *result) {
-	need := uint64(k) + 4096
-	// Twice for this process: an in-process server holds the other ends.
-	if _, err := raiseNoFile(0, 2*need); err != nil {
+// K connections, and fails at once when they cannot hold them (rather
+// than letting connections time out against a server that cannot accept).
+func ensureFiles(tgt target, k int, res *result) error {
+	need := uint64(k) + 256
+	own := need
+	if tgt.pid == 0 {
+		own = 2 * need // an in-process server holds the other ends
+	}
+	got, err := raiseNoFile(0, own)
+	if err != nil {
 		res.note("generator: " + err.Error())
 	}
+	if got < own {
+		return fmt.Errorf("%d connections need %d open files in this process, the limit is %d (raising it needs CAP_SYS_RESOURCE)", k, own, got)
+	}
 	if tgt.pid != 0 {
-		if _, err := raiseNoFile(tgt.pid, need); err != nil {
+		got, err := raiseNoFile(tgt.pid, need)
+		if err != nil {
 			res.note("server: " + err.Error())
 		}
+		if got < need {
+			return fmt.Errorf("%d connections need %d open files in the server (pid %d), its limit is %d (raising it needs CAP_SYS_RESOURCE)", k, need, tgt.pid, got)
+		}
 	}
+	return nil
 }
 
 // runIdle joins K idle members and reports the server's RSS growth per
 // connection.
 func runIdle(ctx context.Context, tgt target, o connOptions, res *result) error {
-	ensureFiles(tgt, o.K, res)
+	if err := ensureFiles(tgt, o.K, res); err != nil {
+		return err
+	}
 	clk := clock{base: time.Now()}
 	name := fmt.Sprintf("bench-idle-%d", time.Now().UnixNano())
 	pub, err := newPublisher(ctx, tgt, name, 1024)
@@ -242,7 +257,9 @@ func writeHeapProfile(path string) error {
 // runHold joins K members from several source addresses, keeps them for
 // o.Hold with keepalives and reports how many are still joined.
 func runHold(ctx context.Context, tgt target, o connOptions, res *result) error {
-	ensureFiles(tgt, o.K, res)
+	if err := ensureFiles(tgt, o.K, res); err != nil {
+		return err
+	}
 	clk := clock{base: time.Now()}
 	name := fmt.Sprintf("bench-hold-%d", time.Now().UnixNano())
 	pub, err := newPublisher(ctx, tgt, name, 1024)
@@ -310,7 +327,9 @@ func pinger(ctx context.Context, ms []*member, every time.Duration, until time.T
 
 // runJoinrate measures connect + JOIN until own JOINED for K members.
 func runJoinrate(ctx context.Context, tgt target, o connOptions, res *result) error {
-	ensureFiles(tgt, o.K, res)
+	if err := ensureFiles(tgt, o.K, res); err != nil {
+		return err
+	}
 	name := fmt.Sprintf("bench-join-%d", time.Now().UnixNano())
 	ahead := 1024
 	if o.PreMint {

@@ -204,7 +204,8 @@ func newPublisher(ctx context.Context, tgt target, name string, ahead int) (*pub
 }
 
 // awaitJoined reads until the joiner's own JOINED (the copy carrying
-// channelname) and returns the client id and channel number.
+// channelname) and returns the client id and channel number. It scans
+// instead of decoding: a join-rate run does this thousands of times a second.
 func awaitJoined(ctx context.Context, ws *wsConn) (id, channel int64, err error) {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = ws.c.SetReadDeadline(dl)
@@ -215,17 +216,33 @@ func awaitJoined(ctx context.Context, ws *wsConn) (id, channel int64, err error)
 		if err != nil {
 			return 0, 0, err
 		}
-		var f ctlFrame
-		if err := json.Unmarshal(p, &f); err != nil {
-			return 0, 0, fmt.Errorf("bad frame %q: %w", p, err)
-		}
-		if !f.Success {
+		if bytes.Contains(p, []byte(`"success":false`)) {
+			var f ctlFrame
+			if err := json.Unmarshal(p, &f); err != nil {
+				return 0, 0, fmt.Errorf("bad frame %q: %w", p, err)
+			}
 			return 0, 0, &protoError{code: f.ErrorCode, text: f.Error}
 		}
-		if f.Cmd == "JOINED" && f.ChannelName != nil {
-			return f.ID, f.Channel, nil
+		if !bytes.Contains(p, []byte(`"cmd":"JOINED"`)) || !bytes.Contains(p, []byte(`"channelname":`)) {
+			continue
 		}
+		ch, okc := intAfter(p, `"channel":`)
+		id, oki := intAfter(p, `"id":`)
+		if !okc || !oki {
+			return 0, 0, fmt.Errorf("JOINED without channel or id: %q", p)
+		}
+		return id, ch, nil
 	}
+}
+
+// intAfter parses the integer that follows the first occurrence of key.
+func intAfter(p []byte, key string) (int64, bool) {
+	i := bytes.Index(p, []byte(key))
+	if i < 0 {
+		return 0, false
+	}
+	v, j := parseInt(p, i+len(key))
+	return v, j > i+len(key)
 }
 
 func (p *publisher) fail(err error) {
@@ -332,16 +349,25 @@ func (p *publisher) broadcastOne(seq int64, clk clock, size int) error {
 	return p.ws.write(m.appendFrame(nil, seq, clk.now()))
 }
 
+// joinTimeout bounds one connect + JOIN.
+const joinTimeout = 15 * time.Second
+
 // joinMember connects and joins channel name as a receive-only member with a
 // grant token ("ipauth": false so the loopback address does not make it an
 // authority). It returns the connection after its own JOINED.
 func joinMember(ctx context.Context, d *net.Dialer, tgt target, name, token string, rbuf int) (*wsConn, error) {
+	ctx, cancel := context.WithTimeout(ctx, joinTimeout)
+	defer cancel()
 	ws, err := dialWS(ctx, d, tgt.addr, tgt.path, rbuf)
 	if err != nil {
 		return nil, err
 	}
-	join, _ := json.Marshal(map[string]any{"cmd": "JOIN", "channel": name, "protocol": benchProtocol,
-		"token": token, "ipauth": false})
+	join := make([]byte, 0, 128+len(name)+len(token))
+	join = append(join, `{"cmd":"JOIN","channel":`...)
+	join = strconv.AppendQuote(join, name) // bench names and opaque tokens are printable ASCII
+	join = append(join, `,"protocol":"`+benchProtocol+`","token":`...)
+	join = strconv.AppendQuote(join, token)
+	join = append(join, `,"ipauth":false}`...)
 	var scratch []byte
 	if err := ws.writeText(&scratch, join); err != nil {
 		ws.close()
