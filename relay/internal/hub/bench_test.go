@@ -52,3 +52,32 @@ func BenchmarkBroadcast(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkJoinLeave has a receive-only member join and leave a channel of
+// N receive-only members and one authority, as every guest of a busy
+// channel does. Its allocations must not grow with N: such a joiner sees
+// only the authorities.
+func BenchmarkJoinLeave(b *testing.B) {
+	for _, n := range []int{100, 1000, 10000} {
+		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
+			h := NewMemory()
+			guest := protocol.MemberInfo{Mode: protocol.ModeRecvOnly, Extra: []byte("{}")}
+			var ch *Channel
+			for i := range n {
+				info := guest
+				if i == 0 {
+					info = protocol.MemberInfo{Auth: true, Mode: protocol.ModeSendToAny}
+				}
+				ch, _ = h.Join(&queueRecipient{id: int64(i + 1), queue: make([]Frame, 0, 64)}, "bench", "bench", info, "", false)
+			}
+			r := &queueRecipient{id: int64(n + 1), queue: make([]Frame, 0, 64)}
+			b.ReportAllocs()
+			for b.Loop() {
+				h.Join(r, "bench", "bench", guest, "", false)
+				if _, ok := h.Leave(r, ch, false); !ok {
+					b.Fatal("not a member")
+				}
+			}
+		})
+	}
+}

@@ -68,7 +68,18 @@ func (h *Memory) joinLocked(ch *Channel, r Recipient, info protocol.MemberInfo, 
 	// The joiner sees everyone when it is an authority or may send to
 	// anyone; otherwise the authorities and itself.
 	seeAll := info.Auth || info.Mode == protocol.ModeSendToAny
-	visible := make([]protocol.Member, 0, len(ch.members))
+	n := len(ch.members)
+	if !seeAll {
+		// Size the list for what the joiner sees, not for the channel:
+		// a guest joining a big channel sees a handful of members.
+		n = 0
+		for _, m := range ch.members {
+			if m.info.Auth || m.id == id {
+				n++
+			}
+		}
+	}
+	visible := make([]protocol.Member, 0, n)
 	for _, m := range ch.members {
 		if seeAll || m.info.Auth || m.id == id {
 			visible = append(visible, protocol.Member{ID: m.id, Info: m.info})
