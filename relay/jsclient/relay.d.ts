@@ -205,9 +205,15 @@ export class RelayClient {
   join(channelname: string, protocol: string, options?: JoinOptions): Promise<JoinResult>;
   /** Leave a channel; resolves when the relay confirms. */
   leave(channel: number | JoinResult): Promise<void>;
-  /** Send to one member (to >= 0). The relay acknowledges nothing: resolves once written. */
+  /**
+   * Send to one member (to >= 0). The relay acknowledges nothing: resolves once written (a receive-only
+   * member is rejected with access_denied).
+   */
   send(channel: number | JoinResult, cmd: string, to: number | string, data?: Record<string, unknown>): Promise<void>;
-  /** Send to every member; resolves with the sender's own copy when the relay echoes one. */
+  /**
+   * Send to every member; resolves with the sender's own copy when the relay echoes one (authorities and
+   * mode 2), once written for a mode 1 member, and rejects with access_denied for a receive-only one.
+   */
   broadcast(channel: number | JoinResult, cmd: string, data?: Record<string, unknown>): Promise<Frame | undefined>;
   /** Mint a grant token (authorities only). */
   grant(channelname: string, protocol: string, options?: GrantOptions): Promise<GrantResult>;

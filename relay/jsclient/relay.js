@@ -695,10 +695,11 @@ var RelaySDK = (function () {
   };
 
   // send delivers {cmd, ...data} to member `to` of channel. The relay does
-  // not acknowledge a direct send: it resolves once written to the socket.
+  // not acknowledge a direct send: it resolves once written to the socket
+  // (a receive-only member's send is rejected with access_denied).
   P.send = function (channel, cmd, to, data) {
     var msg = Object.assign({}, data || {}, { channel: channelNumber(channel), cmd: cmd, to: to });
-    return this._promise({ kind: 'message', msg: msg, silent: true });
+    return this._promise(this._messageEntry(msg));
   };
 
   // broadcast delivers {cmd, ...data} to every member the sender may reach;
@@ -706,20 +707,26 @@ var RelaySDK = (function () {
   P.broadcast = function (channel, cmd, data) {
     var n = channelNumber(channel);
     var msg = Object.assign({}, data || {}, { channel: n, cmd: cmd, to: -1 });
-    var echo = this._echoes(n);
-    return this._promise({ kind: 'message', msg: msg, silent: !echo, echo: echo });
+    return this._promise(this._messageEntry(msg));
   };
 
-  // _echoes tells whether the relay sends a broadcast back to its sender:
-  // it does unless the sender may only send to authorities (mode 1).
-  P._echoes = function (channel) {
-    var c = this._channels[channel];
-    if (!c) {
-      var m = this._memberOf(channel);
-      return !!m; // after a rejoin the mode is known again; assume the common case
+  // _messageEntry describes a message request by what the relay will
+  // answer, which depends on the sender's mode in the channel: a broadcast
+  // comes back to an authority or a mode 2 sender; a mode 0 sender is
+  // refused (access_denied); otherwise a successful send is silent.
+  P._messageEntry = function (msg) {
+    var c = this._channels[msg.channel];
+    var me = c && (c.clients[this._clientId] || c.info);
+    var broadcast = Number(msg.to) < 0;
+    var echo, refused = false;
+    if (me) {
+      echo = broadcast && (me.auth || me.mode === 2);
+      refused = !me.auth && me.mode === 0;
+    } else {
+      // Unknown until the rejoin: assume the common case, a mode 2 member.
+      echo = broadcast && !!this._memberOf(msg.channel);
     }
-    var me = c.clients[this._clientId] || c.info;
-    return !!me && (me.auth || me.mode === 2);
+    return { kind: 'message', msg: msg, silent: !echo && !refused, echo: echo };
   };
 
   // grant mints a grant token (authorities only) and resolves with
@@ -787,9 +794,7 @@ var RelaySDK = (function () {
   P.SendCommand = function (channel, cmd, to, options) {
     var msg = { channel: channel, cmd: cmd, to: to };
     if (options) msg = Object.assign({}, options, msg);
-    var broadcast = Number(to) < 0;
-    var echo = broadcast && this._echoes(channel);
-    this._fire({ kind: 'message', msg: msg, silent: !echo, echo: echo });
+    this._fire(this._messageEntry(msg));
   };
 
   P.GetRandomAuthClientID = function (channel) {

@@ -15,6 +15,10 @@ import (
 
 // Conn is an authority connection to a relay. Its methods are safe for
 // concurrent use; requests that expect an answer run one at a time.
+//
+// DRC errors carry no request id: an error caused by a Broadcast (which the
+// relay otherwise never answers) reaches the request in flight, if any. The
+// examples only broadcast to channels they are in, which the relay accepts.
 type Conn struct {
 	ws    *websocket.Conn
 	token string
