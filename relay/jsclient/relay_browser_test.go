@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -377,6 +379,11 @@ func TestBrowserReconnectsAfterRelayRestart(t *testing.T) {
 	// the same port. It knows nothing of the old grant token.
 	w.relay.Stop(t)
 	w.waitFor(ctx, p, `events.some((e) => e.event === 'disconnect' && e.detail.code === 1012)`)
+	var delay float64
+	w.eval(ctx, p, `events.find((e) => e.event === 'disconnect').detail.delay`, &delay)
+	if delay < 0 || delay >= 250 {
+		t.Errorf("after close code 1012 the first retry waits %v ms, want a prompt one (under restartDelay, 250 ms)", delay)
+	}
 	// While the relay is down, two messages queue and a third is refused.
 	w.eval(ctx, p, fmt.Sprintf(`(() => {
 		window.queued = [c.broadcast(%[1]d, 'note', { n: 1 }), c.broadcast(%[1]d, 'note', { n: 2 })];
@@ -494,4 +501,75 @@ func TestBrowserLegacyDRCClientAPI(t *testing.T) {
 	// removeEventListener works; 'disconnect' fires when the relay goes away.
 	w.relay.Stop(t)
 	w.waitFor(ctx, p, `events.some((e) => e.event === 'disconnect')`)
+}
+
+func TestBrowserBackoffGrowsWithJitter(t *testing.T) {
+	w := newWorld(t)
+	ctx := testContext(t)
+	// A port with nothing listening: every attempt fails at once.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "ws://" + ln.Addr().String() + "/"
+	ln.Close()
+	p := w.page(ctx)
+	w.eval(ctx, p, fmt.Sprintf(`(() => {
+		window.c = new RelayClient(%q, { minDelay: 40, maxDelay: 320, factor: 2 });
+		record(c, ['disconnect', 'connect']);
+		return null;
+	})()`, dead), nil)
+	w.waitFor(ctx, p, `events.filter((e) => e.event === 'disconnect').length >= 6`)
+	var delays []float64
+	w.eval(ctx, p, `(() => { c.close(); return events.filter((e) => e.event === 'disconnect' && e.detail.reconnect).slice(0, 6).map((e) => e.detail.delay); })()`, &delays)
+	// Attempt n waits between half and all of min(320, 40*2^n) ms.
+	for i, d := range delays {
+		ceil := math.Min(320, 40*math.Pow(2, float64(i)))
+		if d < ceil/2-1 || d > ceil {
+			t.Errorf("attempt %d waited %v ms, want %v..%v", i, d, ceil/2, ceil)
+		}
+	}
+	if len(delays) != 6 {
+		t.Fatalf("delays %v", delays)
+	}
+	var connected bool
+	w.eval(ctx, p, `events.some((e) => e.event === 'connect')`, &connected)
+	if connected {
+		t.Errorf("connected to a closed port?")
+	}
+}
+
+// TestBrowserLegacyPageThatJoinsOnConnect covers pages written for
+// drc_client.js, which lost its channels on every reconnect: such pages
+// call JoinChannel from their 'connect' listener. The automatic rejoin has
+// already spent the token by then, so the SDK must not send it again.
+func TestBrowserLegacyPageThatJoinsOnConnect(t *testing.T) {
+	w := newWorld(t)
+	ctx := testContext(t)
+	tok := w.mint("board", "drc", 2)
+	p := w.page(ctx)
+	w.eval(ctx, p, fmt.Sprintf(`(() => {
+		window.drc = new DRCClient(%q);
+		record(drc, ['connect', 'joined', 'error', 'restored']);
+		drc.addEventListener('connect', () => drc.JoinChannel('board', 'drc', %q, false));
+		return null;
+	})()`, w.wsURL(), tok), nil)
+	w.waitFor(ctx, p, `events.some((e) => e.event === 'joined' && e.detail.channelname === 'board')`)
+	w.eval(ctx, p, `drc._ws.close(4000, 'network drop'); null`, nil)
+	w.waitFor(ctx, p, `events.some((e) => e.event === 'restored')`)
+	// Let any duplicate JOIN come back before counting.
+	time.Sleep(300 * time.Millisecond)
+	var got struct {
+		Joined, Errors, Connects int
+		InChannel                bool
+	}
+	w.eval(ctx, p, `({
+		Joined: events.filter((e) => e.event === 'joined' && e.detail.channelname === 'board').length,
+		Errors: events.filter((e) => e.event === 'error').length,
+		Connects: events.filter((e) => e.event === 'connect').length,
+		InChannel: Object.values(drc.GetChannels()).some((c) => c.channelname === 'board'),
+	})`, &got)
+	if got.Connects != 2 || got.Joined != 2 || got.Errors != 0 || !got.InChannel {
+		t.Fatalf("after a reconnect: %+v, want 2 connects, 2 joined events (one per connection), no error, still in the channel", got)
+	}
 }
