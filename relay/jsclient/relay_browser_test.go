@@ -323,7 +323,7 @@ func TestBrowserRejoinsWithGrantTokenAfterNetworkDrop(t *testing.T) {
 	p := w.page(ctx)
 	var first struct{ Channel, ID int }
 	w.eval(ctx, p, fmt.Sprintf(`(async () => {
-		window.c = new RelayClient(%q, { minDelay: 100 });
+		window.c = new RelayClient(%q, { minDelay: 400 });
 		record(c, ['disconnect', 'restored', 'rejoined', 'lost', 'message']);
 		return await c.join('ops', 'demo', { token: %q, ipauth: false });
 	})()`, w.wsURL(), w.mint("ops", "demo", 1)), &first)

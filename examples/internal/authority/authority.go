@@ -48,6 +48,7 @@ type Error struct {
 	Text string
 }
 
+// Error implements error.
 func (e *Error) Error() string { return "relay: " + e.Code + ": " + e.Text }
 
 // Dial connects to the relay at url (ws:// or wss://). token is a static
