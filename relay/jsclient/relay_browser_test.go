@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -571,5 +572,91 @@ func TestBrowserLegacyPageThatJoinsOnConnect(t *testing.T) {
 	})`, &got)
 	if got.Connects != 2 || got.Joined != 2 || got.Errors != 0 || !got.InChannel {
 		t.Fatalf("after a reconnect: %+v, want 2 connects, 2 joined events (one per connection), no error, still in the channel", got)
+	}
+}
+
+// TestBrowserPromiseAPIAsAuthority uses grant, setExtra and leave from a
+// page that is an authority (by loopback address, the relay's default).
+func TestBrowserPromiseAPIAsAuthority(t *testing.T) {
+	w := newWorld(t)
+	ctx := testContext(t)
+	owner, guest := w.page(ctx), w.page(ctx)
+	var granted struct {
+		Token, Channelname, Protocol string
+		Channel                      int
+	}
+	w.eval(ctx, owner, fmt.Sprintf(`(async () => {
+		window.c = new RelayClient(%q);
+		record(c, ['joined', 'message']);
+		const j = await c.join('desk', 'support');
+		const g = await c.grant('desk', 'support', { clientmode: 1, extra: { name: 'guest' } });
+		return { ...g, Channel: j.channel };
+	})()`, w.wsURL()), &granted)
+	if granted.Token == "" || granted.Channelname != "desk" || granted.Protocol != "support" {
+		t.Fatalf("grant resolved with %+v", granted)
+	}
+	var guestJoin struct {
+		ID   int
+		Info struct {
+			Mode  int
+			Extra struct{ Name string }
+		}
+	}
+	w.eval(ctx, guest, fmt.Sprintf(`(async () => {
+		window.c = new RelayClient(%q);
+		record(c, ['message', 'left']);
+		return await c.join('desk', 'support', { token: %q, ipauth: false });
+	})()`, w.wsURL(), granted.Token), &guestJoin)
+	if guestJoin.Info.Mode != 1 || guestJoin.Info.Extra.Name != "guest" {
+		t.Fatalf("guest joined as %+v, want mode 1 with the granted extra", guestJoin.Info)
+	}
+	w.waitFor(ctx, owner, fmt.Sprintf(`events.some((e) => e.event === 'joined' && e.detail.id === %d)`, guestJoin.ID))
+
+	var extra struct {
+		Cmd   string
+		ID    int
+		Extra struct{ Name string }
+	}
+	w.eval(ctx, owner, fmt.Sprintf(`c.setExtra(%d, %d, { name: 'Ada' })`, granted.Channel, guestJoin.ID), &extra)
+	if extra.Cmd != "SET_EXTRA" || extra.ID != guestJoin.ID || extra.Extra.Name != "Ada" {
+		t.Fatalf("setExtra resolved with %+v", extra)
+	}
+	var stored string
+	w.eval(ctx, owner, fmt.Sprintf(`c.GetChannel(%d).clients[%d].extra.name`, granted.Channel, guestJoin.ID), &stored)
+	if stored != "Ada" {
+		t.Errorf("owner's member list has extra.name %q after SET_EXTRA, want Ada", stored)
+	}
+	// The owner leaves; the guest is told.
+	var ownerID int
+	w.eval(ctx, owner, fmt.Sprintf(`c.leave(%d).then(() => c.GetChannel(%d) === undefined ? c.id : -1)`, granted.Channel, granted.Channel), &ownerID)
+	if ownerID <= 0 {
+		t.Fatalf("after leave() the owner still lists the channel")
+	}
+	w.waitFor(ctx, guest, fmt.Sprintf(`events.some((e) => e.event === 'left' && e.detail.id === %d)`, ownerID))
+}
+
+// TestBrowserErrorsReachTheRightPromise sends several requests at once;
+// DRC errors carry no request id, so the SDK must pair each answer with the
+// request that caused it.
+func TestBrowserErrorsReachTheRightPromise(t *testing.T) {
+	w := newWorld(t)
+	ctx := testContext(t)
+	p := w.page(ctx)
+	var results []string
+	w.eval(ctx, p, fmt.Sprintf(`(async () => {
+		window.c = new RelayClient(%q);
+		const listen = await c.join('feed', 'demo', { token: %q, ipauth: false });
+		const settled = await Promise.allSettled([
+			c.broadcast(listen.channel, 'shout', { text: 'receive-only pages may not send' }),
+			c.join('chat', 'demo', { token: 'forged', ipauth: false }),
+			c.join('chat', 'demo', { token: %q, ipauth: false }),
+			c.leave(987654),
+			c.send(listen.channel, 'direct', 1),
+		]);
+		return settled.map((s) => s.status === 'fulfilled' ? 'ok' + (s.value && s.value.channelname ? ':' + s.value.channelname : '') : s.reason.code);
+	})()`, w.wsURL(), w.mint("feed", "demo", 0), w.mint("chat", "demo", 2)), &results)
+	want := "access_denied access_denied ok:chat invalid_channel access_denied"
+	if got := strings.Join(results, " "); got != want {
+		t.Fatalf("results %q, want %q", got, want)
 	}
 }
