@@ -11,11 +11,9 @@ import (
 	"context"
 	_ "embed"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"html/template"
 	"log"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -23,7 +21,7 @@ import (
 	"time"
 
 	"github.com/relay-project/relay/examples/internal/authority"
-	"github.com/relay-project/relay/examples/internal/demorelay"
+	"github.com/relay-project/relay/examples/internal/demo"
 )
 
 //go:embed index.html
@@ -67,7 +65,7 @@ func envOr(name, def string) string {
 
 // run serves the chat until ctx ends.
 func run(ctx context.Context, o options) error {
-	rl, err := demorelay.Start(o.relayURL, nil)
+	rl, err := demo.StartRelay(o.relayURL, nil)
 	if err != nil {
 		return err
 	}
@@ -83,10 +81,7 @@ func run(ctx context.Context, o options) error {
 	defer auth.Close()
 
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		page.Execute(w, map[string]string{"RelayWS": rl.WS, "RelayHTTP": rl.HTTP})
-	})
+	mux.Handle("GET /{$}", rl.Page(page))
 	// POST /token?room=R&name=N: a send-to-any token for room R, valid 30 s
 	// for its first JOIN. A real backend would check the visitor's session
 	// here; the name travels in the token's extra, so every member sees it.
@@ -107,25 +102,8 @@ func run(ctx context.Context, o options) error {
 		json.NewEncoder(w).Encode(map[string]string{"token": tok})
 	})
 
-	ln, err := net.Listen("tcp", o.addr)
-	if err != nil {
-		return fmt.Errorf("chat: listen on %s (ADDR): %w", o.addr, err)
-	}
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	if o.ready != nil {
-		o.ready("http://" + ln.Addr().String() + "/")
-	}
-	select {
-	case err := <-errc:
-		return fmt.Errorf("chat: serve: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("chat: shutdown: %w", err)
+	if err := demo.Serve(ctx, o.addr, mux, o.ready); err != nil {
+		return fmt.Errorf("chat: %w", err)
 	}
 	return nil
 }

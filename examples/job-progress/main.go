@@ -14,11 +14,9 @@ import (
 	_ "embed"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"html/template"
 	"log"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -27,7 +25,7 @@ import (
 	"time"
 
 	"github.com/relay-project/relay/examples/internal/authority"
-	"github.com/relay-project/relay/examples/internal/demorelay"
+	"github.com/relay-project/relay/examples/internal/demo"
 )
 
 //go:embed index.html
@@ -102,7 +100,7 @@ type backend struct {
 
 // run serves the example until ctx ends.
 func run(ctx context.Context, o options) error {
-	rl, err := demorelay.Start(o.relayURL, nil)
+	rl, err := demo.StartRelay(o.relayURL, nil)
 	if err != nil {
 		return err
 	}
@@ -122,33 +120,13 @@ func run(ctx context.Context, o options) error {
 	defer cancelJobs()
 
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		page.Execute(w, map[string]string{"RelayWS": rl.WS, "RelayHTTP": rl.HTTP})
-	})
+	mux.Handle("GET /{$}", rl.Page(page))
 	mux.HandleFunc("POST /jobs", b.create)
 	mux.HandleFunc("POST /jobs/{id}/start", func(w http.ResponseWriter, r *http.Request) { b.start(jobCtx, w, r) })
 	mux.HandleFunc("GET /reports/{id}", b.report)
 
-	ln, err := net.Listen("tcp", o.addr)
-	if err != nil {
-		return fmt.Errorf("job-progress: listen on %s (ADDR): %w", o.addr, err)
-	}
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	if o.ready != nil {
-		o.ready("http://" + ln.Addr().String() + "/")
-	}
-	select {
-	case err := <-errc:
-		return fmt.Errorf("job-progress: serve: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("job-progress: shutdown: %w", err)
+	if err := demo.Serve(ctx, o.addr, mux, o.ready); err != nil {
+		return fmt.Errorf("job-progress: %w", err)
 	}
 	return nil
 }
