@@ -6,7 +6,6 @@ package demo
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"html/template"
 	"io"
@@ -62,9 +61,7 @@ func (r *Relay) Close(ctx context.Context) error {
 		return nil
 	}
 	err := r.srv.Shutdown(ctx)
-	if herr := r.hs.Shutdown(ctx); herr != nil && !errors.Is(herr, http.ErrServerClosed) {
-		err = errors.Join(err, herr)
-	}
+	shutdown(r.hs)
 	return err
 }
 
@@ -96,10 +93,17 @@ func Serve(ctx context.Context, addr string, h http.Handler, ready func(url stri
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("shutdown: %w", err)
-	}
+	shutdown(hs)
 	return nil
+}
+
+// shutdown stops hs, waiting briefly for requests in flight. Browsers open
+// spare connections that never carry a request, and http.Server.Shutdown
+// waits 5 s for those; they are closed instead.
+func shutdown(hs *http.Server) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(ctx); err != nil {
+		hs.Close()
+	}
 }
