@@ -309,6 +309,11 @@ func TestBrowserBadTokenIsAccessDenied(t *testing.T) {
 	if res.ErrorEvent.Errorcode != "access_denied" {
 		t.Errorf("error event %+v, want errorcode access_denied", res.ErrorEvent)
 	}
+	var shown string
+	w.eval(ctx, p, `document.getElementById('log').textContent`, &shown)
+	if shown != "could not join: access_denied" {
+		t.Errorf("page shows %q", shown)
+	}
 	// The client stays usable: a good token joins on the same connection.
 	var ch int
 	w.eval(ctx, p, fmt.Sprintf(`c.join('news', 'demo', { token: %q, ipauth: false }).then((j) => j.channel)`, w.mint("news", "demo", 0)), &ch)
