@@ -350,7 +350,7 @@ var RelaySDK = (function () {
         requeue.push(e); // JOIN again on the next connection
       } else if (e.kind === 'leave') {
         // A disconnect leaves every channel: the LEAVE has happened.
-        self._forget(e.channel);
+        self._forget(Number(e.msg.channel));
         e.done = true;
         e.resolve();
       } else if (!e.rejoin) {
@@ -448,8 +448,8 @@ var RelaySDK = (function () {
     }
     // Remember which membership a channel number meant, so the request
     // follows the channel to its new number after a rejoin.
-    if (typeof e.msg.channel === 'number' && e.kind !== 'join' && e.kind !== 'grant') {
-      e.member = this._memberOf(e.msg.channel);
+    if (e.kind !== 'join' && e.kind !== 'grant') {
+      e.member = this._memberOf(Number(e.msg.channel));
     }
     this._queue.push(e);
   };
@@ -579,7 +579,7 @@ var RelaySDK = (function () {
       if (msg.id === this._clientId) {
         delete channels[ch];
         this._forget(ch);
-        this._answer(function (e) { return e.kind === 'leave' && e.msg.channel === ch; });
+        this._answer(function (e) { return e.kind === 'leave' && Number(e.msg.channel) === ch; });
       } else {
         delete channels[ch].clients[msg.id];
       }
@@ -588,11 +588,11 @@ var RelaySDK = (function () {
         var info = channels[ch].clients[msg.id];
         if (info) info.extra = msg.extra;
         this._answer(function (e) {
-          return e.kind === 'setextra' && e.msg.channel === ch && Number(e.msg.id) === msg.id;
+          return e.kind === 'setextra' && Number(e.msg.channel) === ch && Number(e.msg.id) === msg.id;
         }, msg);
       } else if (msg.from === this._clientId) {
         this._answer(function (e) {
-          return e.kind === 'message' && e.echo && e.msg.channel === ch && e.msg.cmd === msg.cmd;
+          return e.kind === 'message' && e.echo && Number(e.msg.channel) === ch && e.msg.cmd === msg.cmd;
         }, msg);
       }
       this._dispatch('message', msg);

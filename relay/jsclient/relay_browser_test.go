@@ -633,7 +633,8 @@ func TestBrowserPromiseAPIAsAuthority(t *testing.T) {
 	}
 	// The owner leaves; the guest is told.
 	var ownerID int
-	w.eval(ctx, owner, fmt.Sprintf(`c.leave(%d).then(() => c.GetChannel(%d) === undefined ? c.id : -1)`, granted.Channel, granted.Channel), &ownerID)
+	// (As a string, the way a page gets it from Object.keys(GetChannels()).)
+	w.eval(ctx, owner, fmt.Sprintf(`c.leave('%d').then(() => c.GetChannel(%d) === undefined ? c.id : -1)`, granted.Channel, granted.Channel), &ownerID)
 	if ownerID <= 0 {
 		t.Fatalf("after leave() the owner still lists the channel")
 	}
