@@ -13,6 +13,7 @@
 package jsclient
 
 import (
+	"bytes"
 	"crypto/sha256"
 	_ "embed"
 	"encoding/base64"
@@ -60,14 +61,15 @@ type File struct {
 	ETag string
 }
 
-// Files returns the SDK files the handler serves, in a fixed order.
+// Files returns the SDK files the handler serves, in a fixed order. Each
+// call returns fresh copies.
 func Files() []File {
 	module := make([]byte, 0, len(relayJS)+len(moduleFooter))
 	module = append(append(module, relayJS...), moduleFooter...)
 	return []File{
-		newFile("relay.js", "text/javascript; charset=utf-8", relayJS),
+		newFile("relay.js", "text/javascript; charset=utf-8", bytes.Clone(relayJS)),
 		newFile("relay.mjs", "text/javascript; charset=utf-8", module),
-		newFile("relay.d.ts", "application/typescript; charset=utf-8", relayDTS),
+		newFile("relay.d.ts", "application/typescript; charset=utf-8", bytes.Clone(relayDTS)),
 	}
 }
 
