@@ -19,12 +19,14 @@ import (
 	"github.com/relay-project/relay/relay/internal/hub"
 	"github.com/relay-project/relay/relay/internal/metrics"
 	"github.com/relay-project/relay/relay/internal/token"
+	"github.com/relay-project/relay/relay/jsclient"
 	"github.com/relay-project/relay/relay/protocol"
 )
 
 // Server is a DRC relay. It is an http.Handler: mount it on any path of any
 // mux; every request that asks for a WebSocket upgrade becomes a client, and
-// GET /healthz and GET /readyz answer probes.
+// GET /healthz and GET /readyz answer probes. GET /sdk/relay.js (also
+// relay.mjs and relay.d.ts) serves the browser SDK; see package jsclient.
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
@@ -101,6 +103,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MetricsAddr == "" {
 		s.mux.Handle("GET /metrics", s.ops)
 	}
+	s.mux.Handle("GET "+jsclient.Path, jsclient.Handler(nil)) // the browser SDK: relay.js, relay.mjs, relay.d.ts
 	s.mux.HandleFunc("/", s.serveWebSocket)
 	return s, nil
 }
