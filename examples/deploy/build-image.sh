@@ -91,7 +91,8 @@ precompile_plugins() {
 finish() {
 	chmod -R a+rX,go-w "$OUT"
 	echo "build-image.sh: built $OUT (version $VERSION):"
-	du -sk "$OUT/relay" "$OUT/plugins" "$OUT/cache" "$OUT"
+	du -sk "$OUT/relay" "$OUT/plugins" "$OUT/cache"
+	du -sk "$OUT"
 }
 
 build_relay
