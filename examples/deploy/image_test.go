@@ -127,12 +127,18 @@ func (l layout) relayCmd(args []string, env ...string) *exec.Cmd {
 	return cmd
 }
 
-// pluginConfigs are configurations the first-party plugins accept, so the
-// relay can start with all of them.
-var pluginConfigs = map[string]string{
-	"jwt-auth":      `{"keys":[{"alg":"HS256","secret":"deploy-test-secret-0123456789abcdef"}]}`,
-	"message-guard": `{"protocols":{"chat":{"commands":["say"],"max_body_bytes":4096}}}`,
-	"token-policy":  `{"protocols":["chat","deploy"],"max_lifetime_seconds":60}`,
+// pluginConfig returns a configuration the first-party plugin name
+// accepts, so the relay can start with all of them.
+func pluginConfig(name string) (string, bool) {
+	switch name {
+	case "jwt-auth":
+		return `{"keys":[{"alg":"HS256","secret":"deploy-test-secret-0123456789abcdef"}]}`, true
+	case "message-guard":
+		return `{"protocols":{"chat":{"commands":["say"],"max_body_bytes":4096}}}`, true
+	case "token-policy":
+		return `{"protocols":["chat","deploy"],"max_lifetime_seconds":60}`, true
+	}
+	return "", false
 }
 
 // pluginEnv returns the variables that enable every plugin of l, with
@@ -142,9 +148,9 @@ func (l layout) pluginEnv(tb testing.TB, cacheDir string) []string {
 	var paths, env []string
 	for _, p := range l.plugins {
 		name := strings.TrimSuffix(filepath.Base(p), ".wasm")
-		cfg, ok := pluginConfigs[name]
+		cfg, ok := pluginConfig(name)
 		if !ok {
-			tb.Fatalf("plugin %s has no test configuration: add one to pluginConfigs", name)
+			tb.Fatalf("plugin %s has no test configuration: add one to pluginConfig", name)
 		}
 		paths = append(paths, p)
 		env = append(env, "RELAY_PLUGIN_CONFIG_"+strings.ToUpper(strings.ReplaceAll(name, "-", "_"))+"="+cfg)
