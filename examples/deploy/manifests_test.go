@@ -2,12 +2,14 @@ package deploy_test
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -33,9 +35,14 @@ type site struct {
 	// platformPort is the port the platform puts in PORT (Cloud Run); 0
 	// when PORT comes from env or the relay's default.
 	platformPort int
-	// listen are the ports the manifest expects the relay to listen on
-	// (container ports, EXPOSE, internal_port).
+	// listen are the ports the platform routes clients to (a Service's
+	// targetPort, internal_port, a published port): the relay's PORT.
 	listen []int
+	// declared are the ports the container declares (containerPort,
+	// EXPOSE): PORT, and the RELAY_METRICS_ADDR port if there is one.
+	declared []int
+	// metrics are the ports a platform scrapes /metrics from.
+	metrics []int
 	// probes are the HTTP health checks the platform runs.
 	probes []probe
 	// stopGrace is how long the platform waits between SIGTERM and SIGKILL;
@@ -121,6 +128,17 @@ func checkSite(t checker, s site) {
 		t.Fatal(err)
 	}
 
+	// The ops listener (RELAY_METRICS_ADDR) serves /metrics, /healthz and
+	// /readyz; the main port serves the probes too, and /metrics only
+	// without an ops listener.
+	opsPort := 0
+	if cfg.MetricsAddr != "" {
+		_, port, err := net.SplitHostPort(cfg.MetricsAddr)
+		if opsPort, err = strconv.Atoi(port); err != nil {
+			t.Errorf("RELAY_METRICS_ADDR=%q has no port", cfg.MetricsAddr)
+		}
+	}
+	servesHealth := func(port int) bool { return port == cfg.Port || (opsPort != 0 && port == opsPort) }
 	if len(s.listen) == 0 {
 		t.Errorf("names no port for the relay")
 	}
@@ -129,13 +147,26 @@ func checkSite(t checker, s site) {
 			t.Errorf("routes to port %d, but the relay listens on PORT=%d", p, cfg.Port)
 		}
 	}
+	if len(s.declared) > 0 && !slices.Contains(s.declared, cfg.Port) {
+		t.Errorf("declares ports %v but not PORT=%d", s.declared, cfg.Port)
+	}
+	for _, p := range s.declared {
+		if !servesHealth(p) {
+			t.Errorf("declares port %d, on which the relay listens for nothing (PORT=%d, RELAY_METRICS_ADDR=%q)", p, cfg.Port, cfg.MetricsAddr)
+		}
+	}
+	for _, p := range s.metrics {
+		if want := cmp.Or(opsPort, cfg.Port); p != want {
+			t.Errorf("scrapes /metrics on port %d, but the relay serves it on %d", p, want)
+		}
+	}
 	want := map[string]string{"startup": "/readyz", "readiness": "/readyz", "liveness": "/healthz"}
 	for _, p := range s.probes {
 		if p.path != want[p.kind] {
 			t.Errorf("%s probe asks %s, want %s", p.kind, p.path, want[p.kind])
 		}
-		if p.port != cfg.Port {
-			t.Errorf("%s probe asks port %d, but the relay listens on PORT=%d", p.kind, p.port, cfg.Port)
+		if !servesHealth(p.port) {
+			t.Errorf("%s probe asks port %d, but the relay serves probes on PORT=%d (and RELAY_METRICS_ADDR=%q)", p.kind, p.port, cfg.Port, cfg.MetricsAddr)
 		}
 	}
 	if s.stopGrace != 0 {
@@ -194,7 +225,7 @@ func (c *container) site(t *testing.T) site {
 		}
 	}
 	for _, p := range c.Ports {
-		s.listen = append(s.listen, p.ContainerPort)
+		s.declared = append(s.declared, p.ContainerPort)
 	}
 	for _, kp := range []struct {
 		kind string
@@ -310,7 +341,9 @@ func TestCloudRun(t *testing.T) {
 	}
 	s := c.site(t)
 	if len(c.Ports) > 0 {
+		// Cloud Run routes to this port and puts it in PORT.
 		s.platformPort = c.Ports[0].ContainerPort
+		s.listen = []int{s.platformPort}
 	}
 	s.stopGrace = 10 * time.Second // Cloud Run's fixed SIGTERM-to-SIGKILL time
 	kinds := map[string]bool{}
@@ -343,6 +376,10 @@ func TestFly(t *testing.T) {
 				GracePeriod                     string `toml:"grace_period"`
 			}
 		} `toml:"http_service"`
+		Metrics *struct {
+			Port int
+			Path string
+		}
 	}
 	if _, err := toml.DecodeFile("fly.toml", &fly); err != nil {
 		t.Fatalf("fly.toml: %v", err)
@@ -368,6 +405,12 @@ func TestFly(t *testing.T) {
 		t.Error("Fly-Client-IP is not configured as the client address from trusted proxies")
 	}
 	s := site{env: fly.Env, listen: []int{hs.InternalPort}, stopGrace: grace}
+	if m := fly.Metrics; m != nil {
+		if m.Path != "/metrics" {
+			t.Errorf("[metrics] path %q, want /metrics", m.Path)
+		}
+		s.metrics = append(s.metrics, m.Port)
+	}
 	if len(hs.Checks) == 0 {
 		t.Error("no health checks")
 	}
@@ -661,10 +704,11 @@ func TestDockerfile(t *testing.T) {
 				if err != nil {
 					t.Errorf("EXPOSE %s: %v", p, err)
 				}
-				s.listen = append(s.listen, n)
+				s.declared = append(s.declared, n)
 			}
 		}
 	}
+	s.listen = s.declared // docker run -p maps to the exposed port
 	if _, ok := relayVars()["RELAY_PLUGIN_CACHE_DIR"]; ok && s.env["RELAY_PLUGIN_CACHE_DIR"] != "/cache" {
 		t.Error("the final stage does not set ENV RELAY_PLUGIN_CACHE_DIR=/cache: the relay would miss the precompiled plugin cache")
 	}
@@ -722,6 +766,7 @@ func TestCheckSiteCatches(t *testing.T) {
 		return site{
 			env:       map[string]string{"RELAY_SHUTDOWN_TIMEOUT": "8s"},
 			listen:    []int{7328},
+			declared:  []int{7328},
 			probes:    []probe{{"readiness", "/readyz", 7328}, {"liveness", "/healthz", 7328}},
 			stopGrace: 10 * time.Second,
 		}
@@ -731,6 +776,10 @@ func TestCheckSiteCatches(t *testing.T) {
 		"bad value":           func(s *site) { s.env["RELAY_SHUTDOWN_TIMEOUT"] = "soon" },
 		"bad proxy range":     func(s *site) { s.env["RELAY_TRUSTED_PROXIES"] = "10.0.0.0/33" },
 		"wrong port":          func(s *site) { s.listen = []int{8080} },
+		"stray port":          func(s *site) { s.declared = []int{7328, 9090} },
+		"PORT not declared":   func(s *site) { s.declared = []int{9090}; s.env["RELAY_METRICS_ADDR"] = ":9090" },
+		"metrics on PORT":     func(s *site) { s.env["RELAY_METRICS_ADDR"] = ":9090"; s.metrics = []int{7328} },
+		"metrics elsewhere":   func(s *site) { s.metrics = []int{9090} },
 		"PORT moves relay":    func(s *site) { s.env["PORT"] = "9000" },
 		"probe path":          func(s *site) { s.probes[0].path = "/healthz" },
 		"probe port":          func(s *site) { s.probes[1].port = 9090 },
@@ -755,6 +804,14 @@ func TestCheckSiteCatches(t *testing.T) {
 		})
 	}
 	t.Run("good", func(t *testing.T) { checkSite(t, good()) })
+	t.Run("good with an ops listener", func(t *testing.T) {
+		s := good()
+		s.env["RELAY_METRICS_ADDR"] = ":9090"
+		s.declared = []int{7328, 9090}
+		s.metrics = []int{9090}
+		s.probes[0].port = 9090
+		checkSite(t, s)
+	})
 }
 
 // checker is what checkSite needs of a *testing.T.
