@@ -24,4 +24,5 @@ for i in 1 2 3; do rb idle-k10000-$i -limit=false -k 10000 idle; done
 rb joinrate-k5000    -k 5000 -c 32 -repeat 3 joinrate
 rb hold-k19500       -limit=false -k 19500 -sources 2 -hold $hold -keepalive 20s hold
 go test -run '^$' -bench . -benchmem -count 3 ./relay/protocol ./relay/internal/hub ./relay/internal/token | tee "$out/micro.txt"
+"$out/relay-bench" summary "$out"/*.jsonl | tee "$out/summary.txt"
 echo "results in $out"

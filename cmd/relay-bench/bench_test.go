@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -214,5 +215,29 @@ func TestFractions(t *testing.T) {
 	fillFractions(rs)
 	if rs[0].LimitFraction != 0.75 {
 		t.Errorf("fraction %v, want 0.75 of the median limit", rs[0].LimitFraction)
+	}
+}
+
+func TestSummaryMedians(t *testing.T) {
+	dir := t.TempDir()
+	var lines []string
+	for _, v := range []float64{100, 300, 200} {
+		b, _ := json.Marshal(&result{Scenario: "fanout", Target: "relay", N: 10, DeliveriesPerS: v, LimitFraction: v / 400})
+		lines = append(lines, string(b))
+	}
+	failed, _ := json.Marshal(&result{Scenario: "fanout", Target: "relay", N: 10, DeliveriesPerS: 9999, Error: "boom"})
+	lines = append(lines, string(failed))
+	path := dir + "/r.jsonl"
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := summarize([]string{path}, &out); err != nil {
+		t.Fatal(err)
+	}
+	row := strings.Fields(strings.Split(out.String(), "\n")[1])
+	// scenario target n/k rate runs deliv/s of-limit ...
+	if row[0] != "fanout" || row[4] != "3" || row[5] != "200" || row[6] != "50%" {
+		t.Errorf("summary row %q: want 3 runs (the failed one left out), median 200, 50%% of limit", row)
 	}
 }

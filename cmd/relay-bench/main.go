@@ -7,6 +7,7 @@
 //
 //	relay-bench [flags] fanout|idle|joinrate|hold
 //	relay-bench limit-serve [-listen 127.0.0.1:0]
+//	relay-bench summary results.jsonl...   (medians per scenario and target)
 //
 // Every run is bounded in clients and time and stops by itself. Results go to
 // stdout as one JSON object per line and to stderr as a table. See
@@ -139,6 +140,13 @@ func main() { os.Exit(realMain()) }
 func realMain() int {
 	if len(os.Args) > 1 && os.Args[1] == "limit-serve" {
 		if err := limitServe(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "relay-bench:", err)
+			return 1
+		}
+		return 0
+	}
+	if len(os.Args) > 1 && os.Args[1] == "summary" {
+		if err := summarize(os.Args[2:], os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "relay-bench:", err)
 			return 1
 		}
