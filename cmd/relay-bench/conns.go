@@ -364,6 +364,7 @@ func runJoinrate(ctx context.Context, tgt target, o connOptions, res *result) er
 	res.fill(tgt, start, elapsed)
 	if cpu1, err := serverCPU(tgt.pid); err == nil {
 		res.ServerCPUPct = pct(cpu1-cpu0, elapsed)
+		res.ServerCPUPerOpUS = perOp(cpu1-cpu0, int64(o.K))
 	}
 	var h hist
 	for _, l := range lat {

@@ -206,6 +206,7 @@ publish:
 	res.fill(tgt, start, elapsed)
 	if cpu1, err := serverCPU(tgt.pid); err == nil && tgt.pid != 0 {
 		res.ServerCPUPct = pct(cpu1-cpu0, elapsed)
+		res.ServerCPUPerOpUS = perOp(cpu1-cpu0, seq*int64(o.N))
 	}
 	res.ClientCPUPct = pct(selfUsed, elapsed)
 	res.MachineCPUPct = mach.busyPct(runtime.NumCPU())
@@ -251,6 +252,14 @@ func serverCPU(pid int) (time.Duration, error) {
 		return 0, fmt.Errorf("no server pid")
 	}
 	return procCPU(pid)
+}
+
+// perOp is CPU time per operation in microseconds, two decimals.
+func perOp(d time.Duration, ops int64) float64 {
+	if ops <= 0 {
+		return 0
+	}
+	return float64(int64(float64(d.Nanoseconds())/float64(ops)/10)) / 100
 }
 
 func pct(d, over time.Duration) float64 {

@@ -76,6 +76,9 @@ type result struct {
 
 	ServerPID    int     `json:"server_pid,omitempty"`
 	ServerCPUPct float64 `json:"server_cpu_pct,omitempty"`
+	// ServerCPUPerOpUS is server CPU time per delivery (fanout) or per join
+	// (joinrate), in microseconds: steadier than rates on a shared machine.
+	ServerCPUPerOpUS float64 `json:"server_cpu_us_per_op,omitempty"`
 	ServerRSSKB  int64   `json:"server_rss_kb,omitempty"`
 	ServerHWMKB  int64   `json:"server_hwm_kb,omitempty"`
 	RSSGrowthKB  int64   `json:"server_rss_growth_kb,omitempty"`

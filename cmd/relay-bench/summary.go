@@ -48,7 +48,7 @@ func summarize(files []string, out io.Writer) error {
 		}
 	}
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "scenario\ttarget\tlabel\tn/k\trate\truns\tdeliv/s\tof limit\tjoins/s\tp50µs\tp99µs\tp99.9µs\tloss\tsrvCPU%\tgenCPU%\tallCPU%\tKB/conn\tsurvived\t")
+	fmt.Fprintln(w, "scenario\ttarget\tlabel\tn/k\trate\truns\tdeliv/s\tof limit\tjoins/s\tp50µs\tp99µs\tp99.9µs\tloss\tsrvCPU%\tsrv µs/op\tgenCPU%\tallCPU%\tKB/conn\tsurvived\t")
 	for _, k := range order {
 		rs := groups[k]
 		med := func(get func(*result) float64) float64 {
@@ -82,13 +82,13 @@ func summarize(files []string, out io.Writer) error {
 		if k.Scenario == "idle" || k.Scenario == "hold" {
 			surv = fmt.Sprintf("%.0f/%d", med(func(r *result) float64 { return float64(r.Survived) }), k.NK)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t\n",
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
 			k.Scenario, k.Target, k.Label, k.NK, f0(k.Rate), len(rs),
 			f0(med(func(r *result) float64 { return r.DeliveriesPerS })), fs,
 			f0(med(func(r *result) float64 { return r.JoinsPerS })),
 			lat(func(l *latency) float64 { return l.P50 }), lat(func(l *latency) float64 { return l.P99 }),
 			lat(func(l *latency) float64 { return l.P999 }), loss,
-			f1(med(func(r *result) float64 { return r.ServerCPUPct })), f1(med(func(r *result) float64 { return r.ClientCPUPct })),
+			f1(med(func(r *result) float64 { return r.ServerCPUPct })), f2(med(func(r *result) float64 { return r.ServerCPUPerOpUS })), f1(med(func(r *result) float64 { return r.ClientCPUPct })),
 			f1(med(func(r *result) float64 { return r.MachineCPUPct })), f2(med(func(r *result) float64 { return r.RSSPerConnKB })), surv)
 	}
 	return w.Flush()
