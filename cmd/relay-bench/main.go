@@ -79,11 +79,11 @@ type result struct {
 	// ServerCPUPerOpUS is server CPU time per delivery (fanout) or per join
 	// (joinrate), in microseconds: steadier than rates on a shared machine.
 	ServerCPUPerOpUS float64 `json:"server_cpu_us_per_op,omitempty"`
-	ServerRSSKB  int64   `json:"server_rss_kb,omitempty"`
-	ServerHWMKB  int64   `json:"server_hwm_kb,omitempty"`
-	RSSGrowthKB  int64   `json:"server_rss_growth_kb,omitempty"`
-	RSSPerConnKB float64 `json:"server_rss_per_conn_kb,omitempty"`
-	ClientCPUPct float64 `json:"client_cpu_pct,omitempty"`
+	ServerRSSKB      int64   `json:"server_rss_kb,omitempty"`
+	ServerHWMKB      int64   `json:"server_hwm_kb,omitempty"`
+	RSSGrowthKB      int64   `json:"server_rss_growth_kb,omitempty"`
+	RSSPerConnKB     float64 `json:"server_rss_per_conn_kb,omitempty"`
+	ClientCPUPct     float64 `json:"client_cpu_pct,omitempty"`
 	// MachineCPUPct is every CPU's busy time over the run, in percent of one
 	// core, softirq included: minus server and client, what others used.
 	MachineCPUPct float64 `json:"machine_cpu_pct,omitempty"`
