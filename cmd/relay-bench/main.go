@@ -33,6 +33,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -368,7 +369,8 @@ func spawnRelay(ctx context.Context, name, bin string, env []string, log io.Writ
 	cmd := exec.Command(bin)
 	cmd.Env = append(append(os.Environ(), "PORT="+port, "RELAY_HOST=127.0.0.1"), env...)
 	cmd.Stdout = io.Discard
-	cmd.Stderr = io.Discard
+	var errOut tailBuffer
+	cmd.Stderr = &errOut
 	if err := cmd.Start(); err != nil {
 		return server{}, fmt.Errorf("start %s: %w", bin, err)
 	}
@@ -395,12 +397,34 @@ func spawnRelay(ctx context.Context, name, bin string, env []string, log io.Writ
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			stop()
-			return server{}, fmt.Errorf("%s did not become ready on port %s", bin, port)
+			return server{}, fmt.Errorf("%s did not become ready on port %s; its stderr ends: %q", bin, port, errOut.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	fmt.Fprintf(log, "started %s (%s) pid %d on 127.0.0.1:%s\n", name, bin, cmd.Process.Pid, port)
 	return server{tgt: target{name: name, addr: "127.0.0.1:" + port, path: "/", pid: cmd.Process.Pid}, stop: stop}, nil
+}
+
+// tailBuffer keeps the last 2 KB written to it (a child's stderr).
+type tailBuffer struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if len(t.b) > 2048 {
+		t.b = append(t.b[:0], t.b[len(t.b)-2048:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.TrimSpace(string(t.b))
 }
 
 // startLimit runs the limit server as a child process (so its CPU and RSS
