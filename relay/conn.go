@@ -241,11 +241,7 @@ const slowCloseGrace = 250 * time.Millisecond
 // through corkConn.Write.
 func (c *client) writeBatch(batch []hub.Frame) error {
 	c.sock.cork()
-	c.sock.appendFrames(batch)
-	bytes := 0
-	for _, f := range batch {
-		bytes += len(f.Data)
-	}
+	bytes := c.sock.appendFrames(batch)
 	m := c.srv.metrics
 	m.FramesOut.Add(float64(len(batch)))
 	m.BytesOut.Add(float64(bytes))
@@ -402,17 +398,20 @@ func (c *corkConn) Write(p []byte) (int, error) {
 }
 
 // appendFrames appends batch as unmasked, final WebSocket data frames to
-// the corked buffer, unless endData was called.
-func (c *corkConn) appendFrames(batch []hub.Frame) {
+// the corked buffer, unless endData was called, and returns the payload
+// bytes it appended.
+func (c *corkConn) appendFrames(batch []hub.Frame) (bytes int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.dataEnded.Load() {
-		return
+		return 0
 	}
 	for _, f := range batch {
 		c.buf = appendFrameHeader(c.buf, f.Binary, len(f.Data))
 		c.buf = append(c.buf, f.Data...)
+		bytes += len(f.Data)
 	}
+	return bytes
 }
 
 // endData stops appendFrames for good. closeSocket calls it before the
