@@ -198,6 +198,7 @@ func runIdle(ctx context.Context, tgt target, o connOptions, res *result) error 
 	time.Sleep(settle / 2)
 	rss0, _, err0 := procMem(tgt.pid)
 	var ms0 runtime.MemStats
+	g0 := runtime.NumGoroutine()
 	if tgt.pid == 0 {
 		runtime.GC()
 		runtime.ReadMemStats(&ms0)
@@ -223,9 +224,9 @@ func runIdle(ctx context.Context, tgt target, o connOptions, res *result) error 
 		runtime.GC()
 		runtime.ReadMemStats(&ms1)
 		perConn := func(a, b uint64) string { return fmt.Sprintf("%.2f", (float64(b)-float64(a))/1024/float64(o.K)) }
-		res.note(fmt.Sprintf("in-process, server+generator KB/conn after GC: heap %s, stacks %s, goroutines %+d",
+		res.note(fmt.Sprintf("in-process, server+generator KB/conn after GC: heap %s, stacks %s; goroutines %+d",
 			perConn(ms0.HeapInuse, ms1.HeapInuse), perConn(ms0.StackInuse, ms1.StackInuse),
-			int(ms1.NumGC-ms1.NumGC)+runtime.NumGoroutine()))
+			runtime.NumGoroutine()-g0))
 	}
 	res.fill(tgt, start, elapsed)
 	if err0 == nil && err1 == nil && tgt.pid != 0 {
