@@ -207,14 +207,19 @@ func TestHistQuantiles(t *testing.T) {
 
 func TestFractions(t *testing.T) {
 	rs := []*result{
-		{Scenario: "fanout", Target: "relay", DeliveriesPerS: 900},
-		{Scenario: "fanout", Target: "limit", DeliveriesPerS: 1000},
-		{Scenario: "fanout", Target: "limit", DeliveriesPerS: 1400},
-		{Scenario: "fanout", Target: "limit", DeliveriesPerS: 1200},
+		{Scenario: "fanout", Target: "relay", N: 100, DeliveriesPerS: 900},
+		{Scenario: "fanout", Target: "relay+plugin", N: 100, DeliveriesPerS: 600},
+		{Scenario: "fanout", Target: "limit", N: 100, DeliveriesPerS: 1200},
+		{Scenario: "fanout", Target: "relay", N: 100, DeliveriesPerS: 500},
+		{Scenario: "fanout", Target: "limit", N: 100, DeliveriesPerS: 1000, Error: "failed"},
+		{Scenario: "fanout", Target: "relay", N: 100, DeliveriesPerS: 800},
+		{Scenario: "fanout", Target: "limit", N: 100, DeliveriesPerS: 1600},
 	}
 	fillFractions(rs)
-	if rs[0].LimitFraction != 0.75 {
-		t.Errorf("fraction %v, want 0.75 of the median limit", rs[0].LimitFraction)
+	for i, want := range []float64{0.75, 0.5, 0, 0, 0, 0.5, 0} {
+		if rs[i].LimitFraction != want {
+			t.Errorf("run %d (%s): fraction %v, want %v (its own round's limit run)", i, rs[i].Target, rs[i].LimitFraction, want)
+		}
 	}
 }
 
@@ -222,8 +227,9 @@ func TestSummaryMedians(t *testing.T) {
 	dir := t.TempDir()
 	var lines []string
 	for _, v := range []float64{100, 300, 200} {
-		b, _ := json.Marshal(&result{Scenario: "fanout", Target: "relay", N: 10, DeliveriesPerS: v, LimitFraction: v / 400})
-		lines = append(lines, string(b))
+		b, _ := json.Marshal(&result{Scenario: "fanout", Target: "relay", N: 10, DeliveriesPerS: v})
+		l, _ := json.Marshal(&result{Scenario: "fanout", Target: "limit", N: 10, DeliveriesPerS: 400})
+		lines = append(lines, string(b), string(l))
 	}
 	failed, _ := json.Marshal(&result{Scenario: "fanout", Target: "relay", N: 10, DeliveriesPerS: 9999, Error: "boom"})
 	lines = append(lines, string(failed))
@@ -236,7 +242,8 @@ func TestSummaryMedians(t *testing.T) {
 		t.Fatal(err)
 	}
 	row := strings.Fields(strings.Split(out.String(), "\n")[1])
-	// scenario target n/k rate runs deliv/s of-limit ...
+	// scenario target n/k rate runs deliv/s of-limit ...; fractions per
+	// round: 25%, 75%, 50%.
 	if row[0] != "fanout" || row[4] != "3" || row[5] != "200" || row[6] != "50%" {
 		t.Errorf("summary row %q: want 3 runs (the failed one left out), median 200, 50%% of limit", row)
 	}

@@ -589,21 +589,23 @@ func metric(r *result) float64 {
 }
 
 // fillFractions sets limit_fraction on every non-limit run: its figure of
-// merit over the median of the limit runs of the same invocation.
+// merit over that of the limit run of the same round (the next limit run of
+// the same scenario and size in rs, which lists runs in the order they
+// ran). Pairing neighbours, not medians, cancels most of the background
+// load, which drifts between rounds but hits both runs of one round alike.
 func fillFractions(rs []*result) {
-	var lim []float64
-	for _, r := range rs {
-		if r.Target == "limit" && r.Error == "" && metric(r) > 0 {
-			lim = append(lim, metric(r))
+	for i, r := range rs {
+		if r.Target == "limit" || metric(r) <= 0 {
+			continue
 		}
-	}
-	if len(lim) == 0 {
-		return
-	}
-	ref := median(lim)
-	for _, r := range rs {
-		if r.Target != "limit" && metric(r) > 0 {
-			r.LimitFraction = float64(int64(metric(r)/ref*1000)) / 1000
+		for _, l := range rs[i+1:] {
+			if l.Target != "limit" || l.Scenario != r.Scenario || l.N != r.N || l.K != r.K || l.Rate != r.Rate {
+				continue
+			}
+			if l.Error == "" && metric(l) > 0 {
+				r.LimitFraction = float64(int64(metric(r)/metric(l)*1000)) / 1000
+			}
+			break
 		}
 	}
 }

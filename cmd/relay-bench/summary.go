@@ -11,7 +11,8 @@ import (
 
 // summarize reads JSON lines written by earlier runs and prints, for every
 // (scenario, target, label, n/k, rate) group, the number of runs and the
-// median of each figure: the numbers BENCHMARKS.md quotes.
+// median of each figure: the numbers BENCHMARKS.md quotes. "of limit" is
+// the median of the per-round fractions (see fillFractions).
 func summarize(files []string, out io.Writer) error {
 	type key struct {
 		Scenario, Target, Label string
@@ -20,6 +21,7 @@ func summarize(files []string, out io.Writer) error {
 	}
 	groups := map[key][]*result{}
 	var order []key
+	var all []*result
 	for _, name := range files {
 		f, err := os.Open(name)
 		if err != nil {
@@ -33,19 +35,28 @@ func summarize(files []string, out io.Writer) error {
 				f.Close()
 				return fmt.Errorf("summary: %s: %w", name, err)
 			}
-			if r.Error != "" {
-				continue
-			}
-			k := key{r.Scenario, r.Target, r.Label, r.N + r.K, r.Rate}
-			if groups[k] == nil {
-				order = append(order, k)
-			}
-			groups[k] = append(groups[k], &r)
+			all = append(all, &r)
 		}
 		f.Close()
 		if err := sc.Err(); err != nil {
 			return fmt.Errorf("summary: %s: %w", name, err)
 		}
+	}
+	// Recompute the fractions round by round over everything read, so files
+	// from older versions of the tool are summarized the same way.
+	for _, r := range all {
+		r.LimitFraction = 0
+	}
+	fillFractions(all)
+	for _, r := range all {
+		if r.Error != "" {
+			continue
+		}
+		k := key{r.Scenario, r.Target, r.Label, r.N + r.K, r.Rate}
+		if groups[k] == nil {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], r)
 	}
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "scenario\ttarget\tlabel\tn/k\trate\truns\tdeliv/s\tof limit\tjoins/s\tp50µs\tp99µs\tp99.9µs\tloss\tsrvCPU%\tsrv µs/op\tgenCPU%\tallCPU%\tKB/conn\tsurvived\t")
