@@ -3,6 +3,7 @@ package relay
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"log/slog"
@@ -44,13 +45,13 @@ type client struct {
 	queue    []hub.Frame   // waiting to be written
 	queued   int           // bytes in queue
 	writing  bool          // a writeLoop goroutine is running
+	spare    []hub.Frame   // the write loop's emptied batch slice, kept between runs
 	drained  chan struct{} // closed by writeLoop when the queue empties (shutdown waits on it)
 	closing  atomic.Bool   // no more frames are accepted
 	reason   protocol.CloseReason
 	pingStop *time.Timer
 
 	// Protocol state, owned by the read loop.
-	req     protocol.Request
 	kind    int // the kind of request being handled, for metrics
 	chans   map[int64]*membership
 	nonAuth int // memberships without authority
@@ -178,8 +179,15 @@ func (c *client) writeLoop() {
 	var batch []hub.Frame
 	for {
 		c.mu.Lock()
+		if batch == nil {
+			// The queue and the batch trade slices; keeping the batch's
+			// across runs spares Send from regrowing the queue from
+			// nothing each time the writer restarts.
+			batch, c.spare = c.spare, nil
+		}
 		if len(c.queue) == 0 {
 			c.writing = false
+			c.spare = batch
 			if c.drained != nil {
 				close(c.drained)
 				c.drained = nil
@@ -208,31 +216,32 @@ func (c *client) writeLoop() {
 			return
 		}
 		clear(batch) // drop references to shared frames
-		if cap(batch) > 256 {
+		if cap(batch) > maxKeptBatch {
 			batch = nil // do not keep a burst's slice around
 		}
 	}
 }
+
+// maxKeptBatch is the largest batch slice (in frames, 32 bytes each) the
+// write loop keeps for reuse. Under fan-out load queues reach a few hundred
+// frames between writes; dropping those slices made Send regrow them from
+// nothing, which was a tenth of the relay's CPU in the profile.
+const maxKeptBatch = 1024
 
 var errWriteTimeout = errors.New("write timed out")
 
 // slowCloseGrace is how long a slow consumer's close frame may take.
 const slowCloseGrace = 250 * time.Millisecond
 
+// writeBatch frames the batch itself into the corked socket and uncorks:
+// one write system call. The WebSocket library's per-message Write (a
+// context-aware lock, a message writer reset, a flush into the cork) cost
+// more CPU than the system call it batches (BENCHMARKS.md, "Profile"), so
+// data frames bypass it; the library still writes its control frames
+// through corkConn.Write.
 func (c *client) writeBatch(batch []hub.Frame) error {
 	c.sock.cork()
-	bytes := 0
-	for _, f := range batch {
-		bytes += len(f.Data)
-		typ := websocket.MessageText
-		if f.Binary {
-			typ = websocket.MessageBinary
-		}
-		if err := c.ws.Write(context.Background(), typ, f.Data); err != nil {
-			c.sock.uncork(0)
-			return err
-		}
-	}
+	bytes := c.sock.appendFrames(batch)
 	m := c.srv.metrics
 	m.FramesOut.Add(float64(len(batch)))
 	m.BytesOut.Add(float64(bytes))
@@ -264,6 +273,7 @@ func (c *client) markClosing(reason protocol.CloseReason) bool {
 // closeSocket ends the connection: a close frame with reason's code, or at
 // once when the peer is gone or not answering.
 func (c *client) closeSocket(reason protocol.CloseReason) {
+	c.sock.endData()
 	switch reason {
 	case protocol.CloseClientGone, protocol.ClosePingTimeout:
 		c.ws.CloseNow()
@@ -324,6 +334,9 @@ func (c *client) keepalive() {
 	c.pingStop.Reset(interval)
 }
 
+// readBufferBytes is the size of each connection's read buffer.
+const readBufferBytes = 512
+
 // hijackWriter hands the WebSocket library a corkable socket, so the write
 // loop decides when bytes reach the kernel.
 type hijackWriter struct {
@@ -338,9 +351,18 @@ func (h hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	cc := &corkConn{Conn: nc}
 	*h.sock = cc
+	// The WebSocket library reads through this buffer for the life of the
+	// connection. net/http's is 4 KB; readBufferBytes still takes a couple
+	// of small messages per read system call and saves 3.5 KB per
+	// connection (larger payloads are read straight into the message).
+	// Keep net/http's when it already holds bytes the client sent early.
+	br := brw.Reader
+	if br.Buffered() == 0 {
+		br = bufio.NewReaderSize(cc, readBufferBytes)
+	}
 	// A small write buffer: corked writes are gathered in corkConn, and the
 	// only uncorked writes are control frames (at most 127 bytes).
-	return cc, bufio.NewReadWriter(brw.Reader, bufio.NewWriterSize(cc, 256)), nil
+	return cc, bufio.NewReadWriter(br, bufio.NewWriterSize(cc, 256)), nil
 }
 
 // corkConn gathers writes while corked and sends them in one system call
@@ -352,6 +374,8 @@ type corkConn struct {
 	corked bool
 	buf    []byte
 	cutAt  atomic.Int64 // unix nanoseconds after which writes fail; 0: none
+
+	dataEnded atomic.Bool // the close frame is on its way: no more data frames
 }
 
 // cut makes every write, including one blocked now, fail after d.
@@ -371,6 +395,48 @@ func (c *corkConn) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	return c.Conn.Write(p)
+}
+
+// appendFrames appends batch as unmasked, final WebSocket data frames to
+// the corked buffer, unless endData was called, and returns the payload
+// bytes it appended.
+func (c *corkConn) appendFrames(batch []hub.Frame) (bytes int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dataEnded.Load() {
+		return 0
+	}
+	for _, f := range batch {
+		c.buf = appendFrameHeader(c.buf, f.Binary, len(f.Data))
+		c.buf = append(c.buf, f.Data...)
+		bytes += len(f.Data)
+	}
+	return bytes
+}
+
+// endData stops appendFrames for good. closeSocket calls it before the
+// library writes the close frame: an appendFrames that has not seen the
+// flag holds mu, which the close frame's write needs, so no data frame can
+// follow the close frame. It does not take mu itself, so it never waits
+// behind a write blocked on a full socket.
+func (c *corkConn) endData() { c.dataEnded.Store(true) }
+
+// appendFrameHeader appends the header of an unmasked, final server frame
+// of n payload bytes (RFC 6455 section 5.2).
+func appendFrameHeader(b []byte, isBinary bool, n int) []byte {
+	op := byte(0x1) // text
+	if isBinary {
+		op = 0x2
+	}
+	b = append(b, 0x80|op)
+	switch {
+	case n < 126:
+		return append(b, byte(n))
+	case n <= 0xFFFF:
+		return append(b, 126, byte(n>>8), byte(n))
+	default:
+		return binary.BigEndian.AppendUint64(append(b, 127), uint64(n))
+	}
 }
 
 func (c *corkConn) cork() {

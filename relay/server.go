@@ -179,8 +179,15 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		ws.Close(websocket.StatusCode(protocol.CloseServerRestart.Status()), protocol.CloseServerRestart.Text())
 		return
 	}
-	defer s.conns.Done()
-	c.run()
+	// Serve the client on its own goroutine and let the handler return:
+	// net/http keeps the request, the response's buffers and its own 4 KB
+	// writer alive until the handler returns, and the handler goroutine's
+	// deep stack with them, which was most of an idle connection's memory
+	// (BENCHMARKS.md, "Memory per idle connection").
+	go func() {
+		defer s.conns.Done()
+		c.run()
+	}()
 }
 
 // register adds c unless the server is draining; the caller owes

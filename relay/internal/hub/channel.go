@@ -13,25 +13,78 @@ type Channel struct {
 	Protocol string // 1..64 bytes
 
 	mu      sync.RWMutex
-	members []*member // join order
-	dead    bool      // emptied and removed from the index
+	members []*member         // join order
+	byID    map[int64]*member // the same members, by client id
+	// seers are the members that matter to a guest (a member that is not
+	// an authority and has mode 0 or 1): those told about it (mode 2) and
+	// those it sees (authorities), in join order. Joins and leaves of
+	// guests, nearly all of them in a big channel, touch only these.
+	seers []*member
+	joins uint64 // members ever added, for member.seq
+	dead  bool   // emptied and removed from the index
 }
 
 type member struct {
 	r     Recipient
 	id    int64
+	seq   uint64 // join order within the channel
 	info  protocol.MemberInfo
 	token string
 }
 
-// findLocked returns the index of member id, or -1. ch.mu must be held.
-func (ch *Channel) findLocked(id int64) int {
-	for i, m := range ch.members {
-		if m.id == id {
-			return i
+// isSeer reports whether a member with info belongs in Channel.seers.
+func isSeer(info protocol.MemberInfo) bool {
+	return info.Auth || info.Mode == protocol.ModeSendToAny
+}
+
+// addLocked appends a new member. ch.mu must be held.
+func (ch *Channel) addLocked(m *member) {
+	if ch.byID == nil {
+		ch.byID = map[int64]*member{}
+	}
+	ch.joins++
+	m.seq = ch.joins
+	ch.members = append(ch.members, m)
+	ch.byID[m.id] = m
+	if isSeer(m.info) {
+		ch.seers = append(ch.seers, m)
+	}
+}
+
+// removeLocked removes member m. ch.mu must be held.
+func (ch *Channel) removeLocked(m *member) {
+	ch.members = without(ch.members, m)
+	if isSeer(m.info) {
+		ch.seers = without(ch.seers, m)
+	}
+	delete(ch.byID, m.id)
+}
+
+// setInfoLocked replaces m's info, keeping seers right. ch.mu must be held.
+func (ch *Channel) setInfoLocked(m *member, info protocol.MemberInfo) {
+	was := isSeer(m.info)
+	m.info = info
+	if isSeer(info) != was {
+		// A member re-joining with another mode: rare, rebuild.
+		ch.seers = ch.seers[:0]
+		for _, o := range ch.members {
+			if isSeer(o.info) {
+				ch.seers = append(ch.seers, o)
+			}
 		}
 	}
-	return -1
+}
+
+// without removes m from s, keeping the order.
+func without(s []*member, m *member) []*member {
+	for i, o := range s {
+		if o == m {
+			copy(s[i:], s[i+1:])
+			s[len(s)-1] = nil
+			return s[:len(s)-1]
+		}
+	}
+	return s
 }
 
 // canSee reports whether a member with mode viewerMode is told about a
@@ -39,4 +92,14 @@ func (ch *Channel) findLocked(id int64) int {
 // mode 2 (authorities included) see the others.
 func canSee(viewerMode int, subject protocol.MemberInfo) bool {
 	return subject.Auth || viewerMode == protocol.ModeSendToAny
+}
+
+// viewersLocked returns the members that may have to be told about a
+// member with info: everyone for an authority, else only the seers (canSee
+// still decides for each). ch.mu must be held.
+func (ch *Channel) viewersLocked(info protocol.MemberInfo) []*member {
+	if info.Auth {
+		return ch.members
+	}
+	return ch.seers
 }

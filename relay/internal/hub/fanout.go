@@ -25,8 +25,8 @@ func (h *Memory) Broadcast(ch *Channel, authOnly bool, f Frame) int {
 func (h *Memory) SendTo(ch *Channel, id int64, f Frame) bool {
 	ch.mu.RLock()
 	defer ch.mu.RUnlock()
-	if i := ch.findLocked(id); i >= 0 {
-		ch.members[i].r.Send(f)
+	if m := ch.byID[id]; m != nil {
+		m.r.Send(f)
 		return true
 	}
 	return false

@@ -55,30 +55,47 @@ func (h *Memory) findOrCreate(name, proto string) *Channel {
 func (h *Memory) joinLocked(ch *Channel, r Recipient, info protocol.MemberInfo, token string, binary bool) string {
 	id := r.ClientID()
 	replaced := ""
-	if i := ch.findLocked(id); i >= 0 {
-		m := ch.members[i]
-		if m.token != token {
-			replaced = m.token
+	self := ch.byID[id]
+	if self != nil {
+		if self.token != token {
+			replaced = self.token
 		}
-		m.info, m.token = info, token
+		self.token = token
+		ch.setInfoLocked(self, info)
 	} else {
-		ch.members = append(ch.members, &member{r: r, id: id, info: info, token: token})
+		self = &member{r: r, id: id, info: info, token: token}
+		ch.addLocked(self)
 	}
 
 	// The joiner sees everyone when it is an authority or may send to
-	// anyone; otherwise the authorities and itself.
-	seeAll := info.Auth || info.Mode == protocol.ModeSendToAny
-	visible := make([]protocol.Member, 0, len(ch.members))
-	for _, m := range ch.members {
-		if seeAll || m.info.Auth || m.id == id {
+	// anyone; otherwise the authorities and itself, in join order.
+	var visible []protocol.Member
+	if info.Auth || info.Mode == protocol.ModeSendToAny {
+		visible = make([]protocol.Member, 0, len(ch.members))
+		for _, m := range ch.members {
 			visible = append(visible, protocol.Member{ID: m.id, Info: m.info})
 		}
+	} else {
+		visible = make([]protocol.Member, 0, len(ch.seers)+1)
+		placed := false
+		for _, m := range ch.seers {
+			if !placed && m.seq > self.seq {
+				visible = append(visible, protocol.Member{ID: id, Info: info})
+				placed = true
+			}
+			if m.info.Auth {
+				visible = append(visible, protocol.Member{ID: m.id, Info: m.info})
+			}
+		}
+		if !placed {
+			visible = append(visible, protocol.Member{ID: id, Info: info})
+		}
 	}
-	self := protocol.AppendJoinedSelf(make([]byte, 0, 160+64*len(visible)), ch.ID, id, info, ch.Name, ch.Protocol, visible)
-	r.Send(Frame{Data: self, Binary: binary})
+	selfFrame := protocol.AppendJoinedSelf(make([]byte, 0, 160+64*len(visible)), ch.ID, id, info, ch.Name, ch.Protocol, visible)
+	r.Send(Frame{Data: selfFrame, Binary: binary})
 
 	note := Frame{Data: protocol.AppendJoined(make([]byte, 0, 128+len(info.Extra)), ch.ID, id, info), Binary: binary}
-	for _, m := range ch.members {
+	for _, m := range ch.viewersLocked(info) {
 		if m.id != id && canSee(m.info.Mode, info) {
 			m.r.Send(note)
 		}
@@ -90,19 +107,18 @@ func (h *Memory) joinLocked(ch *Channel, r Recipient, info protocol.MemberInfo, 
 func (h *Memory) Leave(r Recipient, ch *Channel, binary bool) (string, bool) {
 	id := r.ClientID()
 	ch.mu.Lock()
-	i := ch.findLocked(id)
-	if i < 0 {
+	m := ch.byID[id]
+	if m == nil {
 		ch.mu.Unlock()
 		return "", false
 	}
-	m := ch.members[i]
-	ch.members = append(ch.members[:i], ch.members[i+1:]...)
+	ch.removeLocked(m)
 	left := protocol.AppendLeft(nil, ch.ID, id)
 	r.Send(Frame{Data: left, Binary: binary})
 	// Other members get LEFT as text whatever the leaver's frame type, as
 	// the reference server does.
 	note := Frame{Data: left}
-	for _, o := range ch.members {
+	for _, o := range ch.viewersLocked(m.info) {
 		if canSee(o.info.Mode, m.info) {
 			o.r.Send(note)
 		}
@@ -110,7 +126,7 @@ func (h *Memory) Leave(r Recipient, ch *Channel, binary bool) (string, bool) {
 	empty := len(ch.members) == 0
 	if empty {
 		ch.dead = true
-		ch.members = nil
+		ch.members, ch.seers, ch.byID = nil, nil, nil
 	}
 	ch.mu.Unlock()
 
@@ -129,11 +145,10 @@ func (h *Memory) Leave(r Recipient, ch *Channel, binary bool) (string, bool) {
 func (h *Memory) SetExtra(ch *Channel, id int64, extra []byte, binary bool) bool {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
-	i := ch.findLocked(id)
-	if i < 0 {
+	target := ch.byID[id]
+	if target == nil {
 		return false
 	}
-	target := ch.members[i]
 	target.info.Extra = extra
 	f := Frame{Data: protocol.AppendSetExtra(make([]byte, 0, 96+len(extra)), ch.ID, id, extra), Binary: binary}
 	for _, m := range ch.members {
@@ -148,8 +163,8 @@ func (h *Memory) SetExtra(ch *Channel, id int64, extra []byte, binary bool) bool
 func (h *Memory) Member(ch *Channel, id int64) (protocol.MemberInfo, bool) {
 	ch.mu.RLock()
 	defer ch.mu.RUnlock()
-	if i := ch.findLocked(id); i >= 0 {
-		return ch.members[i].info, true
+	if m := ch.byID[id]; m != nil {
+		return m.info, true
 	}
 	return protocol.MemberInfo{}, false
 }
