@@ -1,0 +1,152 @@
+// Package plugintest builds plugins from source for tests: Go plugins with
+// the Go toolchain (GOOS=wasip1 GOARCH=wasm -buildmode=c-shared) and the
+// AssemblyScript example with its npm toolchain. Builds are cached by a hash
+// of their sources, so a test suite pays for each build once per change.
+package plugintest
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// RepoRoot returns the root of the relay repository (the directory holding
+// the go.mod of github.com/relay-project/relay), found from the working
+// directory upwards.
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil && bytes.HasPrefix(b, []byte("module github.com/relay-project/relay\n")) {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("plugintest: repository root not found")
+		}
+		dir = parent
+	}
+}
+
+// buildLocks serializes builds of the same output within one test binary.
+var buildLocks sync.Map
+
+// BuildGo builds the Go plugin package pkg (e.g. "./jwt-auth") of the module
+// in moduleDir (relative to the repository root) and returns the .wasm path.
+// The result is cached under the user cache directory, keyed by the sources
+// of the module, of plugin-sdk and the Go version.
+func BuildGo(t testing.TB, moduleDir, pkg string) string {
+	t.Helper()
+	root := RepoRoot(t)
+	mod := filepath.Join(root, moduleDir)
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n%s\n%s\n", runtime.Version(), moduleDir, pkg)
+	for _, dir := range []string{mod, filepath.Join(root, "plugin-sdk")} {
+		if err := hashTree(h, dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key := hex.EncodeToString(h.Sum(nil))[:24]
+	out := filepath.Join(cacheDir(t), strings.Trim(strings.ReplaceAll(pkg, "/", "_"), "._")+"-"+key+".wasm")
+	mu, _ := buildLocks.LoadOrStore(out, new(sync.Mutex))
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
+	if _, err := os.Stat(out); err == nil {
+		return out
+	}
+	tmp := fmt.Sprintf("%s.%d.tmp", out, os.Getpid())
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-o", tmp, pkg)
+	cmd.Dir = mod
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "GOWORK=off", "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("plugintest: building %s in %s: %v\n%s", pkg, moduleDir, err, b)
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func cacheDir(t testing.TB) string {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		base = os.TempDir()
+	}
+	dir := filepath.Join(base, "relay-test-plugins")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// hashTree hashes the names and contents of the Go, go.mod, TypeScript and
+// JSON files under dir, skipping node_modules.
+func hashTree(h interface{ Write([]byte) (int, error) }, dir string) error {
+	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if d.Name() == "node_modules" || d.Name() == "build" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		switch filepath.Ext(path) {
+		case ".go", ".mod", ".ts", ".json", ".sum":
+		default:
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, path)
+		fmt.Fprintf(h, "%s %d\n", rel, len(b))
+		_, err = h.Write(b)
+		return err
+	})
+}
+
+// Strict reports whether RELAY_TEST_STRICT=1, in which case a missing tool
+// fails a test instead of skipping it.
+func Strict() bool { return os.Getenv("RELAY_TEST_STRICT") == "1" }
+
+// SkipOrFail skips t naming the missing tool, or fails it in strict mode.
+func SkipOrFail(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if Strict() {
+		t.Fatalf(format+" (RELAY_TEST_STRICT=1)", args...)
+	}
+	t.Skipf(format, args...)
+}
+
+// CacheDir returns a compilation cache directory shared by the test
+// binaries of one user, so compiled plugins are reused across tests.
+func CacheDir(t testing.TB) string {
+	t.Helper()
+	dir := filepath.Join(cacheDir(t), "wazero")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// Guest builds one of the host's test guests (internal/plugin/testdata/guests).
+func Guest(t testing.TB, name string) string {
+	t.Helper()
+	return BuildGo(t, "internal/plugin/testdata/guests", "./"+name)
+}
