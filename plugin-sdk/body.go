@@ -14,7 +14,7 @@ import (
 // hook call that received it; copy what you keep.
 type Body struct {
 	raw   []byte
-	index []byte // u32 LE quadruples: key offset, key length, value offset, value length
+	index []byte // indexEntry bytes per field, see indexObject
 }
 
 var errNotObject = errors.New("sdk: body is not a JSON object")
@@ -32,30 +32,38 @@ func NewBody(raw []byte) (Body, error) {
 // Raw returns the body's JSON text.
 func (b Body) Raw() []byte { return b.raw }
 
-// Len returns the number of top-level fields (duplicates included).
-func (b Body) Len() int { return len(b.index) / 16 }
+// Len returns the number of top-level fields.
+func (b Body) Len() int { return len(b.index) / indexEntry }
 
-func (b Body) entry(i int) (key, val []byte) {
-	e := b.index[i*16:]
+func (b Body) entry(i int) (key, val []byte, flags uint32) {
+	e := b.index[i*indexEntry:]
 	ko := binary.LittleEndian.Uint32(e)
 	kl := binary.LittleEndian.Uint32(e[4:])
 	vo := binary.LittleEndian.Uint32(e[8:])
 	vl := binary.LittleEndian.Uint32(e[12:])
-	return b.raw[ko : ko+kl], b.raw[vo : vo+vl]
+	return b.raw[ko : ko+kl], b.raw[vo : vo+vl], binary.LittleEndian.Uint32(e[16:])
+}
+
+func (b Body) find(name string) (val []byte, flags uint32, ok bool) {
+	for e := 0; e+indexEntry <= len(b.index); e += indexEntry {
+		ko := binary.LittleEndian.Uint32(b.index[e:])
+		kl := binary.LittleEndian.Uint32(b.index[e+4:])
+		if int(kl) == len(name) && string(b.raw[ko:ko+kl]) == name {
+			vo := binary.LittleEndian.Uint32(b.index[e+8:])
+			vl := binary.LittleEndian.Uint32(b.index[e+12:])
+			return b.raw[vo : vo+vl], binary.LittleEndian.Uint32(b.index[e+16:]), true
+		}
+	}
+	return nil, 0, false
 }
 
 // Field returns the raw JSON value of the top-level field name. When a name
-// repeats, the last one wins, as in the relay. Names are compared with
-// their JSON text, so a name written with escapes only matches its escaped
-// form.
+// repeats in the message, the last one wins, as in the relay. Names are
+// compared with their JSON text, so a name written with escapes only
+// matches its escaped form.
 func (b Body) Field(name string) (Value, bool) {
-	for i := b.Len() - 1; i >= 0; i-- {
-		k, v := b.entry(i)
-		if string(k) == name {
-			return Value(v), true
-		}
-	}
-	return nil, false
+	v, _, ok := b.find(name)
+	return Value(v), ok
 }
 
 // Has reports whether the body has a top-level field name.
@@ -66,18 +74,21 @@ func (b Body) Has(name string) bool {
 
 // String returns the field name as a string when it is a JSON string.
 func (b Body) String(name string) (string, bool) {
-	v, ok := b.Field(name)
+	v, flags, ok := b.find(name)
 	if !ok {
 		return "", false
 	}
-	return v.String()
+	if flags&flagPlainString != 0 {
+		return string(v[1 : len(v)-1]), true
+	}
+	return Value(v).String()
 }
 
 // Each calls f for every top-level field in order until f returns false.
 // The key is the field name's JSON text without its quotes.
 func (b Body) Each(f func(key string, v Value) bool) {
 	for i := 0; i < b.Len(); i++ {
-		k, v := b.entry(i)
+		k, v, _ := b.entry(i)
 		if !f(string(k), Value(v)) {
 			return
 		}
@@ -304,7 +315,7 @@ func (e *BodyEditor) Bytes() []byte {
 		first = false
 	}
 	for i := 0; i < e.src.Len(); i++ {
-		k, v := e.src.entry(i)
+		k, v, _ := e.src.entry(i)
 		name := string(k)
 		if e.drop[name] || written[name] {
 			continue
@@ -338,10 +349,21 @@ func (e *BodyEditor) Bytes() []byte {
 	return append(out, '}')
 }
 
+// indexEntry is the size of one field's entry in a body index: five
+// little-endian u32 (key offset, key length, value offset, value length,
+// flags).
+const indexEntry = 20
+
+// flagPlainString marks a value that is a JSON string without escapes, so
+// its text is the bytes between the quotes.
+const flagPlainString = 1
+
 // indexObject scans the top level of the JSON object raw and appends its
-// field index to idx. It checks structure (strings, nesting, separators),
-// not the spelling of numbers and literals.
+// field index to idx. When a name repeats, only the last occurrence is
+// indexed. It checks structure (strings, nesting, separators), not the
+// spelling of numbers and literals.
 func indexObject(raw []byte, idx []byte) ([]byte, error) {
+	start := len(idx)
 	i := skipSpace(raw, 0)
 	if i >= len(raw) || raw[i] != '{' {
 		return nil, errNotObject
@@ -357,7 +379,7 @@ func indexObject(raw []byte, idx []byte) ([]byte, error) {
 		if i >= len(raw) || raw[i] != '"' {
 			return nil, errNotObject
 		}
-		kend, ok := skipString(raw, i)
+		kend, _, ok := skipString(raw, i)
 		if !ok {
 			return nil, errNotObject
 		}
@@ -367,14 +389,25 @@ func indexObject(raw []byte, idx []byte) ([]byte, error) {
 			return nil, errNotObject
 		}
 		i = skipSpace(raw, i+1)
-		vend, ok := skipValue(raw, i)
+		vend, flags, ok := skipValue(raw, i)
 		if !ok {
 			return nil, errNotObject
+		}
+		// Drop an earlier field of the same name.
+		key := raw[ko : ko+kl]
+		for e := start; e < len(idx); e += indexEntry {
+			eo := binary.LittleEndian.Uint32(idx[e:])
+			el := binary.LittleEndian.Uint32(idx[e+4:])
+			if string(raw[eo:eo+el]) == string(key) {
+				idx = append(idx[:e], idx[e+indexEntry:]...)
+				break
+			}
 		}
 		idx = binary.LittleEndian.AppendUint32(idx, uint32(ko))
 		idx = binary.LittleEndian.AppendUint32(idx, uint32(kl))
 		idx = binary.LittleEndian.AppendUint32(idx, uint32(i))
 		idx = binary.LittleEndian.AppendUint32(idx, uint32(vend-i))
+		idx = binary.LittleEndian.AppendUint32(idx, flags)
 		i = skipSpace(raw, vend)
 		if i >= len(raw) {
 			return nil, errNotObject
@@ -399,35 +432,42 @@ func skipSpace(b []byte, i int) int {
 	return i
 }
 
-// skipString returns the index after the string starting at b[i] == '"'.
-func skipString(b []byte, i int) (int, bool) {
+// skipString returns the index after the string starting at b[i] == '"'
+// and whether the string has escapes.
+func skipString(b []byte, i int) (end int, escaped bool, ok bool) {
 	for j := i + 1; j < len(b); j++ {
 		switch b[j] {
 		case '\\':
+			escaped = true
 			j++
 		case '"':
-			return j + 1, true
+			return j + 1, escaped, true
 		}
 	}
-	return 0, false
+	return 0, false, false
 }
 
-// skipValue returns the index after the JSON value starting at b[i].
-func skipValue(b []byte, i int) (int, bool) {
+// skipValue returns the index after the JSON value starting at b[i] and its
+// index flags.
+func skipValue(b []byte, i int) (int, uint32, bool) {
 	if i >= len(b) {
-		return 0, false
+		return 0, 0, false
 	}
 	switch b[i] {
 	case '"':
-		return skipString(b, i)
+		end, escaped, ok := skipString(b, i)
+		if !escaped {
+			return end, flagPlainString, ok
+		}
+		return end, 0, ok
 	case '{', '[':
 		depth := 0
 		for j := i; j < len(b); j++ {
 			switch b[j] {
 			case '"':
-				end, ok := skipString(b, j)
+				end, _, ok := skipString(b, j)
 				if !ok {
-					return 0, false
+					return 0, 0, false
 				}
 				j = end - 1
 			case '{', '[':
@@ -435,11 +475,11 @@ func skipValue(b []byte, i int) (int, bool) {
 			case '}', ']':
 				depth--
 				if depth == 0 {
-					return j + 1, true
+					return j + 1, 0, true
 				}
 			}
 		}
-		return 0, false
+		return 0, 0, false
 	}
 	j := i
 	for j < len(b) {
@@ -450,7 +490,7 @@ func skipValue(b []byte, i int) (int, bool) {
 		j++
 	}
 	if j == i {
-		return 0, false
+		return 0, 0, false
 	}
-	return j, true
+	return j, 0, true
 }

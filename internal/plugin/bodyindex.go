@@ -5,12 +5,27 @@ import (
 	"errors"
 )
 
+// This file is a copy of the indexer in plugin-sdk/body.go (the SDK indexes
+// bodies for NewBody, the host for every filter-message call); the format is
+// part of the ABI.
+
 var errNotObject = errors.New("body is not a JSON object")
 
+// indexEntry is the size of one field's entry in a body index: five
+// little-endian u32 (key offset, key length, value offset, value length,
+// flags).
+const indexEntry = 20
+
+// flagPlainString marks a value that is a JSON string without escapes, so
+// its text is the bytes between the quotes.
+const flagPlainString = 1
+
 // indexObject scans the top level of the JSON object raw and appends its
-// field index to idx. It checks structure (strings, nesting, separators),
-// not the spelling of numbers and literals.
+// field index to idx. When a name repeats, only the last occurrence is
+// indexed. It checks structure (strings, nesting, separators), not the
+// spelling of numbers and literals.
 func indexObject(raw []byte, idx []byte) ([]byte, error) {
+	start := len(idx)
 	i := skipSpace(raw, 0)
 	if i >= len(raw) || raw[i] != '{' {
 		return nil, errNotObject
@@ -26,7 +41,7 @@ func indexObject(raw []byte, idx []byte) ([]byte, error) {
 		if i >= len(raw) || raw[i] != '"' {
 			return nil, errNotObject
 		}
-		kend, ok := skipString(raw, i)
+		kend, _, ok := skipString(raw, i)
 		if !ok {
 			return nil, errNotObject
 		}
@@ -36,14 +51,25 @@ func indexObject(raw []byte, idx []byte) ([]byte, error) {
 			return nil, errNotObject
 		}
 		i = skipSpace(raw, i+1)
-		vend, ok := skipValue(raw, i)
+		vend, flags, ok := skipValue(raw, i)
 		if !ok {
 			return nil, errNotObject
+		}
+		// Drop an earlier field of the same name.
+		key := raw[ko : ko+kl]
+		for e := start; e < len(idx); e += indexEntry {
+			eo := binary.LittleEndian.Uint32(idx[e:])
+			el := binary.LittleEndian.Uint32(idx[e+4:])
+			if string(raw[eo:eo+el]) == string(key) {
+				idx = append(idx[:e], idx[e+indexEntry:]...)
+				break
+			}
 		}
 		idx = binary.LittleEndian.AppendUint32(idx, uint32(ko))
 		idx = binary.LittleEndian.AppendUint32(idx, uint32(kl))
 		idx = binary.LittleEndian.AppendUint32(idx, uint32(i))
 		idx = binary.LittleEndian.AppendUint32(idx, uint32(vend-i))
+		idx = binary.LittleEndian.AppendUint32(idx, flags)
 		i = skipSpace(raw, vend)
 		if i >= len(raw) {
 			return nil, errNotObject
@@ -68,35 +94,42 @@ func skipSpace(b []byte, i int) int {
 	return i
 }
 
-// skipString returns the index after the string starting at b[i] == '"'.
-func skipString(b []byte, i int) (int, bool) {
+// skipString returns the index after the string starting at b[i] == '"'
+// and whether the string has escapes.
+func skipString(b []byte, i int) (end int, escaped bool, ok bool) {
 	for j := i + 1; j < len(b); j++ {
 		switch b[j] {
 		case '\\':
+			escaped = true
 			j++
 		case '"':
-			return j + 1, true
+			return j + 1, escaped, true
 		}
 	}
-	return 0, false
+	return 0, false, false
 }
 
-// skipValue returns the index after the JSON value starting at b[i].
-func skipValue(b []byte, i int) (int, bool) {
+// skipValue returns the index after the JSON value starting at b[i] and its
+// index flags.
+func skipValue(b []byte, i int) (int, uint32, bool) {
 	if i >= len(b) {
-		return 0, false
+		return 0, 0, false
 	}
 	switch b[i] {
 	case '"':
-		return skipString(b, i)
+		end, escaped, ok := skipString(b, i)
+		if !escaped {
+			return end, flagPlainString, ok
+		}
+		return end, 0, ok
 	case '{', '[':
 		depth := 0
 		for j := i; j < len(b); j++ {
 			switch b[j] {
 			case '"':
-				end, ok := skipString(b, j)
+				end, _, ok := skipString(b, j)
 				if !ok {
-					return 0, false
+					return 0, 0, false
 				}
 				j = end - 1
 			case '{', '[':
@@ -104,11 +137,11 @@ func skipValue(b []byte, i int) (int, bool) {
 			case '}', ']':
 				depth--
 				if depth == 0 {
-					return j + 1, true
+					return j + 1, 0, true
 				}
 			}
 		}
-		return 0, false
+		return 0, 0, false
 	}
 	j := i
 	for j < len(b) {
@@ -119,7 +152,7 @@ func skipValue(b []byte, i int) (int, bool) {
 		j++
 	}
 	if j == i {
-		return 0, false
+		return 0, 0, false
 	}
-	return j, true
+	return j, 0, true
 }
