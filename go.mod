@@ -3,8 +3,9 @@ module github.com/relay-project/relay
 go 1.26.0
 
 require (
-	github.com/caarlos0/env/v11 v11.4.2 // indirect
-	github.com/coder/websocket v1.8.15 // indirect
-	github.com/tetratelabs/wazero v1.12.0 // indirect
-	golang.org/x/sys v0.44.0 // indirect
+	github.com/caarlos0/env/v11 v11.4.2
+	github.com/coder/websocket v1.8.15
+	github.com/tetratelabs/wazero v1.12.0
 )
+
+require golang.org/x/sys v0.44.0 // indirect

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/relay-project/relay/internal/plugin"
-	"github.com/relay-project/relay/internal/plugin/plugintest"
+	"github.com/relay-project/relay/relay/internal/plugin"
+	"github.com/relay-project/relay/relay/internal/plugin/plugintest"
 )
 
 // logBuffer collects log output for assertions.

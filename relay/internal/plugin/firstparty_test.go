@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/relay-project/relay/internal/plugin"
-	"github.com/relay-project/relay/internal/plugin/plugintest"
+	"github.com/relay-project/relay/relay/internal/plugin"
+	"github.com/relay-project/relay/relay/internal/plugin/plugintest"
 )
 
 // firstParty returns the specs of the three first-party plugins, built from

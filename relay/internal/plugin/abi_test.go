@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/relay-project/relay/internal/plugin/plugintest"
+	"github.com/relay-project/relay/relay/internal/plugin/plugintest"
 )
 
 // TestABIConstantsMatchSDK checks that every ABI constant has the same name

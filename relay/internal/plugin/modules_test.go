@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/relay-project/relay/internal/plugin/plugintest"
+	"github.com/relay-project/relay/relay/internal/plugin/plugintest"
 )
 
 // TestSubmodules vets and tests the plugin-sdk and plugins modules, which

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/relay-project/relay/internal/plugin"
-	"github.com/relay-project/relay/internal/plugin/plugintest"
+	"github.com/relay-project/relay/relay/internal/plugin"
+	"github.com/relay-project/relay/relay/internal/plugin/plugintest"
 )
 
 // BenchmarkFilterMessage measures one filter-message call into a Go SDK

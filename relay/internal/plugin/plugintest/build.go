@@ -145,8 +145,8 @@ func CacheDir(t testing.TB) string {
 	return dir
 }
 
-// Guest builds one of the host's test guests (internal/plugin/testdata/guests).
+// Guest builds one of the host's test guests (relay/internal/plugin/testdata/guests).
 func Guest(t testing.TB, name string) string {
 	t.Helper()
-	return BuildGo(t, "internal/plugin/testdata/guests", "./"+name)
+	return BuildGo(t, "relay/internal/plugin/testdata/guests", "./"+name)
 }
