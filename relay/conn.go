@@ -53,6 +53,10 @@ type client struct {
 	req     protocol.Request
 	chans   map[int64]*membership
 	nonAuth int // memberships without authority
+
+	// Plugin scratch (plugins.go), owned by the read loop.
+	body      []byte           // the message body handed to filter-message
+	rewritten protocol.Request // a message rewritten by filter-message
 }
 
 var _ hub.Recipient = (*client)(nil)

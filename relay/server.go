@@ -15,6 +15,7 @@ import (
 
 	"github.com/relay-project/relay/relay/internal/auth"
 	"github.com/relay-project/relay/relay/internal/hub"
+	"github.com/relay-project/relay/relay/internal/plugin"
 	"github.com/relay-project/relay/relay/internal/token"
 	"github.com/relay-project/relay/relay/protocol"
 )
@@ -30,6 +31,7 @@ type Server struct {
 	auths   *auth.Authorities
 	addrs   *auth.ClientAddr
 	origins *auth.Origins
+	plugins *plugin.Host // nil without plugins
 	mux     *http.ServeMux
 
 	lastClientID atomic.Int64
@@ -71,6 +73,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.hub = hub.NewMemory()
 	s.tokens = token.NewMemory(&token.MemoryOptions{Rejoin: cfg.TokenRejoin, Now: cfg.Now})
+	if s.plugins, err = loadPlugins(cfg, s.log); err != nil {
+		return nil, err
+	}
 
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("GET /healthz", s.serveHealth)
@@ -216,6 +221,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.conns.Wait()
 		close(done)
 	}()
+	defer s.plugins.Close(context.Background())
 	select {
 	case <-done:
 		return nil

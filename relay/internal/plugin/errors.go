@@ -6,13 +6,14 @@ import (
 )
 
 // Error codes the relay sends to a client when a plugin refuses or fails.
-// They are stable API, listed in plugin-sdk/README.md.
+// They are stable API, listed in plugin-sdk/README.md and mirrored in
+// relay/protocol's code table (a relay test checks they agree).
 const (
 	// CodeDenied is sent when a plugin denies without naming its own code.
 	CodeDenied = "plugin_denied"
 	// CodeFailed is sent when a plugin traps, panics, runs out of memory or
 	// returns an error, and the hook's failure policy is closed.
-	CodeFailed = "plugin_failed"
+	CodeFailed = "plugin_error"
 	// CodeTimeout is sent when a plugin call overran its deadline and the
 	// hook's failure policy is closed.
 	CodeTimeout = "plugin_timeout"
