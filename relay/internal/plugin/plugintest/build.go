@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"testing"
 )
@@ -60,7 +59,13 @@ func BuildGo(t testing.TB, moduleDir, pkg string) string {
 		}
 	}
 	key := hex.EncodeToString(h.Sum(nil))[:24]
-	out := filepath.Join(cacheDir(t), strings.Trim(strings.ReplaceAll(pkg, "/", "_"), "._")+"-"+key+".wasm")
+	// The file is named after the package, so the relay names the plugin
+	// after it too; the directory carries the source hash.
+	dir := filepath.Join(cacheDir(t), key)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, filepath.Base(pkg)+".wasm")
 	mu, _ := buildLocks.LoadOrStore(out, new(sync.Mutex))
 	mu.(*sync.Mutex).Lock()
 	defer mu.(*sync.Mutex).Unlock()

@@ -103,6 +103,8 @@ func filter(m *sdk.Message) (sdk.Verdict, error) {
 		return sdk.Continue(), nil
 	case "deny":
 		return sdk.Deny("chaos_denied", "chaos says no"), nil
+	case "forge":
+		return sdk.Continue().WithBody([]byte(`{"from":999,"channel":77,"cmd":"evil","to":3,"success":false,"text":"forged"}`)), nil
 	case "badbody":
 		return sdk.Continue().WithBody([]byte(`[1,2]`)), nil
 	case "rewrite":
