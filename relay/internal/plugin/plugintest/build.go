@@ -155,3 +155,42 @@ func Guest(t testing.TB, name string) string {
 	t.Helper()
 	return BuildGo(t, "relay/internal/plugin/testdata/guests", "./"+name)
 }
+
+// BuildAssemblyScript builds the AssemblyScript example plugin
+// (plugin-sdk/examples/assemblyscript) with its npm toolchain and returns
+// the .wasm path. Without node or the installed npm package (npm ci in that
+// folder) it skips the test, or fails it when RELAY_TEST_STRICT=1.
+func BuildAssemblyScript(t testing.TB) string {
+	t.Helper()
+	dir := filepath.Join(RepoRoot(t), "plugin-sdk", "examples", "assemblyscript")
+	if _, err := exec.LookPath("node"); err != nil {
+		SkipOrFail(t, "node is not installed; the AssemblyScript example needs it")
+	}
+	asc := filepath.Join(dir, "node_modules", "assemblyscript", "bin", "asc.js")
+	if _, err := os.Stat(asc); err != nil {
+		SkipOrFail(t, "npm package assemblyscript is not installed: run npm ci in %s", dir)
+	}
+	h := sha256.New()
+	if err := hashTree(h, filepath.Join(dir, "assembly")); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "package.json"))
+	h.Write(b)
+	out := filepath.Join(cacheDir(t), hex.EncodeToString(h.Sum(nil))[:24], "no-shouting.wasm")
+	if _, err := os.Stat(out); err == nil {
+		return out
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tmp := fmt.Sprintf("%s.%d.tmp", out, os.Getpid())
+	cmd := exec.Command("node", asc, "assembly/index.ts", "-o", tmp, "-O3", "--runtime", "stub", "--noAssert", "--use", "abort=")
+	cmd.Dir = dir
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("plugintest: asc: %v\n%s", err, b)
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
