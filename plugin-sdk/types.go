@@ -56,7 +56,8 @@ type Message struct {
 	To int64
 	// Cmd is the application command.
 	Cmd string
-	// Body is every other field of the request (without cmd, channel, to).
+	// Body is every other field of the request (without the relay's own:
+	// cmd, channel, to, success, from).
 	Body Body
 	Now  time.Time
 }
