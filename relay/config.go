@@ -221,10 +221,11 @@ func (c *Config) Validate() error {
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		bad("RELAY_LOG_FORMAT", "json or text", c.LogFormat)
 	}
-	if c.PluginTimeout <= 0 {
+	// Zero plugin settings mean their defaults (for Configs built by hand).
+	if c.PluginTimeout < 0 {
 		bad("RELAY_PLUGIN_TIMEOUT", "a positive duration such as 100ms", c.PluginTimeout)
 	}
-	if c.PluginMemoryMB < 1 || c.PluginMemoryMB > 4096 {
+	if c.PluginMemoryMB < 0 || c.PluginMemoryMB > 4096 {
 		bad("RELAY_PLUGIN_MEMORY_MB", "1..4096", c.PluginMemoryMB)
 	}
 	if c.PluginInstances < 0 {

@@ -11,10 +11,15 @@ import (
 
 // Defaults for zero Config fields.
 const (
-	DefaultTimeout       = 100 * time.Millisecond
+	// DefaultTimeout bounds one hook call.
+	DefaultTimeout = 100 * time.Millisecond
+	// DefaultMemoryLimitMB caps one instance's linear memory.
 	DefaultMemoryLimitMB = 32
-	DefaultInitTimeout   = 10 * time.Second
-	DefaultLogLines      = 20 // per second and plugin, with a burst of 5 seconds' worth
+	// DefaultInitTimeout bounds instantiating and configuring an instance.
+	DefaultInitTimeout = 10 * time.Second
+	// DefaultLogLines is the log lines per second and plugin, with a burst
+	// of 5 seconds' worth.
+	DefaultLogLines = 20
 )
 
 // CacheDirOff as Config.CacheDir disables the on-disk compilation cache.

@@ -167,3 +167,25 @@ func BenchmarkStartCold(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// BenchmarkJWTAuthorizeJoin measures jwt-auth verifying an HS256 and an
+// EdDSA token in the sandbox.
+func BenchmarkJWTAuthorizeJoin(b *testing.B) {
+	edPub, edPriv, _ := ed25519.GenerateKey(rand.Reader)
+	h, _ := load(b, plugin.Config{Plugins: firstParty(b, edPub)[:1]})
+	claims := map[string]any{"aud": "relay", "exp": time.Now().Add(time.Hour).Unix(),
+		"relay": map[string]any{"channels": []string{"room"}, "protocols": []string{"chat"}}}
+	for _, tc := range []struct{ name, token string }{
+		{"HS256", JWT("HS256", claims, hs256)},
+		{"EdDSA", JWT("EdDSA", claims, func(in []byte) []byte { return ed25519.Sign(edPriv, in) })},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			req := &plugin.JoinRequest{Token: tc.token, Channel: "room", Protocol: "chat"}
+			for range b.N {
+				if out := h.AuthorizeJoin(context.Background(), req); !out.Allowed {
+					b.Fatalf("%+v", out)
+				}
+			}
+		})
+	}
+}
