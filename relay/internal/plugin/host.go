@@ -54,8 +54,7 @@ func Load(ctx context.Context, cfg Config, logger *slog.Logger) (*Host, error) {
 		return h, nil
 	}
 
-	rc := wazero.NewRuntimeConfig().
-		WithCloseOnContextDone(true).
+	rc := runtimeConfig().
 		WithMemoryLimitPages(uint32(cfg.MemoryLimitMB) * 16).
 		WithMemoryCapacityFromMax(true)
 	if cfg.CacheDir != CacheDirOff {
@@ -340,4 +339,31 @@ func checkMode(m int64, what string) error {
 		return fmt.Errorf("%w: %s %d outside 0..2", ErrBadOutput, what, m)
 	}
 	return nil
+}
+
+// Precompile compiles the module at path into the compilation cache in
+// cacheDir, with the settings Load uses, so that a later Load finds it
+// compiled (for example when building a container image).
+func Precompile(ctx context.Context, path, cacheDir string) error {
+	bin, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("plugin precompile: %w", err)
+	}
+	cache, err := wazero.NewCompilationCacheWithDir(cacheDir)
+	if err != nil {
+		return fmt.Errorf("plugin precompile: cache %s: %w", cacheDir, err)
+	}
+	defer cache.Close(ctx)
+	rt := wazero.NewRuntimeWithConfig(ctx, runtimeConfig().WithCompilationCache(cache))
+	defer rt.Close(ctx)
+	if _, err := rt.CompileModule(ctx, bin); err != nil {
+		return fmt.Errorf("plugin precompile %s: %w", path, err)
+	}
+	return nil
+}
+
+// runtimeConfig is the part of the runtime configuration that decides the
+// compiled code (and so the compilation cache key).
+func runtimeConfig() wazero.RuntimeConfig {
+	return wazero.NewRuntimeConfig().WithCloseOnContextDone(true)
 }

@@ -136,26 +136,21 @@ func TestMisbehavingPlugins(t *testing.T) {
 		MemoryLimitMB: 64,
 		Instances:     2,
 	})
-	g, glogs := load(t, plugin.Config{Plugins: []plugin.Spec{{Name: "garbage", Path: plugintest.Guest(t, "garbage")}}})
 
 	tests := []struct {
 		name string
-		host *plugin.Host
 		cmd  string
 		code string
 	}{
-		{"infinite loop hits the deadline", h, "loop", plugin.CodeTimeout},
-		{"sleeping past the deadline", h, "sleep", plugin.CodeTimeout},
-		{"panic", h, "panic", plugin.CodeFailed},
-		{"memory bomb", h, "oom", plugin.CodeFailed},
-		{"reading a host file", h, "readfile", plugin.CodeFailed},
-		{"opening a socket", h, "socket", plugin.CodeFailed},
-		{"plugin error", h, "error", plugin.CodeFailed},
-		{"invalid errorcode", h, "badcode", plugin.CodeBadOutput},
-		{"body that is not an object", h, "badbody", plugin.CodeBadOutput},
-		{"unknown verdict", g, "v", plugin.CodeBadOutput},
-		{"output outside memory", g, "o", plugin.CodeBadOutput},
-		{"truncated output record", g, "t", plugin.CodeBadOutput},
+		{"infinite loop hits the deadline", "loop", plugin.CodeTimeout},
+		{"sleeping past the deadline", "sleep", plugin.CodeTimeout},
+		{"panic", "panic", plugin.CodeFailed},
+		{"memory bomb", "oom", plugin.CodeFailed},
+		{"reading a host file", "readfile", plugin.CodeFailed},
+		{"opening a socket", "socket", plugin.CodeFailed},
+		{"plugin error", "error", plugin.CodeFailed},
+		{"invalid errorcode", "badcode", plugin.CodeBadOutput},
+		{"body that is not an object", "badbody", plugin.CodeBadOutput},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -164,30 +159,21 @@ func TestMisbehavingPlugins(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				out := tt.host.FilterMessage(context.Background(), msg(tt.cmd, `{"text":"x"}`))
+				out := h.FilterMessage(context.Background(), msg(tt.cmd, `{"text":"x"}`))
 				if out.Action != plugin.Reject || out.ErrorCode != tt.code {
 					t.Errorf("got %v %q (%s), want reject %q", out.Action, out.ErrorCode, out.Error, tt.code)
 				}
 			}()
-			if tt.host == h {
-				out := h.FilterMessage(context.Background(), msg("rewrite", `{"text":"ok"}`))
-				if string(out.Body) != `{"text":"OK"}` {
-					t.Errorf("concurrent good call: %+v", out)
-				}
+			out := h.FilterMessage(context.Background(), msg("rewrite", `{"text":"ok"}`))
+			if string(out.Body) != `{"text":"OK"}` {
+				t.Errorf("concurrent good call: %+v", out)
 			}
 			wg.Wait()
 			// The next calls work (the broken instance was replaced).
 			for range 3 {
-				if tt.host == h {
-					out := h.FilterMessage(context.Background(), msg("rewrite", `{"text":"ok"}`))
-					if string(out.Body) != `{"text":"OK"}` {
-						t.Fatalf("call after failure: %+v", out)
-					}
-				} else {
-					out := g.FilterMessage(context.Background(), msg("pass", `{}`))
-					if out.Action != plugin.Deliver {
-						t.Fatalf("call after failure: %+v", out)
-					}
+				out := h.FilterMessage(context.Background(), msg("rewrite", `{"text":"ok"}`))
+				if string(out.Body) != `{"text":"OK"}` {
+					t.Fatalf("call after failure: %+v", out)
 				}
 			}
 		})
@@ -203,8 +189,39 @@ func TestMisbehavingPlugins(t *testing.T) {
 			t.Errorf("log lacks %q:\n%s", want, l)
 		}
 	}
-	if !strings.Contains(glogs.String(), "plugin=garbage") {
-		t.Errorf("garbage log: %s", glogs.String())
+}
+
+// garbage is a hand-assembled plugin whose every hook answers something the
+// ABI forbids: an unknown verdict (filter-message), an output outside memory
+// (authorize-join), a truncated output record (on-token-create).
+func garbage(t testing.TB) plugin.Spec {
+	return plugin.Spec{Name: "garbage", Path: plugintest.RawModule(t, "garbage", []plugintest.RawFunc{
+		{Name: "relay_abi_version", Result: 0x7f, Returns: 1},
+		{Name: "relay_buffer", Params: 1, Result: 0x7f, Returns: 65536},
+		{Name: "relay_filter_message", Params: 1, Result: 0x7e, Returns: 77 << 56},
+		{Name: "relay_authorize_join", Params: 1, Result: 0x7e, Returns: 100<<32 | 0xFFFFFF00},
+		{Name: "relay_on_token_create", Params: 1, Result: 0x7e, Returns: 7<<32 | 2048},
+	}, map[uint32][]byte{2048: {34, 0, 100, 0, 0, 0, '{'}})}
+}
+
+func TestGarbageOutputIsABadOutput(t *testing.T) {
+	h, logs := load(t, plugin.Config{Plugins: []plugin.Spec{garbage(t)}})
+	ctx := context.Background()
+	for range 2 { // the second round runs on fresh instances
+		if out := h.FilterMessage(ctx, msg("x", `{}`)); out.ErrorCode != plugin.CodeBadOutput {
+			t.Fatalf("unknown verdict: %+v", out)
+		}
+		if out := h.AuthorizeJoin(ctx, &plugin.JoinRequest{Channel: "c", Protocol: "p", Builtin: plugin.JoinOutcome{Allowed: true}}); out.Allowed || out.ErrorCode != plugin.CodeBadOutput {
+			t.Fatalf("output outside memory: %+v", out)
+		}
+		if out := h.OnTokenCreate(ctx, &plugin.TokenRequest{Channel: "c", Protocol: "p", Builtin: plugin.TokenOutcome{Allowed: true}}); out.Allowed || out.ErrorCode != plugin.CodeBadOutput {
+			t.Fatalf("truncated record: %+v", out)
+		}
+	}
+	for _, want := range []string{"unknown verdict 77", "outside memory", "malformed output record", "plugin=garbage"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q", want)
+		}
 	}
 }
 
@@ -308,7 +325,13 @@ func TestLoadFailuresStopStartUp(t *testing.T) {
 	}{
 		{"missing file", plugin.Config{Plugins: []plugin.Spec{{Path: filepath.Join(dir, "nope.wasm")}}}, "plugin nope: open"},
 		{"not a wasm module", plugin.Config{Plugins: []plugin.Spec{{Path: junk}}}, "plugin junk (" + junk + "): cannot compile"},
-		{"wrong ABI version", plugin.Config{Plugins: []plugin.Spec{{Name: "badabi", Path: plugintest.Guest(t, "badabi")}}}, "built for plugin ABI version 2, this relay supports version 1"},
+		{"wrong ABI version", plugin.Config{Plugins: []plugin.Spec{{Name: "badabi", Path: plugintest.RawModule(t, "badabi", []plugintest.RawFunc{
+			{Name: "relay_abi_version", Result: 0x7f, Returns: 2},
+			{Name: "relay_buffer", Params: 1, Result: 0x7f, Returns: 1024},
+		}, nil)}}}, "built for plugin ABI version 2, this relay supports version 1"},
+		{"not a relay plugin", plugin.Config{Plugins: []plugin.Spec{{Path: plugintest.RawModule(t, "bare", []plugintest.RawFunc{
+			{Name: "hello", Result: 0x7f, Returns: 1},
+		}, nil)}}}, "not a relay plugin: it does not export relay_abi_version"},
 		{"memory cap below the module's needs", plugin.Config{MemoryLimitMB: 1, Plugins: []plugin.Spec{chaos(t, "chaos", "")}}, "over limit"},
 		{"configuration rejected", plugin.Config{Plugins: []plugin.Spec{chaos(t, "chaos", `{"reject":true}`)}}, "plugin rejected its configuration: configuration says reject"},
 		{"configuration not JSON", plugin.Config{Plugins: []plugin.Spec{chaos(t, "chaos", `{`)}}, "plugin chaos"},

@@ -6,6 +6,7 @@ package plugintest
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -15,7 +16,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"syscall"
 	"testing"
+
+	"github.com/relay-project/relay/relay/internal/plugin"
 )
 
 // RepoRoot returns the root of the relay repository (the directory holding
@@ -66,10 +70,10 @@ func BuildGo(t testing.TB, moduleDir, pkg string) string {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, filepath.Base(pkg)+".wasm")
-	mu, _ := buildLocks.LoadOrStore(out, new(sync.Mutex))
-	mu.(*sync.Mutex).Lock()
-	defer mu.(*sync.Mutex).Unlock()
+	unlock := lock(t, out)
+	defer unlock()
 	if _, err := os.Stat(out); err == nil {
+		precompile(t, out)
 		return out
 	}
 	tmp := fmt.Sprintf("%s.%d.tmp", out, os.Getpid())
@@ -82,7 +86,47 @@ func BuildGo(t testing.TB, moduleDir, pkg string) string {
 	if err := os.Rename(tmp, out); err != nil {
 		t.Fatal(err)
 	}
+	precompile(t, out)
 	return out
+}
+
+// lock takes an exclusive lock on path+".lock" for this process and, with
+// flock, across the test binaries that go test runs in parallel, so each
+// plugin is built and compiled once.
+func lock(t testing.TB, path string) (unlock func()) {
+	mu, _ := buildLocks.LoadOrStore(path, new(sync.Mutex))
+	mu.(*sync.Mutex).Lock()
+	f, err := os.OpenFile(path+".lock", os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		mu.(*sync.Mutex).Unlock()
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		mu.(*sync.Mutex).Unlock()
+		t.Fatal(err)
+	}
+	return func() {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+		mu.(*sync.Mutex).Unlock()
+	}
+}
+
+// precompile fills the shared compilation cache (CacheDir) with the module
+// at path, once: compiling under the race detector takes many seconds per
+// Go module, and test binaries running in parallel would each pay it.
+func precompile(t testing.TB, path string) {
+	stamp := path + ".compiled"
+	if _, err := os.Stat(stamp); err == nil {
+		return
+	}
+	if err := plugin.Precompile(context.Background(), path, CacheDir(t)); err != nil {
+		t.Fatalf("plugintest: %v", err)
+	}
+	if err := os.WriteFile(stamp, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func cacheDir(t testing.TB) string {
