@@ -75,6 +75,11 @@ type Config struct {
 	// ShutdownTimeout bounds a graceful shutdown (SIGTERM/SIGINT).
 	ShutdownTimeout time.Duration `env:"RELAY_SHUTDOWN_TIMEOUT" envDefault:"8s" help:"Longest a graceful shutdown may take: flush queues, close every client with 1012, exit."`
 
+	// MetricsAddr, when set, is a separate listen address (e.g. ":9090")
+	// for /metrics, /healthz and /readyz, so metrics need not be public;
+	// /metrics then leaves the main port.
+	MetricsAddr string `env:"RELAY_METRICS_ADDR" help:"Separate listen address for /metrics, /healthz and /readyz (e.g. :9090); when set, /metrics is not served on the main port."`
+
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `env:"RELAY_LOG_LEVEL" envDefault:"info" help:"Log level: debug, info, warn or error."`
 	// LogFormat is json or text.
@@ -107,6 +112,9 @@ type Config struct {
 	// Logger receives the relay's logs. Nil builds one from LogLevel and
 	// LogFormat writing to stderr.
 	Logger *slog.Logger `env:"-"`
+	// Version is the build's version, shown in logs and the
+	// relay_build_info metric. cmd/relay stamps it at build time.
+	Version string `env:"-"`
 	// Now is the clock for token expiry. Nil means time.Now; tests inject
 	// their own.
 	Now func() time.Time `env:"-"`

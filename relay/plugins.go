@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/relay-project/relay/relay/internal/hub"
+	"github.com/relay-project/relay/relay/internal/metrics"
 	"github.com/relay-project/relay/relay/internal/plugin"
 	"github.com/relay-project/relay/relay/protocol"
 )
@@ -19,7 +20,7 @@ import (
 
 // loadPlugins compiles and starts the configured plugins. A plugin that
 // cannot load fails New with the plugin's name and the reason.
-func loadPlugins(cfg Config, log *slog.Logger) (*plugin.Host, error) {
+func loadPlugins(cfg Config, log *slog.Logger, m *metrics.Metrics) (*plugin.Host, error) {
 	if len(cfg.Plugins) == 0 {
 		return nil, nil
 	}
@@ -41,6 +42,10 @@ func loadPlugins(cfg Config, log *slog.Logger) (*plugin.Host, error) {
 		Instances:     cfg.PluginInstances,
 		CacheDir:      cfg.PluginCacheDir,
 		Policies:      map[plugin.Hook]plugin.Policy{},
+		Observe: func(name string, hook plugin.Hook, outcome string, d time.Duration) {
+			m.PluginCalls.WithLabelValues(name, hook.String(), outcome).Inc()
+			m.PluginSeconds.WithLabelValues(name, hook.String()).Observe(d.Seconds())
+		},
 	}
 	for hook, v := range map[plugin.Hook]string{
 		plugin.AuthorizeJoin: cfg.PluginFailAuthorizeJoin,
@@ -62,6 +67,7 @@ func loadPlugins(cfg Config, log *slog.Logger) (*plugin.Host, error) {
 // replyCode sends an error frame with a code and text chosen by a plugin
 // (or the plugin host).
 func (c *client) replyCode(binary bool, channel int64, code, text string) {
+	c.srv.metrics.Errors.WithLabelValues(requestKinds[c.kind], code).Inc()
 	c.Send(hub.Frame{Data: protocol.AppendError(nil, channel, protocol.Code(code), text), Binary: binary})
 }
 

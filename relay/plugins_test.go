@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -179,6 +181,25 @@ func TestMisbehavingPluginKeepsTheRelayServing(t *testing.T) {
 		a.Send(`{"cmd":"pass","channel":` + n + `,"to":-1}`)
 		a.Expect(`{"channel":` + n + `,"success":true,"from":` + id(m) + `,"cmd":"pass"}`)
 		b.NextMap()
+	}
+	// Operators see every call in the metrics, by plugin, hook and outcome.
+	resp, err := http.Get("http://" + r.Addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`relay_plugin_calls_total{hook="filter-message",outcome="timeout",plugin="chaos"} 1`,
+		`relay_plugin_calls_total{hook="filter-message",outcome="error",plugin="chaos"} 2`,
+		`relay_plugin_calls_total{hook="filter-message",outcome="bad_output",plugin="chaos"} 1`,
+		`relay_plugin_calls_total{hook="filter-message",outcome="continue",plugin="chaos"} 8`,
+		`relay_request_errors_total{errorcode="plugin_timeout",request="message"} 1`,
+		`relay_plugin_call_seconds_count{hook="filter-message",plugin="chaos"} 12`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
 }
 

@@ -65,17 +65,19 @@ func (h *Host) AuthorizeJoin(ctx context.Context, req *JoinRequest) JoinOutcome 
 			w.str(tagErrorCode, out.ErrorCode)
 			w.str(tagMessage, out.Error)
 		}
+		start := time.Now()
 		a, err := p.call(ctx, AuthorizeJoin, w.b)
+		var next JoinOutcome
 		if err == nil {
-			var next JoinOutcome
 			next, err = applyJoin(out, &a)
-			if err == nil {
-				out = next
-				if a.verdict == verdictDeny {
-					return out
-				}
-				continue
+		}
+		h.observe(p, AuthorizeJoin, start, a.verdict, err)
+		if err == nil {
+			out = next
+			if a.verdict == verdictDeny {
+				return out
 			}
+			continue
 		}
 		if h.fail(p, AuthorizeJoin, err) {
 			code, text := failureCode(err)
@@ -189,28 +191,32 @@ func (h *Host) FilterMessage(ctx context.Context, req *MessageRequest) MessageOu
 		w.str(tagCmd, req.Cmd)
 		w.bytes(tagBody, out.Body)
 		w.bytes(tagBodyIndex, w.idx)
+		start := time.Now()
 		a, err := p.call(ctx, FilterMessage, w.b)
+		var code, msg string
+		var idx []byte
 		if err == nil {
-			switch a.verdict {
-			case verdictDrop:
-				return MessageOutcome{Action: Drop}
-			case verdictDeny:
-				var code, msg string
-				if code, msg, err = checkDeny(&a); err == nil {
-					return MessageOutcome{Action: Reject, ErrorCode: code, Error: msg}
+			switch {
+			case a.verdict == verdictDeny:
+				code, msg, err = checkDeny(&a)
+			case a.verdict != verdictDrop && a.set&hasBody != 0:
+				if idx, err = indexObject(a.body, w.idx[:0]); err != nil || !json.Valid(a.body) {
+					err = fmt.Errorf("%w: rewritten body is not a JSON object", ErrBadOutput)
 				}
-			default:
-				if a.set&hasBody == 0 {
-					continue
-				}
-				var idx []byte
-				if idx, err = indexObject(a.body, w.idx[:0]); err == nil && json.Valid(a.body) {
-					w.idx = idx
-					out.Body, out.Rewritten = a.body, true
-					continue
-				}
-				err = fmt.Errorf("%w: rewritten body is not a JSON object", ErrBadOutput)
 			}
+		}
+		h.observe(p, FilterMessage, start, a.verdict, err)
+		if err == nil {
+			switch {
+			case a.verdict == verdictDrop:
+				return MessageOutcome{Action: Drop}
+			case a.verdict == verdictDeny:
+				return MessageOutcome{Action: Reject, ErrorCode: code, Error: msg}
+			case a.set&hasBody != 0:
+				w.idx = idx
+				out.Body, out.Rewritten = a.body, true
+			}
+			continue
 		}
 		if h.fail(p, FilterMessage, err) {
 			code, text := failureCode(err)
@@ -276,16 +282,19 @@ func (h *Host) OnTokenCreate(ctx context.Context, req *TokenRequest) TokenOutcom
 			w.str(tagErrorCode, out.ErrorCode)
 			w.str(tagMessage, out.Error)
 		}
+		start := time.Now()
 		a, err := p.call(ctx, OnTokenCreate, w.b)
+		var next TokenOutcome
 		if err == nil {
-			var next TokenOutcome
-			if next, err = applyToken(out, &a); err == nil {
-				out = next
-				if a.verdict == verdictDeny {
-					return out
-				}
-				continue
+			next, err = applyToken(out, &a)
+		}
+		h.observe(p, OnTokenCreate, start, a.verdict, err)
+		if err == nil {
+			out = next
+			if a.verdict == verdictDeny {
+				return out
 			}
+			continue
 		}
 		if h.fail(p, OnTokenCreate, err) {
 			code, text := failureCode(err)

@@ -83,6 +83,11 @@ type Config struct {
 	CacheDir string
 	// Policies sets each hook's failure policy; missing hooks are FailClosed.
 	Policies map[Hook]Policy
+	// Observe, when set, is called after every hook call with the plugin's
+	// name, the hook, the outcome (one of the Outcome constants) and the
+	// call's duration; the relay feeds its metrics with it. It must be fast
+	// and safe for concurrent use.
+	Observe func(plugin string, hook Hook, outcome string, d time.Duration)
 	// LogLinesPerSecond bounds each plugin's log output (stdout, stderr and
 	// the log import). Default DefaultLogLines.
 	LogLinesPerSecond int

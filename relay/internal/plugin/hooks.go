@@ -1,5 +1,7 @@
 package plugin
 
+import "errors"
+
 // Hook identifies a hook point. All hooks are described by hookTable; adding
 // a hook takes a constant here, a table entry, an input encoder and a
 // verdict decoder in host.go, a handler in the SDK and a test case.
@@ -71,4 +73,36 @@ func Hooks() []Hook {
 		hs[i] = Hook(i)
 	}
 	return hs
+}
+
+// Outcomes of one plugin call, as reported to Config.Observe.
+const (
+	OutcomeContinue  = "continue"
+	OutcomeAllow     = "allow"
+	OutcomeDeny      = "deny"
+	OutcomeDrop      = "drop"
+	OutcomeError     = "error"      // the plugin failed: error, panic, trap
+	OutcomeTimeout   = "timeout"    // the call overran its deadline
+	OutcomeBadOutput = "bad_output" // the answer broke the ABI
+)
+
+// outcome names the result of a call for Config.Observe.
+func outcome(verdict uint8, err error) string {
+	switch {
+	case errors.Is(err, ErrTimeout):
+		return OutcomeTimeout
+	case errors.Is(err, ErrBadOutput):
+		return OutcomeBadOutput
+	case err != nil:
+		return OutcomeError
+	}
+	switch verdict {
+	case verdictAllow:
+		return OutcomeAllow
+	case verdictDeny:
+		return OutcomeDeny
+	case verdictDrop:
+		return OutcomeDrop
+	}
+	return OutcomeContinue
 }

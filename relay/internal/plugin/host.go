@@ -271,12 +271,12 @@ func (h *Host) Plugins() []string {
 }
 
 // call runs one hook of one plugin on input.
-func (p *loaded) call(ctx context.Context, hook Hook, input []byte) (answer, error) {
+func (p *loaded) call(ctx context.Context, hook Hook, input []byte) (a answer, err error) {
 	in, err := p.pool.get(ctx)
 	if err != nil {
 		return answer{}, err
 	}
-	a, err := in.invokeHook(in.hooks[hook], input, p.host.cfg.Timeout)
+	a, err = in.invokeHook(in.hooks[hook], input, p.host.cfg.Timeout)
 	if err == nil && hookTable[hook].verdicts&(1<<a.verdict) == 0 {
 		err = fmt.Errorf("%w: verdict %d is not allowed for %s", ErrBadOutput, a.verdict, hook)
 	}
@@ -286,6 +286,13 @@ func (p *loaded) call(ctx context.Context, hook Hook, input []byte) (answer, err
 		p.pool.put(in)
 	}
 	return a, err
+}
+
+// observe reports one call, whose answer has been checked, to Config.Observe.
+func (h *Host) observe(p *loaded, hook Hook, start time.Time, verdict uint8, err error) {
+	if h.cfg.Observe != nil {
+		h.cfg.Observe(p.spec.Name, hook, outcome(verdict, err), time.Since(start))
+	}
 }
 
 // fail logs a failed call and reports whether the hook's policy is closed.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -424,5 +425,37 @@ func TestLargeMessagesGrowTheBuffer(t *testing.T) {
 	out := h.FilterMessage(context.Background(), msg("rewrite", `{"text":"`+text+`"}`))
 	if string(out.Body) != `{"text":"`+strings.ToUpper(text)+`"}` {
 		t.Fatalf("large rewrite failed: %v %s", out.Action, out.Error)
+	}
+}
+
+func TestObserveReportsEachCall(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]int{}
+	h, _ := load(t, plugin.Config{
+		Plugins: []plugin.Spec{chaos(t, "chaos", "")},
+		Timeout: 100 * time.Millisecond,
+		Observe: func(name string, hook plugin.Hook, outcome string, d time.Duration) {
+			mu.Lock()
+			defer mu.Unlock()
+			if d <= 0 {
+				t.Errorf("duration %v", d)
+			}
+			seen[name+" "+hook.String()+" "+outcome]++
+		},
+	})
+	ctx := context.Background()
+	for _, cmd := range []string{"pass", "drop", "deny", "loop", "panic", "badcode", "rewrite"} {
+		h.FilterMessage(ctx, msg(cmd, `{"text":"x"}`))
+	}
+	h.AuthorizeJoin(ctx, &plugin.JoinRequest{Token: "allow", Builtin: plugin.JoinOutcome{}})
+	want := map[string]int{
+		"chaos filter-message continue": 2, "chaos filter-message drop": 1, "chaos filter-message deny": 1,
+		"chaos filter-message timeout": 1, "chaos filter-message error": 1, "chaos filter-message bad_output": 1,
+		"chaos authorize-join allow": 1,
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(seen) != fmt.Sprint(want) {
+		t.Fatalf("observed %v, want %v", seen, want)
 	}
 }
