@@ -160,9 +160,9 @@ func (c *client) Send(f hub.Frame) bool {
 		return false
 	}
 	c.mu.Lock()
-	if c.queued+len(f.Data) > c.srv.cfg.OutboundQueueBytes {
+	if queued := c.queued; queued+len(f.Data) > c.srv.cfg.OutboundQueueBytes {
 		c.mu.Unlock()
-		c.log.Warn("slow consumer", "queued_bytes", c.queued, "limit", c.srv.cfg.OutboundQueueBytes)
+		c.log.Warn("slow consumer", "queued_bytes", queued, "limit", c.srv.cfg.OutboundQueueBytes)
 		go c.closeWith(protocol.CloseSlowConsumer)
 		return false
 	}
