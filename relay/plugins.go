@@ -172,3 +172,20 @@ func (c *client) onTokenCreate(name, proto string, mode int, extra []byte, makea
 	}
 	return out.ClientMode, protocol.CompactExtra(out.Extra), out.Lifetime, true
 }
+
+// PrecompilePlugins compiles the plugin files into the compilation cache in
+// cacheDir with the settings the relay runs them with, so a relay started
+// later with RELAY_PLUGIN_CACHE_DIR=cacheDir loads machine code instead of
+// compiling (`relay plugins precompile`, used when building images). It
+// needs no plugin configuration.
+func PrecompilePlugins(ctx context.Context, cacheDir string, paths ...string) error {
+	if cacheDir == "" || cacheDir == plugin.CacheDirOff {
+		return fmt.Errorf("relay: precompile: a cache directory is required")
+	}
+	for _, p := range paths {
+		if err := plugin.Precompile(ctx, p, cacheDir); err != nil {
+			return fmt.Errorf("relay: %w", err)
+		}
+	}
+	return nil
+}

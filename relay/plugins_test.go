@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -269,5 +270,32 @@ func copyFile(t *testing.T, from, to string) {
 	}
 	if err := os.WriteFile(to, b, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestPrecompilePlugins(t *testing.T) {
+	cache := t.TempDir()
+	wasm := plugintest.BuildGo(t, "plugins", "./message-guard")
+	if err := relay.PrecompilePlugins(t.Context(), cache, wasm); err != nil {
+		t.Fatal(err)
+	}
+	entries := func() int {
+		files, _ := filepath.Glob(filepath.Join(cache, "*", "*"))
+		return len(files)
+	}
+	if entries() != 1 {
+		t.Fatalf("cache holds %d entries after precompiling one plugin", entries())
+	}
+	// A relay using the cache loads the precompiled code: it adds nothing.
+	cfg := relaytest.Config(t)
+	cfg.Plugins = []string{wasm}
+	cfg.PluginCacheDir = cache
+	cfg.PluginConfigs = map[string]string{"message-guard": `{"protocols":{"*":{"max_body_bytes":10}}}`}
+	relaytest.Start(t, cfg, "")
+	if entries() != 1 {
+		t.Fatalf("cache holds %d entries after a start: the relay compiled again", entries())
+	}
+	if err := relay.PrecompilePlugins(t.Context(), cache, t.TempDir()+"/missing.wasm"); err == nil {
+		t.Fatal("precompiling a missing file succeeded")
 	}
 }

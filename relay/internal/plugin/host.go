@@ -44,6 +44,7 @@ type loaded struct {
 // configuration. Any failure stops Load with an error naming the plugin.
 // Close releases everything.
 func Load(ctx context.Context, cfg Config, logger *slog.Logger) (*Host, error) {
+	defaultCache := cfg.CacheDir == ""
 	cfg = cfg.withDefaults()
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -59,11 +60,17 @@ func Load(ctx context.Context, cfg Config, logger *slog.Logger) (*Host, error) {
 		WithMemoryCapacityFromMax(true)
 	if cfg.CacheDir != CacheDirOff {
 		cache, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
-		if err != nil {
+		switch {
+		case err == nil:
+			h.cache = cache
+			rc = rc.WithCompilationCache(cache)
+		case !defaultCache:
 			return nil, fmt.Errorf("plugin compilation cache %s: %w", cfg.CacheDir, err)
+		default:
+			// The default location may not exist in a container; an
+			// explicit RELAY_PLUGIN_CACHE_DIR fails start-up instead.
+			logger.Warn("plugin compilation cache unavailable, compiling without it", "dir", cfg.CacheDir, "error", err.Error())
 		}
-		h.cache = cache
-		rc = rc.WithCompilationCache(cache)
 	}
 	h.rt = wazero.NewRuntimeWithConfig(ctx, rc)
 	if err := h.instantiateHostModules(ctx); err != nil {
