@@ -305,10 +305,14 @@ func (h *Host) observe(p *loaded, hook Hook, start time.Time, verdict uint8, err
 // fail logs a failed call and reports whether the hook's policy is closed.
 func (h *Host) fail(p *loaded, hook Hook, err error) bool {
 	policy := h.cfg.Policies[hook]
+	text := err.Error()
+	if len(text) > maxLogLine {
+		text = text[:maxLogLine] + "…"
+	}
 	p.failLogs.emit(slog.LevelError, "plugin call failed",
 		slog.String("hook", hook.String()),
 		slog.String("policy", policy.String()),
-		slog.String("error", err.Error()))
+		slog.String("error", text))
 	return policy == FailClosed
 }
 

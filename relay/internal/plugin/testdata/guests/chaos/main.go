@@ -56,9 +56,9 @@ func misbehave(what string) (sdk.Verdict, error, bool) {
 		var m map[string]int
 		m["x"] = 1
 	case "oom":
-		for {
-			sink = append(sink, make([]byte, 8<<20))
-		}
+		// One allocation far over the memory cap: the Go runtime's
+		// memory.grow fails at once and it dies with "out of memory".
+		sink = append(sink, make([]byte, 1<<30))
 	case "readfile":
 		b, err := os.ReadFile("/etc/hostname")
 		if err != nil {
