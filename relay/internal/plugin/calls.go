@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+	"unicode/utf8"
 )
 
 // JoinOutcome is the decision on a JOIN: the relay's built-in one going in,
@@ -200,8 +201,8 @@ func (h *Host) FilterMessage(ctx context.Context, req *MessageRequest) MessageOu
 			case a.verdict == verdictDeny:
 				code, msg, err = checkDeny(&a)
 			case a.verdict != verdictDrop && a.set&hasBody != 0:
-				if idx, err = indexObject(a.body, w.idx[:0]); err != nil || !json.Valid(a.body) {
-					err = fmt.Errorf("%w: rewritten body is not a JSON object", ErrBadOutput)
+				if idx, err = indexObject(a.body, w.idx[:0]); err != nil || !utf8.Valid(a.body) || !json.Valid(a.body) {
+					err = fmt.Errorf("%w: rewritten body is not a JSON object in UTF-8", ErrBadOutput)
 				}
 			}
 		}

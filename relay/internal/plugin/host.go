@@ -9,6 +9,7 @@ import (
 	"os"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -346,8 +347,8 @@ func checkExtra(b []byte) (json.RawMessage, error) {
 	if v := string(b); v == "" || v == "null" || v == "false" {
 		return nil, nil
 	}
-	if _, err := indexObject(b, nil); err != nil || !json.Valid(b) {
-		return nil, fmt.Errorf("%w: extra is not a JSON object", ErrBadOutput)
+	if _, err := indexObject(b, nil); err != nil || !utf8.Valid(b) || !json.Valid(b) {
+		return nil, fmt.Errorf("%w: extra is not a JSON object in UTF-8", ErrBadOutput)
 	}
 	return json.RawMessage(b), nil
 }
