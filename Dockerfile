@@ -40,6 +40,9 @@ COPY --from=build /out/relay /relay
 COPY --from=build /out/plugins/ /plugins/
 COPY --from=build --chown=65532:65532 /out/cache/ /cache/
 USER 65532:65532
+# Plugins (RELAY_PLUGINS=/plugins/NAME.wasm,...) load their precompiled
+# machine code from here.
+ENV RELAY_PLUGIN_CACHE_DIR=/cache
 # PORT defaults to 7328; Cloud Run and Fly.io may set it. The relay listens
 # on every interface (RELAY_HOST empty) and serves WebSockets on any path,
 # GET /healthz (alive) and GET /readyz (accepting clients; 503 while it

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+
+	"github.com/relay-project/relay/relay/internal/plugin"
 )
 
 // Config is the relay's whole configuration: one flat struct read from
@@ -83,6 +85,30 @@ type Config struct {
 	// LogFormat is json or text.
 	LogFormat string `env:"RELAY_LOG_FORMAT" envDefault:"json" help:"Log format: json or text."`
 
+	// Plugins are the WASM plugin files, run in this order for every hook
+	// they implement (see plugin-sdk/README.md).
+	Plugins []string `env:"RELAY_PLUGINS" help:"WASM plugin files (comma-separated paths), run in this order; each one's configuration is RELAY_PLUGIN_CONFIG_<NAME> (NAME: file name without .wasm, upper case, other characters as _; a value @FILE reads FILE)."`
+	// PluginTimeout bounds one call into a plugin; a guest still running
+	// then is stopped and its instance replaced.
+	PluginTimeout time.Duration `env:"RELAY_PLUGIN_TIMEOUT" envDefault:"100ms" help:"Deadline of one plugin call; a plugin still running then is stopped (errorcode plugin_timeout under the closed policy)."`
+	// PluginMemoryMB caps each plugin instance's memory.
+	PluginMemoryMB int `env:"RELAY_PLUGIN_MEMORY_MB" envDefault:"32" help:"Memory cap of one plugin instance, in MiB; a plugin that needs more at start-up stops the relay from starting."`
+	// PluginInstances caps the pooled instances per plugin; 0 means GOMAXPROCS.
+	PluginInstances int `env:"RELAY_PLUGIN_INSTANCES" envDefault:"0" help:"Most instances of one plugin running at once (a pool shared by all connections); 0 means the number of CPUs."`
+	// PluginCacheDir keeps compiled plugins between starts; empty means the
+	// user cache directory, "off" disables the cache.
+	PluginCacheDir string `env:"RELAY_PLUGIN_CACHE_DIR" help:"Directory where compiled plugins are cached between starts; empty means $XDG_CACHE_HOME/relay/plugins (or ~/.cache/...), off disables it."`
+	// PluginFailAuthorizeJoin is the authorize-join failure policy.
+	PluginFailAuthorizeJoin string `env:"RELAY_PLUGIN_FAIL_AUTHORIZE_JOIN" envDefault:"closed" help:"When an authorize-join plugin fails: closed refuses the JOIN, open skips the plugin."`
+	// PluginFailFilterMessage is the filter-message failure policy.
+	PluginFailFilterMessage string `env:"RELAY_PLUGIN_FAIL_FILTER_MESSAGE" envDefault:"closed" help:"When a filter-message plugin fails: closed refuses the message (the sender gets an error), open delivers it as if the plugin had passed it."`
+	// PluginFailOnTokenCreate is the on-token-create failure policy.
+	PluginFailOnTokenCreate string `env:"RELAY_PLUGIN_FAIL_ON_TOKEN_CREATE" envDefault:"closed" help:"When an on-token-create plugin fails: closed refuses the GRANT, open skips the plugin."`
+	// PluginConfigs holds each plugin's configuration string by plugin name
+	// (the file name without .wasm). LoadConfig fills it from
+	// RELAY_PLUGIN_CONFIG_<NAME>; a value starting with @ names a file.
+	PluginConfigs map[string]string `env:"-"`
+
 	// Logger receives the relay's logs. Nil builds one from LogLevel and
 	// LogFormat writing to stderr.
 	Logger *slog.Logger `env:"-"`
@@ -115,6 +141,15 @@ func loadConfig(environ map[string]string) (Config, error) {
 	err := env.ParseWithOptions(&cfg, env.Options{Environment: environ})
 	if err != nil {
 		return Config{}, explainEnvError(err, environ)
+	}
+	for _, p := range cfg.Plugins {
+		name := plugin.PluginName(strings.TrimSpace(p))
+		if v, ok := environ[plugin.ConfigEnvName(name)]; ok {
+			if cfg.PluginConfigs == nil {
+				cfg.PluginConfigs = map[string]string{}
+			}
+			cfg.PluginConfigs[name] = v
+		}
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err
@@ -193,6 +228,25 @@ func (c *Config) Validate() error {
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		bad("RELAY_LOG_FORMAT", "json or text", c.LogFormat)
+	}
+	// Zero plugin settings mean their defaults (for Configs built by hand).
+	if c.PluginTimeout < 0 {
+		bad("RELAY_PLUGIN_TIMEOUT", "a positive duration such as 100ms", c.PluginTimeout)
+	}
+	if c.PluginMemoryMB < 0 || c.PluginMemoryMB > 4096 {
+		bad("RELAY_PLUGIN_MEMORY_MB", "1..4096", c.PluginMemoryMB)
+	}
+	if c.PluginInstances < 0 {
+		bad("RELAY_PLUGIN_INSTANCES", "0 (the number of CPUs) or more", c.PluginInstances)
+	}
+	for _, p := range []struct{ name, v string }{
+		{"RELAY_PLUGIN_FAIL_AUTHORIZE_JOIN", c.PluginFailAuthorizeJoin},
+		{"RELAY_PLUGIN_FAIL_FILTER_MESSAGE", c.PluginFailFilterMessage},
+		{"RELAY_PLUGIN_FAIL_ON_TOKEN_CREATE", c.PluginFailOnTokenCreate},
+	} {
+		if _, err := plugin.ParsePolicy(p.v); err != nil {
+			bad(p.name, "closed or open", p.v)
+		}
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("relay: bad configuration: %s", strings.Join(errs, "; "))

@@ -55,6 +55,10 @@ type client struct {
 	kind    int // the kind of request being handled, for metrics
 	chans   map[int64]*membership
 	nonAuth int // memberships without authority
+
+	// Plugin scratch (plugins.go), owned by the read loop.
+	body      []byte           // the message body handed to filter-message
+	rewritten protocol.Request // a message rewritten by filter-message
 }
 
 var _ hub.Recipient = (*client)(nil)
@@ -157,9 +161,9 @@ func (c *client) Send(f hub.Frame) bool {
 		return false
 	}
 	c.mu.Lock()
-	if c.queued+len(f.Data) > c.srv.cfg.OutboundQueueBytes {
+	if queued := c.queued; queued+len(f.Data) > c.srv.cfg.OutboundQueueBytes {
 		c.mu.Unlock()
-		c.log.Warn("slow consumer", "queued_bytes", c.queued, "limit", c.srv.cfg.OutboundQueueBytes)
+		c.log.Warn("slow consumer", "queued_bytes", queued, "limit", c.srv.cfg.OutboundQueueBytes)
 		go c.closeWith(protocol.CloseSlowConsumer)
 		return false
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/relay-project/relay/relay/internal/auth"
 	"github.com/relay-project/relay/relay/internal/hub"
 	"github.com/relay-project/relay/relay/internal/metrics"
+	"github.com/relay-project/relay/relay/internal/plugin"
 	"github.com/relay-project/relay/relay/internal/token"
 	"github.com/relay-project/relay/relay/jsclient"
 	"github.com/relay-project/relay/relay/protocol"
@@ -35,6 +36,7 @@ type Server struct {
 	auths   *auth.Authorities
 	addrs   *auth.ClientAddr
 	origins *auth.Origins
+	plugins *plugin.Host // nil without plugins
 	mux     *http.ServeMux
 	ops     *http.ServeMux // health and metrics
 	metrics *metrics.Metrics
@@ -90,6 +92,9 @@ func New(cfg Config) (*Server, error) {
 	})
 	for i, kind := range requestKinds {
 		s.reqs[i] = s.metrics.Requests.WithLabelValues(kind)
+	}
+	if s.plugins, err = loadPlugins(cfg, s.log, s.metrics); err != nil {
+		return nil, err
 	}
 
 	s.ops = http.NewServeMux()
@@ -270,6 +275,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.conns.Wait()
 		close(done)
 	}()
+	defer s.plugins.Close(context.Background())
 	select {
 	case <-done:
 		return nil

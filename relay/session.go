@@ -6,6 +6,7 @@ import (
 
 	"github.com/relay-project/relay/relay/internal/hub"
 	"github.com/relay-project/relay/relay/internal/metrics"
+	"github.com/relay-project/relay/relay/internal/plugin"
 	"github.com/relay-project/relay/relay/internal/token"
 	"github.com/relay-project/relay/relay/protocol"
 )
@@ -118,12 +119,17 @@ func (c *client) grant(req *protocol.Request, binary bool) {
 		c.replyError(binary, 0, protocol.CodeMissingInvalidExtra)
 		return
 	}
-	if !c.isAuthority(req, proto, true) {
+	makeauth, ttl := protocol.Flag(req, "makeauth", "true"), c.srv.cfg.TokenTTL
+	if allowed := c.isAuthority(req, proto, true); c.srv.plugins.Enabled(plugin.OnTokenCreate) {
+		if mode, extra, ttl, ok = c.onTokenCreate(name, proto, mode, extra, makeauth, allowed, binary); !ok {
+			return
+		}
+	} else if !allowed {
 		c.replyError(binary, 0, protocol.CodeAccessDenied)
 		return
 	}
-	g := token.Grant{Channel: name, Protocol: proto, Mode: mode, Extra: extra, MakeAuth: protocol.Flag(req, "makeauth", "true")}
-	tok, _, err := c.srv.tokens.Mint(context.Background(), g, c.srv.cfg.TokenTTL)
+	g := token.Grant{Channel: name, Protocol: proto, Mode: mode, Extra: extra, MakeAuth: makeauth}
+	tok, _, err := c.srv.tokens.Mint(context.Background(), g, ttl)
 	if err != nil {
 		c.log.Error("minting a grant token failed", "err", err)
 		c.replyError(binary, 0, protocol.CodeUnavailable)
@@ -148,6 +154,9 @@ func (c *client) join(req *protocol.Request, binary bool) {
 
 	info := protocol.MemberInfo{Auth: true, Mode: protocol.ModeSendToAny}
 	held := "" // the grant token this membership holds
+	hooked := c.srv.plugins.Enabled(plugin.AuthorizeJoin)
+	var refused protocol.Code // the built-in refusal authorize-join may overturn
+	alreadyCounted := current != nil && !current.auth
 	if !c.isAuthority(req, proto, !protocol.Flag(req, "ipauth", "false")) {
 		tok := protocol.Token(req)
 		g, err := token.Grant{}, token.ErrUnknown
@@ -157,7 +166,6 @@ func (c *client) join(req *protocol.Request, binary bool) {
 		if err == nil && g.MakeAuth {
 			info.Extra = g.Extra
 		} else {
-			alreadyCounted := current != nil && !current.auth
 			if c.nonAuth >= c.srv.cfg.MaxChannelsPerClient && !alreadyCounted {
 				if err == nil {
 					c.srv.tokens.Release(context.Background(), tok, c.id)
@@ -165,14 +173,32 @@ func (c *client) join(req *protocol.Request, binary bool) {
 				c.replyError(binary, 0, protocol.CodeMaxChannelLimitReached)
 				return
 			}
-			if err != nil {
+			switch {
+			case err == nil:
+				info = protocol.MemberInfo{Auth: false, Mode: g.Mode, Extra: g.Extra}
+			case hooked:
+				refused, tok = protocol.CodeAccessDenied, ""
+			default:
 				c.log.Debug("join refused", "reason", err)
 				c.replyError(binary, 0, protocol.CodeAccessDenied)
 				return
 			}
-			info = protocol.MemberInfo{Auth: false, Mode: g.Mode, Extra: g.Extra}
 		}
 		held = tok
+	}
+	if hooked {
+		var ok bool
+		if info, ok = c.authorizeJoin(req, name, proto, info, refused, binary); ok && !info.Auth &&
+			c.nonAuth >= c.srv.cfg.MaxChannelsPerClient && !alreadyCounted {
+			c.replyError(binary, 0, protocol.CodeMaxChannelLimitReached)
+			ok = false
+		}
+		if !ok {
+			if held != "" {
+				c.srv.tokens.Release(context.Background(), held, c.id)
+			}
+			return
+		}
 	}
 
 	ch, replaced := c.srv.hub.Join(c, name, proto, info, held, binary)
@@ -296,6 +322,11 @@ func (c *client) message(req *protocol.Request, binary bool) {
 		info, ok := c.srv.hub.Member(m.ch, to)
 		if !ok || authOnly && !info.Auth {
 			c.replyError(binary, n, protocol.CodeInvalidTo)
+			return
+		}
+	}
+	if c.srv.plugins.Enabled(plugin.FilterMessage) {
+		if req = c.filterMessage(req, m, to, binary); req == nil {
 			return
 		}
 	}

@@ -30,6 +30,8 @@ func main() {
 			return
 		case "healthcheck":
 			os.Exit(healthcheck())
+		case "plugins":
+			os.Exit(pluginsCommand(os.Args[2:]))
 		default:
 			fmt.Fprintf(os.Stderr, "relay: unknown argument %q\n\n", os.Args[1])
 			usage()
@@ -47,6 +49,8 @@ func usage() {
 
 Usage: relay              serve (configured by environment variables only)
        relay healthcheck  exit 0 if the relay on this machine is ready, 1 if not
+       relay plugins precompile -cache DIR FILE.wasm...
+                          compile plugins into the cache DIR (RELAY_PLUGIN_CACHE_DIR)
        relay -version     print the version
        relay -h           this help
 
@@ -79,6 +83,19 @@ func healthcheck() int {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		fmt.Fprintln(os.Stderr, "relay healthcheck: /readyz answered", resp.Status)
+		return 1
+	}
+	return 0
+}
+
+// pluginsCommand runs `relay plugins precompile -cache DIR FILE...`.
+func pluginsCommand(args []string) int {
+	if len(args) < 4 || args[0] != "precompile" || args[1] != "-cache" {
+		fmt.Fprintln(os.Stderr, "usage: relay plugins precompile -cache DIR FILE.wasm...")
+		return 2
+	}
+	if err := relay.PrecompilePlugins(context.Background(), args[2], args[3:]...); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	return 0

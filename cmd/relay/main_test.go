@@ -3,6 +3,7 @@ package main_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -157,6 +158,25 @@ func TestHelpListsEveryVariable(t *testing.T) {
 	for _, v := range relay.EnvVars() {
 		if !strings.Contains(string(out), v.Name) {
 			t.Errorf("-h does not list %s", v.Name)
+		}
+	}
+}
+
+func TestPluginsPrecompileArguments(t *testing.T) {
+	bin := buildRelay(t)
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"plugins"}, 2, "usage: relay plugins precompile -cache DIR FILE.wasm..."},
+		{[]string{"plugins", "precompile", "-cache", t.TempDir()}, 2, "usage:"},
+		{[]string{"plugins", "precompile", "-cache", t.TempDir(), filepath.Join(t.TempDir(), "nope.wasm")}, 1, "nope.wasm"},
+	} {
+		out, err := exec.Command(bin, tc.args...).CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != tc.code || !strings.Contains(string(out), tc.want) {
+			t.Errorf("relay %v: %v\n%s", tc.args, err, out)
 		}
 	}
 }

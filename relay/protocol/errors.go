@@ -19,9 +19,12 @@ const (
 	CodeInvalidID              Code = "invalid_id"
 	CodeMissingTo              Code = "missing_to"
 	CodeInvalidTo              Code = "invalid_to"
-	CodeUnavailable            Code = "unavailable"    // relay: the server cannot serve the request right now (draining, a store failed)
-	CodePluginError            Code = "plugin_error"   // relay: a plugin failed and its hook's failure policy is closed
-	CodeInternal               Code = "internal_error" // relay: a bug; logged with details
+	CodeUnavailable            Code = "unavailable"       // relay: the server cannot serve the request right now (draining, a store failed)
+	CodePluginError            Code = "plugin_error"      // relay: a plugin failed and its hook's failure policy is closed
+	CodePluginTimeout          Code = "plugin_timeout"    // relay: a plugin overran its deadline and its hook's failure policy is closed
+	CodePluginBadOutput        Code = "plugin_bad_output" // relay: a plugin's answer broke the plugin ABI and its hook's failure policy is closed
+	CodePluginDenied           Code = "plugin_denied"     // relay: a plugin refused without naming its own code (plugins may send their own codes)
+	CodeInternal               Code = "internal_error"    // relay: a bug; logged with details
 )
 
 // Text returns the human-readable text sent with c.
@@ -57,6 +60,12 @@ func (c Code) Text() string {
 		return "The relay cannot serve this request right now; try again."
 	case CodePluginError:
 		return "A plugin failed while handling the request."
+	case CodePluginTimeout:
+		return "A plugin took too long to handle the request."
+	case CodePluginBadOutput:
+		return "A plugin returned an invalid answer."
+	case CodePluginDenied:
+		return "Refused by a plugin."
 	}
 	return "Internal error."
 }

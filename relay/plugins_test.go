@@ -1,0 +1,301 @@
+package relay_test
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/relay-project/relay/relay"
+	"github.com/relay-project/relay/relay/internal/plugin"
+	"github.com/relay-project/relay/relay/internal/plugin/plugintest"
+	"github.com/relay-project/relay/relay/internal/relaytest"
+	"github.com/relay-project/relay/relay/protocol"
+)
+
+const jwtSecret = "an-application-secret-of-32-bytes-or-more"
+
+func hsJWT(claims map[string]any) string {
+	h, _ := json.Marshal(map[string]string{"alg": "HS256", "typ": "JWT"})
+	c, _ := json.Marshal(claims)
+	in := base64.RawURLEncoding.EncodeToString(h) + "." + base64.RawURLEncoding.EncodeToString(c)
+	m := hmac.New(sha256.New, []byte(jwtSecret))
+	m.Write([]byte(in))
+	return in + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// withPlugins configures the relay with plugins built from source.
+func withPlugins(t *testing.T, cfg *relay.Config, plugins map[string]string, order ...string) {
+	t.Helper()
+	cfg.PluginCacheDir = plugintest.CacheDir(t)
+	cfg.PluginConfigs = map[string]string{}
+	for _, name := range order {
+		var path string
+		switch name {
+		case "jwt-auth", "message-guard", "token-policy":
+			path = plugintest.BuildGo(t, "plugins", "./"+name)
+		default: // a copy of the chaos test guest under another name
+			path = t.TempDir() + "/" + name + ".wasm"
+			copyFile(t, plugintest.Guest(t, "chaos"), path)
+		}
+		cfg.Plugins = append(cfg.Plugins, path)
+		cfg.PluginConfigs[name] = plugins[name]
+	}
+}
+
+func TestPluginsEndToEnd(t *testing.T) {
+	r := startRelay(t, func(cfg *relay.Config) {
+		withPlugins(t, cfg, map[string]string{
+			"jwt-auth":      `{"keys":[{"alg":"HS256","secret":"` + jwtSecret + `"}],"audience":"relay"}`,
+			"message-guard": `{"protocols":{"chat":{"commands":["say"],"required":["text"],"redact":["card"]}}}`,
+			"token-policy":  `{"protocols":["chat"],"issuer":"relay-e2e","max_lifetime_seconds":20}`,
+		}, "jwt-auth", "message-guard", "token-policy")
+	})
+	t.Run("a browser joins with an application JWT, no GRANT", func(t *testing.T) {
+		a := authority(t, r)
+		join(t, a, "room", "chat", "")
+		g := guest(t, r)
+		tok := hsJWT(map[string]any{"aud": "relay", "exp": time.Now().Add(time.Minute).Unix(),
+			"relay": map[string]any{"channels": []string{"room"}, "protocols": []string{"chat"}, "mode": 1, "extra": map[string]any{"name": "Ann"}}})
+		m := join(t, g, "room", "chat", tok)
+		if info := fmt.Sprint(m["info"]); info != "map[auth:false extra:map[name:Ann] mode:1]" {
+			t.Fatalf("joined with %s", info)
+		}
+		a.NextMap() // JOINED notification
+
+		expired := hsJWT(map[string]any{"aud": "relay", "exp": time.Now().Add(-time.Hour).Unix(),
+			"relay": map[string]any{"channels": []string{"room"}, "protocols": []string{"chat"}}})
+		g.Send(`{"cmd":"JOIN","channel":"room","protocol":"chat","token":"` + expired + `"}`)
+		expectError(t, g, 0, "jwt_expired")
+		g.Send(`{"cmd":"JOIN","channel":"other","protocol":"chat","token":"` + tok + `"}`)
+		expectError(t, g, 0, "jwt_channel_not_allowed")
+		g.Send(`{"cmd":"JOIN","channel":"room","protocol":"chat","token":"` + tok[:len(tok)-2] + `xx"}`)
+		expectError(t, g, 0, "jwt_bad_signature")
+		// Without a token the built-in refusal stands.
+		g.Send(`{"cmd":"JOIN","channel":"room2","protocol":"chat"}`)
+		expectError(t, g, 0, "access_denied")
+	})
+
+	t.Run("grant tokens still work and token-policy stamps them", func(t *testing.T) {
+		a := authority(t, r)
+		tok := grant(t, a, "room3", "chat", 2, `{"user":"bob"}`, false)
+		g := guest(t, r)
+		m := join(t, g, "room3", "chat", tok)
+		info, _ := m["info"].(map[string]any)
+		extra, _ := info["extra"].(map[string]any)
+		if extra["user"] != "bob" || extra["issuer"] != "relay-e2e" || extra["issued_at"] == nil {
+			t.Fatalf("token extra %v", extra)
+		}
+		a.Send(`{"cmd":"GRANT","channel":"v","protocol":"video","clientmode":1,"extra":{}}`)
+		expectError(t, a, 0, "policy_protocol_not_allowed")
+	})
+
+	t.Run("message-guard redacts and refuses", func(t *testing.T) {
+		a := authority(t, r)
+		g := guest(t, r)
+		tok := grant(t, a, "guarded", "chat", 2, `{}`, false)
+		ch := join(t, a, "guarded", "chat", "")["channel"]
+		gm := join(t, g, "guarded", "chat", tok)
+		a.NextMap()
+		n := fmt.Sprint(gm["channel"])
+		g.Send(`{"cmd":"say","channel":` + n + `,"to":-1,"text":"pay","card":"4111 1111"}`)
+		want := `{"channel":` + n + `,"success":true,"from":` + id(gm) + `,"cmd":"say","text":"pay","card":"[redacted]"}`
+		a.Expect(want)
+		g.Expect(want)
+		g.Send(`{"cmd":"shout","channel":` + n + `,"to":-1,"text":"x"}`)
+		expectError(t, g, int(mustInt(t, ch)), "guard_command_not_allowed")
+		g.Send(`{"cmd":"say","channel":` + n + `,"to":-1}`)
+		expectError(t, g, int(mustInt(t, ch)), "guard_missing_field")
+		a.ExpectNone(100 * time.Millisecond)
+	})
+}
+
+func mustInt(t *testing.T, v any) int64 {
+	t.Helper()
+	var n int64
+	if _, err := fmt.Sscan(fmt.Sprint(v), &n); err != nil {
+		t.Fatalf("not a number: %v", v)
+	}
+	return n
+}
+
+func TestPluginChainOrderAndRewrite(t *testing.T) {
+	r := startRelay(t, func(cfg *relay.Config) {
+		withPlugins(t, cfg, map[string]string{"first": `{"tag":"A"}`, "second": `{"tag":"B"}`}, "first", "second")
+	})
+	a := authority(t, r)
+	m := join(t, a, "c", "p", "")
+	n := fmt.Sprint(m["channel"])
+	a.Send(`{"cmd":"rewrite","channel":` + n + `,"to":-1,"text":"hi"}`)
+	a.Expect(`{"channel":` + n + `,"success":true,"from":` + id(m) + `,"cmd":"rewrite","text":"HI","trail":"AB"}`)
+	// A rewrite cannot forge the relay's fields or redirect the message.
+	a.Send(`{"cmd":"forge","channel":` + n + `,"to":-1}`)
+	a.Expect(`{"channel":` + n + `,"success":true,"from":` + id(m) + `,"cmd":"forge","text":"forged"}`)
+	// The first deny wins; authorize-join sees the JOIN's token.
+	g := guest(t, r)
+	g.Send(`{"cmd":"JOIN","channel":"c","protocol":"p","token":"deny"}`)
+	g.Expect(errFrame(0, "chaos_denied", "chaos says no to c"))
+	// authorize-join may admit a client the relay would refuse.
+	gm := join(t, g, "c", "p", "allow")
+	if fmt.Sprint(gm["info"]) != "map[auth:false extra:map[by:chaos tag:B] mode:1]" {
+		t.Fatalf("info %v", gm["info"])
+	}
+}
+
+func TestMisbehavingPluginKeepsTheRelayServing(t *testing.T) {
+	r := startRelay(t, func(cfg *relay.Config) {
+		withPlugins(t, cfg, map[string]string{"chaos": ""}, "chaos")
+		cfg.PluginTimeout = 200 * time.Millisecond
+	})
+	a := authority(t, r)
+	m := join(t, a, "c", "p", "")
+	n := fmt.Sprint(m["channel"])
+	b := authority(t, r)
+	bm := join(t, b, "c", "p", "")
+	a.NextMap() // b joined
+	for _, tt := range []struct{ cmd, code string }{
+		{"loop", "plugin_timeout"}, {"panic", "plugin_error"}, {"oom", "plugin_error"}, {"badbody", "plugin_bad_output"},
+	} {
+		a.Send(`{"cmd":"` + tt.cmd + `","channel":` + n + `,"to":-1}`)
+		// Another client is served while a's message is stuck in the plugin.
+		b.Send(`{"cmd":"pass","channel":` + n + `,"to":-1,"i":1}`)
+		want := `{"channel":` + n + `,"success":true,"from":` + id(bm) + `,"cmd":"pass","i":1}`
+		b.Expect(want)
+		// a gets b's message and its own error, in either order.
+		f1, f2 := string(a.Next().Data), string(a.Next().Data)
+		if f1 != want {
+			f1, f2 = f2, f1
+		}
+		wantErr := `"errorcode":"` + tt.code + `"}`
+		if f1 != want || !strings.HasPrefix(f2, `{"channel":`+n+`,"success":false,`) || !strings.HasSuffix(f2, wantErr) {
+			t.Fatalf("%s: got %s and %s", tt.cmd, f1, f2)
+		}
+		// And the next message works.
+		a.Send(`{"cmd":"pass","channel":` + n + `,"to":-1}`)
+		a.Expect(`{"channel":` + n + `,"success":true,"from":` + id(m) + `,"cmd":"pass"}`)
+		b.NextMap()
+	}
+	// Operators see every call in the metrics, by plugin, hook and outcome.
+	resp, err := http.Get("http://" + r.Addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`relay_plugin_calls_total{hook="filter-message",outcome="timeout",plugin="chaos"} 1`,
+		`relay_plugin_calls_total{hook="filter-message",outcome="error",plugin="chaos"} 2`,
+		`relay_plugin_calls_total{hook="filter-message",outcome="bad_output",plugin="chaos"} 1`,
+		`relay_plugin_calls_total{hook="filter-message",outcome="continue",plugin="chaos"} 8`,
+		`relay_request_errors_total{errorcode="plugin_timeout",request="message"} 1`,
+		`relay_plugin_call_seconds_count{hook="filter-message",plugin="chaos"} 12`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+func TestPluginThatCannotLoadFailsNew(t *testing.T) {
+	for _, tt := range []struct {
+		name, want string
+		mutate     func(*relay.Config)
+	}{
+		{"missing file", "relay: RELAY_PLUGINS: plugin nope: open", func(c *relay.Config) { c.Plugins = []string{t.TempDir() + "/nope.wasm"} }},
+		{"bad configuration", "plugin jwt-auth", func(c *relay.Config) {
+			withPlugins(t, c, map[string]string{"jwt-auth": `{"keys":[]}`}, "jwt-auth")
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := relaytest.Config(t)
+			tt.mutate(&cfg)
+			s, err := relay.New(cfg)
+			if err == nil {
+				s.Shutdown(t.Context())
+				t.Fatal("New succeeded")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %q lacks %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestPluginConfigFromEnvironment(t *testing.T) {
+	t.Setenv("RELAY_PLUGINS", "/x/jwt-auth.wasm, /y/message-guard.wasm")
+	t.Setenv("RELAY_PLUGIN_CONFIG_JWT_AUTH", `{"keys":[]}`)
+	t.Setenv("RELAY_PLUGIN_FAIL_FILTER_MESSAGE", "open")
+	cfg, err := relay.LoadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.PluginConfigs["jwt-auth"] != `{"keys":[]}` || len(cfg.PluginConfigs) != 1 || cfg.PluginFailFilterMessage != "open" {
+		t.Fatalf("config %+v", cfg)
+	}
+	t.Setenv("RELAY_PLUGIN_FAIL_ON_TOKEN_CREATE", "maybe")
+	if _, err := relay.LoadConfig(); err == nil || !strings.Contains(err.Error(), "RELAY_PLUGIN_FAIL_ON_TOKEN_CREATE=maybe: want closed or open") {
+		t.Fatalf("bad policy: %v", err)
+	}
+}
+
+func TestPluginErrorCodesAreInTheProtocolTable(t *testing.T) {
+	for _, c := range []struct {
+		host  string
+		proto protocol.Code
+	}{
+		{plugin.CodeFailed, protocol.CodePluginError},
+		{plugin.CodeTimeout, protocol.CodePluginTimeout},
+		{plugin.CodeBadOutput, protocol.CodePluginBadOutput},
+		{plugin.CodeDenied, protocol.CodePluginDenied},
+	} {
+		if c.host != string(c.proto) {
+			t.Errorf("plugin host code %q, protocol table %q", c.host, c.proto)
+		}
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPrecompilePlugins(t *testing.T) {
+	cache := t.TempDir()
+	wasm := plugintest.BuildGo(t, "plugins", "./message-guard")
+	if err := relay.PrecompilePlugins(t.Context(), cache, wasm); err != nil {
+		t.Fatal(err)
+	}
+	entries := func() int {
+		files, _ := filepath.Glob(filepath.Join(cache, "*", "*"))
+		return len(files)
+	}
+	if entries() != 1 {
+		t.Fatalf("cache holds %d entries after precompiling one plugin", entries())
+	}
+	// A relay using the cache loads the precompiled code: it adds nothing.
+	cfg := relaytest.Config(t)
+	cfg.Plugins = []string{wasm}
+	cfg.PluginCacheDir = cache
+	cfg.PluginConfigs = map[string]string{"message-guard": `{"protocols":{"*":{"max_body_bytes":10}}}`}
+	relaytest.Start(t, cfg, "")
+	if entries() != 1 {
+		t.Fatalf("cache holds %d entries after a start: the relay compiled again", entries())
+	}
+	if err := relay.PrecompilePlugins(t.Context(), cache, t.TempDir()+"/missing.wasm"); err == nil {
+		t.Fatal("precompiling a missing file succeeded")
+	}
+}
