@@ -1,8 +1,8 @@
 module github.com/relay-project/relay
 
-go 1.25.0
+go 1.26.0
 
 require (
-	github.com/caarlos0/env/v11 v11.4.2 // indirect
-	github.com/coder/websocket v1.8.15 // indirect
+	github.com/caarlos0/env/v11 v11.4.2
+	github.com/coder/websocket v1.8.15
 )
