@@ -1,0 +1,251 @@
+package relay
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"reflect"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// Config is the relay's whole configuration: one flat struct read from
+// environment variables by LoadConfig, so one image runs anywhere. Each
+// field's tag names its variable, its default and what it means; `relay -h`
+// prints them and the README's table lists them.
+//
+// Library users start from DefaultConfig and change what they need.
+type Config struct {
+	// Port is the TCP port cmd/relay listens on.
+	Port int `env:"PORT" envDefault:"7328" help:"TCP port to listen on (Cloud Run and Fly.io set it)."`
+	// Host is the address cmd/relay listens on; empty means every interface.
+	Host string `env:"RELAY_HOST" help:"Address to listen on; empty means every interface."`
+
+	// Origins is the allowlist of browser origins that may open a
+	// WebSocket: exact origins or patterns with '*'; "*" allows any.
+	Origins []string `env:"RELAY_ORIGINS" envDefault:"http://localhost,http://localhost:*,http://127.0.0.1,http://127.0.0.1:*,http://[::1],http://[::1]:*" help:"Browser origins allowed to connect: exact origins or patterns with '*' (https://*.example.com); '*' allows any. The default allows pages served from this machine."`
+	// RequireOrigin refuses handshakes without an Origin header. Browsers
+	// always send one; other clients (backends, the PHP SDK) may not.
+	RequireOrigin bool `env:"RELAY_REQUIRE_ORIGIN" envDefault:"false" help:"Refuse WebSocket handshakes that carry no Origin header (non-browser clients usually send none)."`
+
+	// AuthorityIPs are the addresses and CIDR ranges whose clients are
+	// authorities; "ADDR#proto1|proto2" limits an entry to some protocols.
+	AuthorityIPs []string `env:"RELAY_AUTHORITY_IPS" envDefault:"127.0.0.0/8,::1" help:"Addresses and CIDR ranges whose clients are authorities; ADDR#proto1|proto2 limits an entry to those protocols."`
+	// AuthorityTokens are static authority tokens; "TOKEN#proto1|proto2"
+	// limits one to some protocols. Never logged.
+	AuthorityTokens []string `env:"RELAY_AUTHORITY_TOKENS" help:"Static authority tokens, comma-separated; TOKEN#proto1|proto2 limits a token to those protocols. Secret."`
+	// AuthorityTokensFile names a file holding more authority tokens, one
+	// per line or comma-separated (for secrets mounted as files).
+	AuthorityTokensFile string `env:"RELAY_AUTHORITY_TOKENS_FILE" help:"File with more authority tokens, one per line or comma-separated (a mounted secret)."`
+
+	// TrustedProxies are the proxies (addresses or CIDR ranges) whose
+	// forwarding headers are believed. Empty: headers are ignored.
+	TrustedProxies []string `env:"RELAY_TRUSTED_PROXIES" help:"Proxies (addresses or CIDR ranges) whose X-Forwarded-For or client-IP header is believed; empty ignores those headers."`
+	// ClientIPHeader is a platform header carrying the client address
+	// (e.g. Fly-Client-IP), read only from trusted proxies. Empty means
+	// X-Forwarded-For.
+	ClientIPHeader string `env:"RELAY_CLIENT_IP_HEADER" help:"Header a trusted proxy puts the client address in (e.g. Fly-Client-IP); empty uses X-Forwarded-For, rightmost untrusted hop."`
+
+	// TokenTTL is how long a new grant token may wait for its first JOIN.
+	TokenTTL time.Duration `env:"RELAY_TOKEN_TTL" envDefault:"30s" help:"How long a new grant token stays valid before its first JOIN."`
+	// TokenRejoin is how long a grant token is valid again after its member
+	// leaves or disconnects.
+	TokenRejoin time.Duration `env:"RELAY_TOKEN_REJOIN" envDefault:"30s" help:"How long a grant token is valid again after its member leaves or disconnects."`
+	// MaxChannelsPerClient caps one connection's non-authority memberships.
+	MaxChannelsPerClient int `env:"RELAY_MAX_CHANNELS_PER_CLIENT" envDefault:"256" help:"Most channels one connection may join as a non-authority."`
+	// MaxMessageBytes is the largest message a client may send; a larger
+	// one closes its connection with code 1009.
+	MaxMessageBytes int `env:"RELAY_MAX_MESSAGE_BYTES" envDefault:"65536" help:"Largest message a client may send; a larger one closes that connection with code 1009."`
+	// OutboundQueueBytes caps the bytes waiting to be written to one
+	// client; past it the client is disconnected as a slow consumer.
+	OutboundQueueBytes int `env:"RELAY_OUTBOUND_QUEUE_BYTES" envDefault:"1048576" help:"Bytes that may wait to be written to one client; past this it is disconnected as a slow consumer (code 1008)."`
+	// WriteTimeout bounds one write to a client; a client that does not
+	// take its data in time is disconnected as a slow consumer.
+	WriteTimeout time.Duration `env:"RELAY_WRITE_TIMEOUT" envDefault:"10s" help:"Longest one write to a client may take before it is disconnected as a slow consumer."`
+	// PingInterval is how often the relay pings each client; a client that
+	// does not answer within the same interval is dropped.
+	PingInterval time.Duration `env:"RELAY_PING_INTERVAL" envDefault:"30s" help:"Keepalive ping interval; a client that does not answer within one interval is dropped."`
+	// ShutdownTimeout bounds a graceful shutdown (SIGTERM/SIGINT).
+	ShutdownTimeout time.Duration `env:"RELAY_SHUTDOWN_TIMEOUT" envDefault:"8s" help:"Longest a graceful shutdown may take: flush queues, close every client with 1012, exit."`
+
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `env:"RELAY_LOG_LEVEL" envDefault:"info" help:"Log level: debug, info, warn or error."`
+	// LogFormat is json or text.
+	LogFormat string `env:"RELAY_LOG_FORMAT" envDefault:"json" help:"Log format: json or text."`
+
+	// Logger receives the relay's logs. Nil builds one from LogLevel and
+	// LogFormat writing to stderr.
+	Logger *slog.Logger `env:"-"`
+	// Now is the clock for token expiry. Nil means time.Now; tests inject
+	// their own.
+	Now func() time.Time `env:"-"`
+}
+
+// DefaultConfig returns the configuration used when no variable is set.
+func DefaultConfig() Config {
+	cfg, err := loadConfig(map[string]string{})
+	if err != nil {
+		panic("relay: bad default configuration: " + err.Error())
+	}
+	return cfg
+}
+
+// LoadConfig reads the configuration from the process environment. A value
+// that does not parse gives an error naming the variable and what it
+// expected.
+func LoadConfig() (Config, error) {
+	return loadConfig(env.ToMap(os.Environ()))
+}
+
+func loadConfig(environ map[string]string) (Config, error) {
+	var cfg Config
+	err := env.ParseWithOptions(&cfg, env.Options{Environment: environ})
+	if err != nil {
+		return Config{}, explainEnvError(err, environ)
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// explainEnvError rewrites env's field-named errors into variable-named ones.
+func explainEnvError(err error, environ map[string]string) error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return err
+	}
+	var msgs []string
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if errors.As(e, &pe) {
+			if f, ok := reflect.TypeFor[Config]().FieldByName(pe.Name); ok {
+				name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+				msgs = append(msgs, fmt.Sprintf("%s=%q: want %s", name, environ[name], describeType(f.Type)))
+				continue
+			}
+		}
+		msgs = append(msgs, e.Error())
+	}
+	return fmt.Errorf("relay: bad configuration: %s", strings.Join(msgs, "; "))
+}
+
+func describeType(t reflect.Type) string {
+	switch t {
+	case reflect.TypeFor[time.Duration]():
+		return "a duration such as 30s, 500ms or 2m"
+	case reflect.TypeFor[bool]():
+		return "true or false"
+	case reflect.TypeFor[int]():
+		return "a whole number"
+	}
+	return t.String()
+}
+
+// Validate checks values that parse but make no sense, naming the variable.
+func (c *Config) Validate() error {
+	var errs []string
+	bad := func(name, want string, got any) {
+		errs = append(errs, fmt.Sprintf("%s=%v: want %s", name, got, want))
+	}
+	if c.Port < 0 || c.Port > 65535 {
+		bad("PORT", "a port number 0..65535", c.Port)
+	}
+	positive := []struct {
+		name string
+		v    time.Duration
+	}{
+		{"RELAY_TOKEN_TTL", c.TokenTTL},
+		{"RELAY_TOKEN_REJOIN", c.TokenRejoin},
+		{"RELAY_WRITE_TIMEOUT", c.WriteTimeout},
+		{"RELAY_PING_INTERVAL", c.PingInterval},
+		{"RELAY_SHUTDOWN_TIMEOUT", c.ShutdownTimeout},
+	}
+	for _, p := range positive {
+		if p.v <= 0 {
+			bad(p.name, "a positive duration such as 30s", p.v)
+		}
+	}
+	if c.MaxChannelsPerClient < 1 {
+		bad("RELAY_MAX_CHANNELS_PER_CLIENT", "at least 1", c.MaxChannelsPerClient)
+	}
+	if c.MaxMessageBytes < 64 {
+		bad("RELAY_MAX_MESSAGE_BYTES", "at least 64", c.MaxMessageBytes)
+	}
+	if c.OutboundQueueBytes < c.MaxMessageBytes {
+		bad("RELAY_OUTBOUND_QUEUE_BYTES", fmt.Sprintf("at least RELAY_MAX_MESSAGE_BYTES (%d)", c.MaxMessageBytes), c.OutboundQueueBytes)
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		bad("RELAY_LOG_LEVEL", "debug, info, warn or error", c.LogLevel)
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		bad("RELAY_LOG_FORMAT", "json or text", c.LogFormat)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("relay: bad configuration: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// Addr returns the listen address, Host:Port.
+func (c *Config) Addr() string {
+	return fmt.Sprintf("%s:%d", c.Host, c.Port)
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	err := l.UnmarshalText([]byte(s))
+	return l, err
+}
+
+// NewLogger returns the logger c describes, writing to w.
+func (c *Config) NewLogger(w io.Writer) *slog.Logger {
+	level, _ := parseLevel(c.LogLevel)
+	opts := &slog.HandlerOptions{Level: level}
+	if c.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// EnvVar describes one environment variable the relay reads.
+type EnvVar struct {
+	Name    string
+	Default string
+	Help    string
+}
+
+// EnvVars lists every environment variable the relay reads, in Config
+// order.
+func EnvVars() []EnvVar {
+	var out []EnvVar
+	t := reflect.TypeFor[Config]()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		out = append(out, EnvVar{Name: name, Default: f.Tag.Get("envDefault"), Help: f.Tag.Get("help")})
+	}
+	return out
+}
+
+// PrintEnvVars writes a table of every variable with its default.
+func PrintEnvVars(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VARIABLE\tDEFAULT\tMEANING")
+	for _, v := range EnvVars() {
+		def := v.Default
+		if def == "" {
+			def = "(empty)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", v.Name, def, v.Help)
+	}
+	tw.Flush()
+}

@@ -1,0 +1,376 @@
+package relay
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/relay-project/relay/relay/internal/hub"
+	"github.com/relay-project/relay/relay/protocol"
+)
+
+// client is one WebSocket connection: its read loop (this file), its
+// outbound queue and write loop (this file), and its protocol state
+// (session.go).
+//
+// The hot path: the read loop decodes a request and, for a message, encodes
+// the delivered frame once; the hub hands those bytes to every recipient's
+// send, which appends them to the recipient's queue and, if no writer is
+// running, starts one. The writer takes the whole queue, writes it through
+// the WebSocket library into a corked socket, and uncorks: one write system
+// call per batch, however many messages it held.
+type client struct {
+	id     int64
+	srv    *Server
+	ws     *websocket.Conn
+	sock   *corkConn
+	addr   netip.Addr
+	origin string
+	log    *slog.Logger
+
+	// Outbound queue. A client with nothing to write holds no writer
+	// goroutine and no buffers.
+	mu       sync.Mutex
+	queue    []hub.Frame   // waiting to be written
+	queued   int           // bytes in queue
+	writing  bool          // a writeLoop goroutine is running
+	drained  chan struct{} // closed by writeLoop when the queue empties (shutdown waits on it)
+	closing  atomic.Bool   // no more frames are accepted
+	reason   protocol.CloseReason
+	pingStop *time.Timer
+
+	// Protocol state, owned by the read loop.
+	req     protocol.Request
+	chans   map[int64]*membership
+	nonAuth int // memberships without authority
+}
+
+var _ hub.Recipient = (*client)(nil)
+
+func newClient(s *Server, ws *websocket.Conn, sock *corkConn, addr netip.Addr, origin string) *client {
+	id := s.lastClientID.Add(1)
+	return &client{
+		id:     id,
+		srv:    s,
+		ws:     ws,
+		sock:   sock,
+		addr:   addr,
+		origin: origin,
+		log:    s.log.With("client", id),
+		chans:  map[int64]*membership{},
+	}
+}
+
+// ClientID implements hub.Recipient.
+func (c *client) ClientID() int64 { return c.id }
+
+// run serves the client until its connection ends, then leaves every
+// channel it was in.
+func (c *client) run() {
+	c.log.Debug("connected", "addr", c.addr, "origin", c.origin)
+	c.ws.SetReadLimit(-1) // readLoop enforces the limit with its own close reason
+	c.pingStop = time.AfterFunc(c.srv.cfg.PingInterval, c.keepalive)
+	reason := c.readLoop()
+	c.pingStop.Stop()
+	first := c.markClosing(reason)
+	// Leave before the close handshake, which may wait for the peer: the
+	// other members hear of the departure at once.
+	c.leaveAll()
+	c.srv.unregister(c)
+	if first {
+		c.closeSocket(reason)
+	}
+	c.log.Debug("disconnected", "reason", c.closeReason().String())
+}
+
+var readBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// readLoop reads and handles messages until the connection fails or a
+// message is over the limit.
+func (c *client) readLoop() protocol.CloseReason {
+	limit := c.srv.cfg.MaxMessageBytes
+	for {
+		typ, r, err := c.ws.Reader(context.Background())
+		if err != nil {
+			return protocol.CloseClientGone
+		}
+		bp := readBufs.Get().(*[]byte)
+		data, err := readLimited(r, (*bp)[:0], limit)
+		if err != nil {
+			readBufs.Put(bp)
+			if errors.Is(err, errTooBig) {
+				c.log.Info("message over the size limit", "limit", limit)
+				return protocol.CloseMessageTooBig
+			}
+			return protocol.CloseClientGone
+		}
+		c.handle(data, typ == websocket.MessageBinary)
+		*bp = data[:0]
+		readBufs.Put(bp)
+	}
+}
+
+var errTooBig = errors.New("message too big")
+
+// readLimited reads r to its end into buf, failing with errTooBig past limit
+// bytes.
+func readLimited(r io.Reader, buf []byte, limit int) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			if len(buf) > limit {
+				return buf, errTooBig
+			}
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if len(buf) > limit {
+			return buf, errTooBig
+		}
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+// Send implements hub.Recipient: it queues f and never blocks. A queue over
+// its byte cap marks the client a slow consumer and disconnects it.
+func (c *client) Send(f hub.Frame) bool {
+	if c.closing.Load() {
+		return false
+	}
+	c.mu.Lock()
+	if c.queued+len(f.Data) > c.srv.cfg.OutboundQueueBytes {
+		c.mu.Unlock()
+		c.log.Warn("slow consumer", "queued_bytes", c.queued, "limit", c.srv.cfg.OutboundQueueBytes)
+		go c.closeWith(protocol.CloseSlowConsumer)
+		return false
+	}
+	c.queue = append(c.queue, f)
+	c.queued += len(f.Data)
+	start := !c.writing
+	c.writing = true
+	c.mu.Unlock()
+	if start {
+		go c.writeLoop()
+	}
+	return true
+}
+
+// writeLoop writes batches until the queue is empty, then exits.
+func (c *client) writeLoop() {
+	var batch []hub.Frame
+	for {
+		c.mu.Lock()
+		if len(c.queue) == 0 {
+			c.writing = false
+			if c.drained != nil {
+				close(c.drained)
+				c.drained = nil
+			}
+			c.mu.Unlock()
+			return
+		}
+		batch, c.queue = c.queue, batch[:0]
+		c.queued = 0
+		c.mu.Unlock()
+
+		if err := c.writeBatch(batch); err != nil {
+			reason := protocol.CloseClientGone
+			if errors.Is(err, errWriteTimeout) {
+				c.log.Warn("slow consumer: write timed out", "timeout", c.srv.cfg.WriteTimeout)
+				reason = protocol.CloseWriteTimeout
+			}
+			c.mu.Lock()
+			c.queue, c.queued, c.writing = nil, 0, false
+			if c.drained != nil {
+				close(c.drained)
+				c.drained = nil
+			}
+			c.mu.Unlock()
+			go c.closeWith(reason)
+			return
+		}
+		clear(batch) // drop references to shared frames
+		if cap(batch) > 256 {
+			batch = nil // do not keep a burst's slice around
+		}
+	}
+}
+
+var errWriteTimeout = errors.New("write timed out")
+
+func (c *client) writeBatch(batch []hub.Frame) error {
+	c.sock.cork()
+	for _, f := range batch {
+		typ := websocket.MessageText
+		if f.Binary {
+			typ = websocket.MessageBinary
+		}
+		if err := c.ws.Write(context.Background(), typ, f.Data); err != nil {
+			c.sock.uncork(0)
+			return err
+		}
+	}
+	return c.sock.uncork(c.srv.cfg.WriteTimeout)
+}
+
+// closeWith closes the connection for reason; only the first call counts.
+// The read loop then ends and the client leaves its channels.
+func (c *client) closeWith(reason protocol.CloseReason) {
+	if c.markClosing(reason) {
+		c.closeSocket(reason)
+	}
+}
+
+// markClosing records reason and stops accepting frames. It reports whether
+// this call was the first.
+func (c *client) markClosing(reason protocol.CloseReason) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing.Load() {
+		return false
+	}
+	c.reason = reason
+	c.closing.Store(true)
+	return true
+}
+
+// closeSocket ends the connection: a close frame with reason's code, or at
+// once when the peer is gone or not answering.
+func (c *client) closeSocket(reason protocol.CloseReason) {
+	switch reason {
+	case protocol.CloseClientGone, protocol.ClosePingTimeout:
+		c.ws.CloseNow()
+	default:
+		c.ws.Close(websocket.StatusCode(reason.Status()), reason.Text())
+	}
+}
+
+func (c *client) closeReason() protocol.CloseReason {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reason
+}
+
+// shutdown flushes the queue, then closes with 1012 (service restart).
+func (c *client) shutdown(ctx context.Context) {
+	c.mu.Lock()
+	var wait chan struct{}
+	if c.writing {
+		c.drained = make(chan struct{})
+		wait = c.drained
+	}
+	c.mu.Unlock()
+	if wait != nil {
+		select {
+		case <-wait:
+		case <-ctx.Done():
+		}
+	}
+	c.closeWith(protocol.CloseServerRestart)
+}
+
+// keepalive pings the client and schedules the next ping; a client that
+// does not answer within the interval is dropped.
+func (c *client) keepalive() {
+	interval := c.srv.cfg.PingInterval
+	ctx, cancel := context.WithTimeout(context.Background(), interval)
+	err := c.ws.Ping(ctx)
+	cancel()
+	if c.closing.Load() {
+		return
+	}
+	if err != nil {
+		c.log.Info("keepalive ping not answered; dropping client", "interval", interval)
+		c.closeWith(protocol.ClosePingTimeout)
+		return
+	}
+	c.pingStop.Reset(interval)
+}
+
+// hijackWriter hands the WebSocket library a corkable socket, so the write
+// loop decides when bytes reach the kernel.
+type hijackWriter struct {
+	http.ResponseWriter
+	sock **corkConn
+}
+
+func (h hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	cc := &corkConn{Conn: nc}
+	*h.sock = cc
+	// A small write buffer: corked writes are gathered in corkConn, and the
+	// only uncorked writes are control frames (at most 127 bytes).
+	return cc, bufio.NewReadWriter(brw.Reader, bufio.NewWriterSize(cc, 256)), nil
+}
+
+// corkConn gathers writes while corked and sends them in one system call
+// when uncorked. Writes while not corked (pongs, close frames) go straight
+// through.
+type corkConn struct {
+	net.Conn
+	mu     sync.Mutex
+	corked bool
+	buf    []byte
+}
+
+var corkBufs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+func (c *corkConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.corked {
+		c.buf = append(c.buf, p...)
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *corkConn) cork() {
+	c.mu.Lock()
+	c.corked = true
+	if c.buf == nil {
+		c.buf = (*corkBufs.Get().(*[]byte))[:0]
+	}
+	c.mu.Unlock()
+}
+
+// uncork writes what was gathered, within timeout (0: drop it instead).
+func (c *corkConn) uncork(timeout time.Duration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.corked = false
+	var err error
+	if timeout > 0 && len(c.buf) > 0 {
+		c.Conn.SetWriteDeadline(time.Now().Add(timeout))
+		_, err = c.Conn.Write(c.buf)
+		c.Conn.SetWriteDeadline(time.Time{})
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			err = errWriteTimeout
+		}
+	}
+	b := c.buf[:0]
+	c.buf = nil
+	if cap(b) <= 1<<20 {
+		corkBufs.Put(&b)
+	}
+	return err
+}

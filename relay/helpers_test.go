@@ -1,0 +1,142 @@
+package relay_test
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/relay-project/relay/relay"
+	"github.com/relay-project/relay/relay/internal/relaytest"
+)
+
+// TestMain fails the run if goroutines outlive the tests.
+func TestMain(m *testing.M) {
+	base := runtime.NumGoroutine()
+	code := m.Run()
+	if code == 0 {
+		deadline := time.Now().Add(10 * time.Second)
+		for runtime.NumGoroutine() > base+2 && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if n := runtime.NumGoroutine(); n > base+2 {
+			buf := make([]byte, 1<<20)
+			buf = buf[:runtime.Stack(buf, true)]
+			fmt.Fprintf(os.Stderr, "leaked goroutines: %d at start, %d at end\n%s\n", base, n, buf)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// Addresses: 127.0.0.1 is the only authority address in these tests;
+// guests dial from 127.0.0.2.
+const (
+	authAddr  = "127.0.0.1"
+	guestAddr = "127.0.0.2"
+)
+
+func startRelay(t *testing.T, mutate func(*relay.Config)) *relaytest.Relay {
+	t.Helper()
+	cfg := relaytest.Config(t)
+	cfg.AuthorityIPs = []string{authAddr}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	return relaytest.Start(t, cfg, "")
+}
+
+func authority(t *testing.T, r *relaytest.Relay) *relaytest.Client {
+	t.Helper()
+	return relaytest.Dial(t, r.URL, &relaytest.DialOptions{Local: authAddr})
+}
+
+func guest(t *testing.T, r *relaytest.Relay) *relaytest.Client {
+	t.Helper()
+	return relaytest.Dial(t, r.URL, &relaytest.DialOptions{Local: guestAddr})
+}
+
+// grant asks authority a for a token and returns it.
+func grant(t *testing.T, a *relaytest.Client, name, proto string, mode int, extra string, makeauth bool) string {
+	t.Helper()
+	req := fmt.Sprintf(`{"cmd":"GRANT","channel":%q,"protocol":%q,"clientmode":%d,"extra":%s`, name, proto, mode, extra)
+	if makeauth {
+		req += `,"makeauth":true`
+	}
+	a.Send(req + "}")
+	m := a.NextMap()
+	tok, _ := m["token"].(string)
+	if m["cmd"] != "GRANTED" || tok == "" {
+		t.Fatalf("GRANT %s: got %v", req, m)
+	}
+	return tok
+}
+
+// join sends JOIN and returns the joiner's own JOINED.
+func join(t *testing.T, c *relaytest.Client, name, proto, tok string) map[string]any {
+	t.Helper()
+	req := fmt.Sprintf(`{"cmd":"JOIN","channel":%q,"protocol":%q`, name, proto)
+	if tok != "" {
+		req += fmt.Sprintf(`,"token":%q`, tok)
+	}
+	c.Send(req + "}")
+	m := c.NextMap()
+	if m["cmd"] != "JOINED" || m["clients"] == nil {
+		t.Fatalf("%s: got %v", req, m)
+	}
+	return m
+}
+
+// errFrame is the exact error frame for code on channel.
+func errFrame(channel int, code, text string) string {
+	return fmt.Sprintf(`{"channel":%d,"success":false,"error":%q,"errorcode":%q}`, channel, text, code)
+}
+
+// expectError reads the next frame and checks it is an error with code on
+// channel.
+func expectError(t *testing.T, c *relaytest.Client, channel int, code string) {
+	t.Helper()
+	m := c.NextMap()
+	if m["success"] != false || m["errorcode"] != code || fmt.Sprint(m["channel"]) != fmt.Sprint(channel) {
+		t.Fatalf("want error %s on channel %d, got %v", code, channel, m)
+	}
+	if text, _ := m["error"].(string); text == "" {
+		t.Fatalf("error frame without text: %v", m)
+	}
+}
+
+// clock is an injectable clock for token expiry.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newClock() *clock { return &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+func id(m map[string]any) string { return fmt.Sprint(m["id"]) }
+
+func clientIDs(m map[string]any) string {
+	clients, _ := m["clients"].(map[string]any)
+	var ids []string
+	for k := range clients {
+		ids = append(ids, k)
+	}
+	sort.Strings(ids)
+	return strings.Join(ids, ",")
+}

@@ -1,0 +1,158 @@
+// Package auth decides who is an authority (by address or static token),
+// which address a request really comes from (trusted proxies), and which
+// browser origins may connect.
+package auth
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"fmt"
+	"net/netip"
+	"strings"
+)
+
+// Rule is one authority entry: an address range or a static token, valid for
+// every protocol or only for the listed ones.
+type rule struct {
+	protocols map[string]struct{} // nil: every protocol
+}
+
+func (r rule) allows(protocol string) bool {
+	if r.protocols == nil {
+		return true
+	}
+	_, ok := r.protocols[protocol]
+	return ok
+}
+
+// parseEntry splits "VALUE" or "VALUE#proto1|proto2".
+func parseEntry(entry string) (value string, r rule, err error) {
+	value, protos, restricted := strings.Cut(strings.TrimSpace(entry), "#")
+	value = strings.TrimSpace(value)
+	if !restricted {
+		return value, rule{}, nil
+	}
+	r.protocols = map[string]struct{}{}
+	for p := range strings.SplitSeq(protos, "|") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			return "", rule{}, fmt.Errorf("%q: empty protocol name after '#'", entry)
+		}
+		r.protocols[p] = struct{}{}
+	}
+	return value, r, nil
+}
+
+type ipRule struct {
+	rule
+	prefix netip.Prefix
+}
+
+type tokenRule struct {
+	rule
+	sum [sha256.Size]byte
+}
+
+// Authorities holds the permanent authorities: address ranges and static
+// tokens. It is read-only after construction and safe for concurrent use.
+type Authorities struct {
+	ips    []ipRule
+	tokens []tokenRule
+}
+
+// NewAuthorities parses address entries ("127.0.0.1", "10.0.0.0/8",
+// "::1#chat|jobs") and token entries ("s3cret", "s3cret#chat"). An entry
+// without "#" applies to every protocol.
+func NewAuthorities(ips, tokens []string) (*Authorities, error) {
+	a := &Authorities{}
+	for _, e := range ips {
+		if strings.TrimSpace(e) == "" {
+			continue
+		}
+		v, r, err := parseEntry(e)
+		if err != nil {
+			return nil, err
+		}
+		p, err := ParsePrefix(v)
+		if err != nil {
+			return nil, err
+		}
+		a.ips = append(a.ips, ipRule{rule: r, prefix: p})
+	}
+	for _, e := range tokens {
+		if strings.TrimSpace(e) == "" {
+			continue
+		}
+		v, r, err := parseEntry(e)
+		if err != nil {
+			return nil, fmt.Errorf("token entry: %w", redact(err))
+		}
+		if v == "" {
+			return nil, fmt.Errorf("token entry: empty token")
+		}
+		a.tokens = append(a.tokens, tokenRule{rule: r, sum: sha256.Sum256([]byte(v))})
+	}
+	return a, nil
+}
+
+// redact drops the entry text from a token parse error so no secret reaches
+// a log.
+func redact(err error) error {
+	if _, after, ok := strings.Cut(err.Error(), ": "); ok {
+		return fmt.Errorf("%s", after)
+	}
+	return err
+}
+
+// ParsePrefix parses an address ("10.1.2.3", "::1") as a single-address
+// prefix, or a CIDR range ("10.0.0.0/8"). IPv4-mapped IPv6 addresses are
+// unmapped so either form matches.
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not an address or CIDR range", s)
+		}
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		return p.Masked(), nil
+	}
+	addr, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an address or CIDR range", s)
+	}
+	addr = addr.Unmap()
+	return netip.PrefixFrom(addr, addr.BitLen()), nil
+}
+
+// ByAddr reports whether addr is an authority for protocol.
+func (a *Authorities) ByAddr(addr netip.Addr, protocol string) bool {
+	addr = addr.Unmap()
+	for _, r := range a.ips {
+		if r.prefix.Contains(addr) && r.allows(protocol) {
+			return true
+		}
+	}
+	return false
+}
+
+// ByToken reports whether token is a static authority token for protocol.
+// The comparison takes the same time whichever token (if any) matches: it
+// compares SHA-256 digests in constant time and visits every entry.
+func (a *Authorities) ByToken(token, protocol string) bool {
+	if token == "" || len(a.tokens) == 0 {
+		return false
+	}
+	sum := sha256.Sum256([]byte(token))
+	found := 0
+	for _, r := range a.tokens {
+		if subtle.ConstantTimeCompare(sum[:], r.sum[:]) == 1 && r.allows(protocol) {
+			found = 1
+		}
+	}
+	return found == 1
+}
+
+// HasTokens reports whether any static token is configured.
+func (a *Authorities) HasTokens() bool { return len(a.tokens) > 0 }

@@ -1,0 +1,180 @@
+package hub
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/relay-project/relay/relay/protocol"
+)
+
+var _ Hub = (*Memory)(nil)
+
+// Memory is a Hub held in this process.
+type Memory struct {
+	lastID atomic.Int64 // last channel number handed out
+
+	mu       sync.Mutex
+	channels map[chanKey]*Channel
+}
+
+type chanKey struct{ name, protocol string }
+
+// NewMemory returns an empty hub.
+func NewMemory() *Memory {
+	return &Memory{channels: map[chanKey]*Channel{}}
+}
+
+// Join implements Hub.
+func (h *Memory) Join(r Recipient, name, proto string, info protocol.MemberInfo, token string, binary bool) (*Channel, string) {
+	for {
+		ch := h.findOrCreate(name, proto)
+		ch.mu.Lock()
+		if ch.dead {
+			ch.mu.Unlock()
+			continue
+		}
+		replaced := h.joinLocked(ch, r, info, token, binary)
+		ch.mu.Unlock()
+		return ch, replaced
+	}
+}
+
+func (h *Memory) findOrCreate(name, proto string) *Channel {
+	key := chanKey{name, proto}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ch := h.channels[key]
+	if ch == nil || ch.dead {
+		ch = &Channel{ID: h.lastID.Add(1), Name: name, Protocol: proto}
+		h.channels[key] = ch
+	}
+	return ch
+}
+
+// joinLocked adds or updates the member and sends JOINED. ch.mu must be held.
+func (h *Memory) joinLocked(ch *Channel, r Recipient, info protocol.MemberInfo, token string, binary bool) string {
+	id := r.ClientID()
+	replaced := ""
+	if i := ch.findLocked(id); i >= 0 {
+		m := ch.members[i]
+		if m.token != token {
+			replaced = m.token
+		}
+		m.info, m.token = info, token
+	} else {
+		ch.members = append(ch.members, &member{r: r, id: id, info: info, token: token})
+	}
+
+	// The joiner sees everyone when it is an authority or may send to
+	// anyone; otherwise the authorities and itself.
+	seeAll := info.Auth || info.Mode == protocol.ModeSendToAny
+	visible := make([]protocol.Member, 0, len(ch.members))
+	for _, m := range ch.members {
+		if seeAll || m.info.Auth || m.id == id {
+			visible = append(visible, protocol.Member{ID: m.id, Info: m.info})
+		}
+	}
+	self := protocol.AppendJoinedSelf(make([]byte, 0, 160+64*len(visible)), ch.ID, id, info, ch.Name, ch.Protocol, visible)
+	r.Send(Frame{Data: self, Binary: binary})
+
+	note := Frame{Data: protocol.AppendJoined(make([]byte, 0, 128+len(info.Extra)), ch.ID, id, info), Binary: binary}
+	for _, m := range ch.members {
+		if m.id != id && canSee(m.info.Mode, info) {
+			m.r.Send(note)
+		}
+	}
+	return replaced
+}
+
+// Leave implements Hub.
+func (h *Memory) Leave(r Recipient, ch *Channel, binary bool) (string, bool) {
+	id := r.ClientID()
+	ch.mu.Lock()
+	i := ch.findLocked(id)
+	if i < 0 {
+		ch.mu.Unlock()
+		return "", false
+	}
+	m := ch.members[i]
+	ch.members = append(ch.members[:i], ch.members[i+1:]...)
+	left := protocol.AppendLeft(nil, ch.ID, id)
+	r.Send(Frame{Data: left, Binary: binary})
+	// Other members get LEFT as text whatever the leaver's frame type, as
+	// the reference server does.
+	note := Frame{Data: left}
+	for _, o := range ch.members {
+		if canSee(o.info.Mode, m.info) {
+			o.r.Send(note)
+		}
+	}
+	empty := len(ch.members) == 0
+	if empty {
+		ch.dead = true
+		ch.members = nil
+	}
+	ch.mu.Unlock()
+
+	if empty {
+		key := chanKey{ch.Name, ch.Protocol}
+		h.mu.Lock()
+		if h.channels[key] == ch {
+			delete(h.channels, key)
+		}
+		h.mu.Unlock()
+	}
+	return m.token, true
+}
+
+// SetExtra implements Hub.
+func (h *Memory) SetExtra(ch *Channel, id int64, extra []byte, binary bool) bool {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	i := ch.findLocked(id)
+	if i < 0 {
+		return false
+	}
+	target := ch.members[i]
+	target.info.Extra = extra
+	f := Frame{Data: protocol.AppendSetExtra(make([]byte, 0, 96+len(extra)), ch.ID, id, extra), Binary: binary}
+	for _, m := range ch.members {
+		if m.id == id || canSee(m.info.Mode, target.info) {
+			m.r.Send(f)
+		}
+	}
+	return true
+}
+
+// Member implements Hub.
+func (h *Memory) Member(ch *Channel, id int64) (protocol.MemberInfo, bool) {
+	ch.mu.RLock()
+	defer ch.mu.RUnlock()
+	if i := ch.findLocked(id); i >= 0 {
+		return ch.members[i].info, true
+	}
+	return protocol.MemberInfo{}, false
+}
+
+// Members implements Hub.
+func (h *Memory) Members(ch *Channel) []protocol.Member {
+	ch.mu.RLock()
+	defer ch.mu.RUnlock()
+	out := make([]protocol.Member, len(ch.members))
+	for i, m := range ch.members {
+		out[i] = protocol.Member{ID: m.id, Info: m.info}
+	}
+	return out
+}
+
+// Lookup implements Hub.
+func (h *Memory) Lookup(name, proto string) *Channel {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.channels[chanKey{name, proto}]
+}
+
+// Channels implements Hub.
+func (h *Memory) Channels() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.channels)
+}

@@ -1,0 +1,52 @@
+// Package token stores grant tokens: minted by an authority for one channel,
+// claimed by the JOIN that uses them, released when that member leaves.
+//
+// Lifecycle: a minted token must be claimed before its lifetime ends. A claim
+// holds it for one member; while held nobody else can use it. Releasing it
+// (the member left or disconnected) makes it claimable again until the rejoin
+// window ends. Expiry is decided by comparing the store's clock with the
+// token's deadline at claim time, so it is exact; sweeping only reclaims
+// memory.
+package token
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors returned by Store.Claim. All mean "not a valid grant token for this
+// channel" to a client (access_denied); they are distinct for logs and tests.
+var (
+	ErrUnknown      = errors.New("token: unknown token")
+	ErrExpired      = errors.New("token: expired")
+	ErrWrongChannel = errors.New("token: minted for another channel")
+	ErrInUse        = errors.New("token: held by another member")
+)
+
+// Grant is what a token carries.
+type Grant struct {
+	Channel  string // channel name
+	Protocol string
+	Mode     int    // client mode, 0..2
+	Extra    []byte // compact JSON object; read-only once minted
+	MakeAuth bool   // the member becomes an authority of the channel
+}
+
+// Store keeps grant tokens. Implementations are safe for concurrent use.
+// The in-memory Memory store serves one process; a shared store (NATS KV)
+// lets a token minted on one instance be claimed on another.
+type Store interface {
+	// Mint stores g under a new opaque token that must be claimed within
+	// ttl, and returns the token and its deadline.
+	Mint(ctx context.Context, g Grant, ttl time.Duration) (token string, expires time.Time, err error)
+	// Claim takes token for holder (a client id) to join (channel,
+	// protocol). A token already held by the same holder may be claimed
+	// again (a repeated JOIN). A token for another channel is refused and
+	// left as it was.
+	Claim(ctx context.Context, token, channel, protocol string, holder int64) (Grant, error)
+	// Release gives up holder's claim; the token can be claimed again
+	// within the store's rejoin window. Releasing a token holder does not
+	// hold is a no-op.
+	Release(ctx context.Context, token string, holder int64) error
+}

@@ -1,0 +1,91 @@
+package protocol
+
+// CloseReason says why the relay closed a connection. It picks the WebSocket
+// close code and the reason text the client sees, and names the condition in
+// logs and metrics.
+type CloseReason int
+
+// Close reasons. The zero value is CloseClientGone.
+const (
+	// CloseClientGone: the client closed the connection or the network
+	// failed. Nothing is sent.
+	CloseClientGone CloseReason = iota
+	// CloseMessageTooBig: the client sent a message over the size limit
+	// (1009).
+	CloseMessageTooBig
+	// CloseSlowConsumer: the client's outbound queue overflowed because it
+	// does not read fast enough (1008).
+	CloseSlowConsumer
+	// CloseWriteTimeout: a write to the client did not complete within the
+	// write timeout (1008).
+	CloseWriteTimeout
+	// ClosePingTimeout: the client did not answer a keepalive ping in time
+	// (1001).
+	ClosePingTimeout
+	// CloseServerRestart: the relay is shutting down; reconnect, possibly to
+	// another instance (1012).
+	CloseServerRestart
+	// CloseProtocolError: the client broke the WebSocket protocol (1002).
+	CloseProtocolError
+)
+
+// WebSocket close status codes the relay sends (RFC 6455 and the IANA
+// registry).
+const (
+	StatusNormal          = 1000
+	StatusGoingAway       = 1001
+	StatusProtocolError   = 1002
+	StatusPolicyViolation = 1008
+	StatusMessageTooBig   = 1009
+	StatusServiceRestart  = 1012
+)
+
+var closeReasons = [...]struct {
+	name   string
+	status int
+	text   string
+}{
+	CloseClientGone:    {"client_gone", StatusNormal, ""},
+	CloseMessageTooBig: {"message_too_big", StatusMessageTooBig, "message too big"},
+	CloseSlowConsumer:  {"slow_consumer", StatusPolicyViolation, "slow consumer: outbound queue full"},
+	CloseWriteTimeout:  {"write_timeout", StatusPolicyViolation, "slow consumer: write timed out"},
+	ClosePingTimeout:   {"ping_timeout", StatusGoingAway, "keepalive ping not answered"},
+	CloseServerRestart: {"server_restart", StatusServiceRestart, "server restart: reconnect"},
+	CloseProtocolError: {"protocol_error", StatusProtocolError, "protocol error"},
+}
+
+// String returns the reason's stable name, as used in logs and metrics
+// labels, e.g. "slow_consumer".
+func (r CloseReason) String() string {
+	if r < 0 || int(r) >= len(closeReasons) {
+		return "unknown"
+	}
+	return closeReasons[r].name
+}
+
+// Status returns the WebSocket close status code sent for r.
+func (r CloseReason) Status() int {
+	if r < 0 || int(r) >= len(closeReasons) {
+		return StatusGoingAway
+	}
+	return closeReasons[r].status
+}
+
+// Text returns the close reason text sent for r (at most 123 bytes, as a
+// close frame allows).
+func (r CloseReason) Text() string {
+	if r < 0 || int(r) >= len(closeReasons) {
+		return ""
+	}
+	return closeReasons[r].text
+}
+
+// CloseReasons lists every close reason, for metrics that pre-create their
+// label values.
+func CloseReasons() []CloseReason {
+	out := make([]CloseReason, len(closeReasons))
+	for i := range out {
+		out[i] = CloseReason(i)
+	}
+	return out
+}

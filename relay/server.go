@@ -1,0 +1,206 @@
+package relay
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/relay-project/relay/relay/internal/auth"
+	"github.com/relay-project/relay/relay/internal/hub"
+	"github.com/relay-project/relay/relay/internal/token"
+	"github.com/relay-project/relay/relay/protocol"
+)
+
+// Server is a DRC relay. It is an http.Handler: mount it on any path of any
+// mux; every request that asks for a WebSocket upgrade becomes a client, and
+// GET /healthz and GET /readyz answer probes.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	hub     hub.Hub
+	tokens  token.Store
+	auths   *auth.Authorities
+	addrs   *auth.ClientAddr
+	origins *auth.Origins
+	mux     *http.ServeMux
+
+	lastClientID atomic.Int64
+	draining     atomic.Bool
+
+	mu      sync.Mutex
+	clients map[*client]struct{} // guarded by mu
+	conns   sync.WaitGroup       // one per client read loop
+}
+
+// New returns a Server for cfg. It fails when cfg does not validate or a
+// file it names cannot be read.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, clients: map[*client]struct{}{}}
+	if s.log == nil {
+		s.log = cfg.NewLogger(os.Stderr)
+	}
+	tokens := cfg.AuthorityTokens
+	if cfg.AuthorityTokensFile != "" {
+		b, err := os.ReadFile(cfg.AuthorityTokensFile)
+		if err != nil {
+			return nil, fmt.Errorf("relay: RELAY_AUTHORITY_TOKENS_FILE: %w", err)
+		}
+		tokens = append(tokens, strings.FieldsFunc(string(b), func(r rune) bool { return r == ',' || r == '\n' || r == '\r' })...)
+	}
+	var err error
+	if s.auths, err = auth.NewAuthorities(cfg.AuthorityIPs, tokens); err != nil {
+		return nil, fmt.Errorf("relay: RELAY_AUTHORITY_IPS or RELAY_AUTHORITY_TOKENS: %w", err)
+	}
+	if s.addrs, err = auth.NewClientAddr(cfg.TrustedProxies, cfg.ClientIPHeader); err != nil {
+		return nil, fmt.Errorf("relay: RELAY_TRUSTED_PROXIES: %w", err)
+	}
+	if s.origins, err = auth.NewOrigins(cfg.Origins); err != nil {
+		return nil, fmt.Errorf("relay: RELAY_ORIGINS: %w", err)
+	}
+	s.hub = hub.NewMemory()
+	s.tokens = token.NewMemory(&token.MemoryOptions{Rejoin: cfg.TokenRejoin, Now: cfg.Now})
+
+	s.mux = http.NewServeMux()
+	s.mux.HandleFunc("GET /healthz", s.serveHealth)
+	s.mux.HandleFunc("GET /readyz", s.serveReady)
+	s.mux.HandleFunc("/", s.serveWebSocket)
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mux.ServeHTTP(w, r)
+}
+
+func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintln(w, "ok")
+}
+
+func (s *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if s.draining.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "draining")
+		return
+	}
+	fmt.Fprintln(w, "ready")
+}
+
+// serveWebSocket checks the origin, upgrades and runs the client until it
+// goes away.
+func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
+	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		http.Error(w, "relay: this is a WebSocket endpoint (DRC protocol); see /healthz for probes", http.StatusUpgradeRequired)
+		return
+	}
+	if s.draining.Load() {
+		http.Error(w, "relay: shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" && s.cfg.RequireOrigin || origin != "" && !s.origins.Allowed(origin) {
+		s.log.Debug("origin refused", "origin", origin, "addr", r.RemoteAddr)
+		http.Error(w, "relay: origin not allowed", http.StatusForbidden)
+		return
+	}
+	addr := s.addrs.Resolve(r)
+
+	var cork *corkConn
+	ws, err := websocket.Accept(hijackWriter{w, &cork}, r, &websocket.AcceptOptions{
+		InsecureSkipVerify: true, // the origin was checked above, with the relay's own rules
+		CompressionMode:    websocket.CompressionDisabled,
+	})
+	if err != nil {
+		s.log.Debug("websocket handshake failed", "addr", r.RemoteAddr, "err", err)
+		return
+	}
+	c := newClient(s, ws, cork, addr, origin)
+	if !s.register(c) {
+		ws.Close(websocket.StatusCode(protocol.CloseServerRestart.Status()), protocol.CloseServerRestart.Text())
+		return
+	}
+	defer s.conns.Done()
+	c.run()
+}
+
+// register adds c unless the server is draining; the caller owes
+// s.conns.Done() when it returns true.
+func (s *Server) register(c *client) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.draining.Load() {
+		return false
+	}
+	s.clients[c] = struct{}{}
+	s.conns.Add(1)
+	return true
+}
+
+func (s *Server) unregister(c *client) {
+	s.mu.Lock()
+	delete(s.clients, c)
+	s.mu.Unlock()
+}
+
+// Clients returns how many clients are connected.
+func (s *Server) Clients() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.clients)
+}
+
+// Channels returns how many channels exist.
+func (s *Server) Channels() int { return s.hub.Channels() }
+
+// Shutdown drains the relay: /readyz turns 503, new WebSockets are refused,
+// and every client's queued messages are flushed before it is closed with
+// code 1012 (service restart) so it reconnects, possibly elsewhere. It
+// returns when every client is gone, or ctx's error when ctx ends first, in
+// which case the remaining connections are closed at once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.draining.Store(true)
+	clients := make([]*client, 0, len(s.clients))
+	for c := range s.clients {
+		clients = append(clients, c)
+	}
+	s.mu.Unlock()
+
+	s.log.Info("draining", "clients", len(clients))
+	for _, c := range clients {
+		go c.shutdown(ctx)
+	}
+	done := make(chan struct{})
+	go func() {
+		s.conns.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		for c := range s.clients {
+			c.ws.CloseNow()
+		}
+		s.mu.Unlock()
+		// The read loops end promptly once their sockets are closed.
+		select {
+		case <-done:
+		case <-time.After(time.Second):
+		}
+		return fmt.Errorf("relay: shutdown: %w", ctx.Err())
+	}
+}

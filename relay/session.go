@@ -1,0 +1,263 @@
+package relay
+
+import (
+	"context"
+
+	"github.com/relay-project/relay/relay/internal/hub"
+	"github.com/relay-project/relay/relay/internal/token"
+	"github.com/relay-project/relay/relay/protocol"
+)
+
+// membership is the client's own view of one channel it is in.
+type membership struct {
+	ch   *hub.Channel
+	auth bool
+	mode int
+}
+
+// handle runs one request. Every check follows the protocol page's order;
+// every failure answers the requester alone, in its request's frame type.
+func (c *client) handle(data []byte, binary bool) {
+	req := &c.req
+	if err := protocol.Decode(data, req); err != nil {
+		if err == protocol.ErrInvalidData {
+			c.replyError(binary, 0, protocol.CodeInvalidData)
+		} else {
+			c.replyError(binary, 0, protocol.CodeMissingInvalidCmd)
+		}
+		return
+	}
+	switch req.Cmd {
+	case protocol.CmdGrant:
+		c.grant(req, binary)
+	case protocol.CmdJoin:
+		c.join(req, binary)
+	case protocol.CmdSetExtra:
+		c.setExtra(req, binary)
+	case protocol.CmdLeave:
+		c.leave(req, binary)
+	default:
+		c.message(req, binary)
+	}
+}
+
+func (c *client) replyError(binary bool, channel int64, code protocol.Code) {
+	c.Send(hub.Frame{Data: protocol.AppendError(nil, channel, code, ""), Binary: binary})
+}
+
+// isAuthority reports whether the client is a permanent authority for
+// protocol: by address (unless ipAuth is false) or by static token.
+func (c *client) isAuthority(req *protocol.Request, proto string, ipAuth bool) bool {
+	return (ipAuth && c.srv.auths.ByAddr(c.addr, proto)) || c.srv.auths.ByToken(protocol.Token(req), proto)
+}
+
+// grant mints a grant token. Only permanent authorities may.
+func (c *client) grant(req *protocol.Request, binary bool) {
+	name, ok := protocol.ChannelName(req)
+	if !ok {
+		c.replyError(binary, 0, protocol.CodeMissingInvalidChannel)
+		return
+	}
+	proto, ok := protocol.ProtocolName(req)
+	if !ok {
+		c.replyError(binary, 0, protocol.CodeMissingInvalidProtocol)
+		return
+	}
+	mode, ok := protocol.ClientMode(req)
+	if !ok {
+		c.replyError(binary, 0, protocol.CodeMissingInvalidMode)
+		return
+	}
+	extra, ok := protocol.Extra(req)
+	if !ok {
+		c.replyError(binary, 0, protocol.CodeMissingInvalidExtra)
+		return
+	}
+	if !c.isAuthority(req, proto, true) {
+		c.replyError(binary, 0, protocol.CodeAccessDenied)
+		return
+	}
+	g := token.Grant{Channel: name, Protocol: proto, Mode: mode, Extra: extra, MakeAuth: protocol.Flag(req, "makeauth", "true")}
+	tok, _, err := c.srv.tokens.Mint(context.Background(), g, c.srv.cfg.TokenTTL)
+	if err != nil {
+		c.log.Error("minting a grant token failed", "err", err)
+		c.replyError(binary, 0, protocol.CodeUnavailable)
+		return
+	}
+	c.Send(hub.Frame{Data: protocol.AppendGranted(nil, tok, name, proto), Binary: binary})
+}
+
+// join adds the client to a channel as an authority or with a grant token.
+func (c *client) join(req *protocol.Request, binary bool) {
+	name, ok := protocol.ChannelName(req)
+	if !ok {
+		c.replyError(binary, 0, protocol.CodeMissingInvalidChannel)
+		return
+	}
+	proto, ok := protocol.ProtocolName(req)
+	if !ok {
+		c.replyError(binary, 0, protocol.CodeMissingInvalidProtocol)
+		return
+	}
+	current := c.memberOf(name, proto)
+
+	info := protocol.MemberInfo{Auth: true, Mode: protocol.ModeSendToAny}
+	held := "" // the grant token this membership holds
+	if !c.isAuthority(req, proto, !protocol.Flag(req, "ipauth", "false")) {
+		tok := protocol.Token(req)
+		g, err := token.Grant{}, token.ErrUnknown
+		if tok != "" {
+			g, err = c.srv.tokens.Claim(context.Background(), tok, name, proto, c.id)
+		}
+		if err == nil && g.MakeAuth {
+			info.Extra = g.Extra
+		} else {
+			alreadyCounted := current != nil && !current.auth
+			if c.nonAuth >= c.srv.cfg.MaxChannelsPerClient && !alreadyCounted {
+				if err == nil {
+					c.srv.tokens.Release(context.Background(), tok, c.id)
+				}
+				c.replyError(binary, 0, protocol.CodeMaxChannelLimitReached)
+				return
+			}
+			if err != nil {
+				c.log.Debug("join refused", "reason", err)
+				c.replyError(binary, 0, protocol.CodeAccessDenied)
+				return
+			}
+			info = protocol.MemberInfo{Auth: false, Mode: g.Mode, Extra: g.Extra}
+		}
+		held = tok
+	}
+
+	ch, replaced := c.srv.hub.Join(c, name, proto, info, held, binary)
+	if replaced != "" {
+		c.srv.tokens.Release(context.Background(), replaced, c.id)
+	}
+	if current != nil && !current.auth {
+		c.nonAuth--
+	}
+	if !info.Auth {
+		c.nonAuth++
+	}
+	c.chans[ch.ID] = &membership{ch: ch, auth: info.Auth, mode: info.Mode}
+}
+
+// memberOf returns the client's membership of (name, protocol), if any.
+func (c *client) memberOf(name, proto string) *membership {
+	for _, m := range c.chans {
+		if m.ch.Name == name && m.ch.Protocol == proto {
+			return m
+		}
+	}
+	return nil
+}
+
+// channelOf resolves the request's channel number to one of the client's
+// memberships, answering the error itself when it cannot.
+func (c *client) channelOf(req *protocol.Request, binary bool) *membership {
+	n, code := protocol.ChannelNumber(req)
+	if code != "" {
+		c.replyError(binary, 0, code)
+		return nil
+	}
+	m := c.chans[n]
+	if m == nil {
+		c.replyError(binary, 0, protocol.CodeInvalidChannel)
+	}
+	return m
+}
+
+// setExtra replaces a member's extra; authorities only.
+func (c *client) setExtra(req *protocol.Request, binary bool) {
+	m := c.channelOf(req, binary)
+	if m == nil {
+		return
+	}
+	if !m.auth {
+		c.replyError(binary, 0, protocol.CodeAccessDenied)
+		return
+	}
+	raw, _ := req.Get("id")
+	id, ok := protocol.Int(raw)
+	if ok {
+		_, ok = c.srv.hub.Member(m.ch, id)
+	}
+	if !ok {
+		c.replyError(binary, 0, protocol.CodeInvalidID)
+		return
+	}
+	extra, ok := protocol.Extra(req)
+	if !ok {
+		c.replyError(binary, 0, protocol.CodeMissingInvalidExtra)
+		return
+	}
+	if !c.srv.hub.SetExtra(m.ch, id, extra, binary) {
+		c.replyError(binary, 0, protocol.CodeInvalidID) // left meanwhile
+	}
+}
+
+// leave removes the client from a channel.
+func (c *client) leave(req *protocol.Request, binary bool) {
+	m := c.channelOf(req, binary)
+	if m == nil {
+		return
+	}
+	c.leaveChannel(m, binary)
+}
+
+func (c *client) leaveChannel(m *membership, binary bool) {
+	tok, _ := c.srv.hub.Leave(c, m.ch, binary)
+	if tok != "" {
+		c.srv.tokens.Release(context.Background(), tok, c.id)
+	}
+	if !m.auth {
+		c.nonAuth--
+	}
+	delete(c.chans, m.ch.ID)
+}
+
+// leaveAll leaves every channel, as on disconnect.
+func (c *client) leaveAll() {
+	for _, m := range c.chans {
+		c.leaveChannel(m, false)
+	}
+}
+
+// message delivers an application message: to one member, or to every
+// member (only the authorities when the sender's mode is 1).
+func (c *client) message(req *protocol.Request, binary bool) {
+	m := c.channelOf(req, binary)
+	if m == nil {
+		return
+	}
+	n := m.ch.ID
+	if m.mode == protocol.ModeRecvOnly {
+		c.replyError(binary, n, protocol.CodeAccessDenied)
+		return
+	}
+	raw, ok := req.Get("to")
+	if !ok {
+		c.replyError(binary, n, protocol.CodeMissingTo)
+		return
+	}
+	to, ok := protocol.Int(raw)
+	if !ok {
+		c.replyError(binary, n, protocol.CodeInvalidTo)
+		return
+	}
+	authOnly := m.mode == protocol.ModeSendToAuths
+	if to >= 0 {
+		info, ok := c.srv.hub.Member(m.ch, to)
+		if !ok || authOnly && !info.Auth {
+			c.replyError(binary, n, protocol.CodeInvalidTo)
+			return
+		}
+	}
+	f := hub.Frame{Data: protocol.AppendMessage(make([]byte, 0, len(c.req.Fields)*16+64+len(req.Cmd)), n, c.id, req), Binary: binary}
+	if to < 0 {
+		c.srv.hub.Broadcast(m.ch, authOnly, f)
+	} else {
+		c.srv.hub.SendTo(m.ch, to, f)
+	}
+}
