@@ -73,6 +73,14 @@ type Config struct {
 	// ShutdownTimeout bounds a graceful shutdown (SIGTERM/SIGINT).
 	ShutdownTimeout time.Duration `env:"RELAY_SHUTDOWN_TIMEOUT" envDefault:"8s" help:"Longest a graceful shutdown may take: flush queues, close every client with 1012, exit."`
 
+	// HTTPMaxBodyBytes caps the body of an HTTP API request (/v1/).
+	HTTPMaxBodyBytes int `env:"RELAY_HTTP_MAX_BODY_BYTES" envDefault:"65536" help:"Largest body the HTTP API (/v1/) accepts; a larger one gets 413 request_too_large."`
+	// RetainMax is the longest a message published through the HTTP API
+	// may be retained for clients that join later.
+	RetainMax time.Duration `env:"RELAY_RETAIN_MAX" envDefault:"1h" help:"Longest a published message may be retained for late joiners (the HTTP API's 'retain', in seconds, is capped by it)."`
+	// RetainMaxMessages caps how many retained messages the relay holds.
+	RetainMaxMessages int `env:"RELAY_RETAIN_MAX_MESSAGES" envDefault:"10000" help:"Most retained messages held at once (the latest per channel, protocol and cmd); past it a retained publish gets 429 retain_limit_reached."`
+
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `env:"RELAY_LOG_LEVEL" envDefault:"info" help:"Log level: debug, info, warn or error."`
 	// LogFormat is json or text.
@@ -170,6 +178,15 @@ func (c *Config) Validate() error {
 		if p.v <= 0 {
 			bad(p.name, "a positive duration such as 30s", p.v)
 		}
+	}
+	if c.RetainMax < time.Second {
+		bad("RELAY_RETAIN_MAX", "a duration of at least 1s", c.RetainMax)
+	}
+	if c.RetainMaxMessages < 1 {
+		bad("RELAY_RETAIN_MAX_MESSAGES", "at least 1", c.RetainMaxMessages)
+	}
+	if c.HTTPMaxBodyBytes < 1024 {
+		bad("RELAY_HTTP_MAX_BODY_BYTES", "at least 1024", c.HTTPMaxBodyBytes)
 	}
 	if c.MaxChannelsPerClient < 1 {
 		bad("RELAY_MAX_CHANNELS_PER_CLIENT", "at least 1", c.MaxChannelsPerClient)

@@ -14,7 +14,9 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/relay-project/relay/relay/internal/auth"
+	"github.com/relay-project/relay/relay/internal/httpapi"
 	"github.com/relay-project/relay/relay/internal/hub"
+	"github.com/relay-project/relay/relay/internal/retain"
 	"github.com/relay-project/relay/relay/internal/token"
 	"github.com/relay-project/relay/relay/protocol"
 )
@@ -31,6 +33,9 @@ type Server struct {
 	addrs   *auth.ClientAddr
 	origins *auth.Origins
 	mux     *http.ServeMux
+
+	api      *httpapi.Handler // the HTTP API at /v1/ (httpapi.go)
+	retained *retain.Store    // retained messages replayed on JOIN
 
 	lastClientID atomic.Int64
 	draining     atomic.Bool
@@ -74,6 +79,8 @@ func New(cfg Config) (*Server, error) {
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("GET /healthz", s.serveHealth)
 	s.mux.HandleFunc("GET /readyz", s.serveReady)
+	s.newAPI()
+	s.mux.Handle("/v1/", s.api)
 	s.mux.HandleFunc("/", s.serveWebSocket)
 	return s, nil
 }

@@ -285,7 +285,7 @@ func (h *Handler) readObject(w http.ResponseWriter, r *http.Request) (map[string
 		return nil, bad("invalid_data", "Could not read the body.")
 	}
 	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(data, &obj); err != nil || obj == nil {
+	if !utf8.Valid(data) || json.Unmarshal(data, &obj) != nil || obj == nil {
 		return nil, bad("invalid_data", "The body must be a JSON object.")
 	}
 	return obj, nil
@@ -329,14 +329,17 @@ func integer(obj map[string]json.RawMessage, name string) (v int64, present bool
 	if !present || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
 		return 0, false, true
 	}
-	var n json.Number
+	var n json.Number // it would also take a quoted number: refuse those first
+	if t := bytes.TrimSpace(raw); len(t) == 0 || t[0] == '"' {
+		return 0, true, false
+	}
 	if err := json.Unmarshal(raw, &n); err != nil {
 		return 0, true, false
 	}
 	i, err := n.Int64()
 	if err != nil {
 		f, ferr := n.Float64() // 3.0 is an integer too
-		if ferr != nil || f != float64(int64(f)) || f > 1<<53 || f < -(1<<53) {
+		if ferr != nil || f > 1<<53 || f < -(1<<53) || f != float64(int64(f)) {
 			return 0, true, false
 		}
 		i = int64(f)
