@@ -141,6 +141,7 @@ type Handler struct {
 	b      Backend
 	cfg    Config
 	routes map[string]map[string]http.HandlerFunc // path -> method -> handler
+	fields map[string][]string                    // path -> the JSON body's fields
 }
 
 // New returns a Handler for b.
@@ -154,7 +155,10 @@ func New(b Backend, cfg Config) *Handler {
 	if cfg.GrantLifetime <= 0 {
 		cfg.GrantLifetime = 30 * time.Second
 	}
-	h := &Handler{b: b, cfg: cfg}
+	h := &Handler{b: b, cfg: cfg, fields: map[string][]string{
+		"/v1/tokens":  {"channel", "protocol", "clientmode", "extra", "makeauth", "lifetime"},
+		"/v1/publish": {"channel", "protocol", "cmd", "to", "fields", "retain"},
+	}}
 	h.routes = map[string]map[string]http.HandlerFunc{
 		"/v1/tokens":       {http.MethodPost: h.tokens},
 		"/v1/publish":      {http.MethodPost: h.publish},
@@ -174,6 +178,11 @@ func (h *Handler) Routes() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// BodyFields returns the fields the JSON body of a POST to path may have.
+func (h *Handler) BodyFields(path string) []string {
+	return append([]string(nil), h.fields[path]...)
 }
 
 // ServeHTTP routes a request under /v1/.
@@ -399,7 +408,7 @@ func (h *Handler) tokenSpec(w http.ResponseWriter, r *http.Request) (TokenSpec, 
 	if err != nil {
 		return s, err
 	}
-	if err := onlyKeys(obj, "channel", "protocol", "clientmode", "extra", "makeauth", "lifetime"); err != nil {
+	if err := onlyKeys(obj, h.fields["/v1/tokens"]...); err != nil {
 		return s, err
 	}
 	if s.Channel, err = str(obj, "channel", MaxChannelBytes, "missing_invalid_channel"); err != nil {
@@ -469,7 +478,7 @@ func (h *Handler) publication(w http.ResponseWriter, r *http.Request) (Publicati
 	if err != nil {
 		return p, err
 	}
-	if err := onlyKeys(obj, "channel", "protocol", "cmd", "to", "fields", "retain"); err != nil {
+	if err := onlyKeys(obj, h.fields["/v1/publish"]...); err != nil {
 		return p, err
 	}
 	if p.Channel, err = str(obj, "channel", MaxChannelBytes, "missing_invalid_channel"); err != nil {
