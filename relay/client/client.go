@@ -487,6 +487,8 @@ func matchMessage(n int64, cmd string, from int64) func(Event) bool {
 // appear on Events. match runs with the client's lock held and must not
 // call the Client.
 func (c *Client) WaitFor(ctx context.Context, match func(Event) bool) (Event, error) {
+	// Looking at the queue and registering the waiter happen under one
+	// lock, so an event arriving in between cannot slip past both.
 	c.mu.Lock()
 	for i, ev := range c.queue {
 		if match(ev) {
@@ -495,8 +497,10 @@ func (c *Client) WaitFor(ctx context.Context, match func(Event) bool) (Event, er
 			return ev, nil
 		}
 	}
+	w := &waiter{match: match, ch: make(chan Event, 1)}
+	c.waiters = append(c.waiters, w)
 	c.mu.Unlock()
-	ev, err := c.wait(ctx, c.addWaiter(match))
+	ev, err := c.wait(ctx, w)
 	if err != nil {
 		return nil, fmt.Errorf("wait: %w", err)
 	}
