@@ -145,13 +145,7 @@ func fetchReport(t *testing.T, appURL string, m *client.MessageEvent) {
 func TestLateBrowserGetsReady(t *testing.T) {
 	_, appURL, logs := start(t, 0)
 	pc := startReport(t, appURL)
-	deadline := time.Now().Add(5 * time.Second)
-	for !logs.has("job done") {
-		if time.Now().After(deadline) {
-			t.Fatal("the job never finished")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitLog(t, logs, "job done")
 	if !logs.has("delivered=0") {
 		t.Fatal("someone received ready before the browser joined")
 	}
@@ -184,6 +178,7 @@ func TestWaitingBrowserGetsReady(t *testing.T) {
 		t.Fatalf("ready %s: the browser was waiting, want a live message", m.Raw)
 	}
 	fetchReport(t, appURL, m)
+	waitLog(t, logs, "job done")
 	if !logs.has("delivered=1") {
 		t.Fatal("the backend did not see its publish delivered")
 	}
@@ -207,5 +202,17 @@ func TestHomePage(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 404 {
 		t.Fatalf("unknown report: %d", resp.StatusCode)
+	}
+}
+
+// waitLog waits until the example has logged s.
+func waitLog(t *testing.T, logs *logTap, s string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !logs.has(s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the example never logged %q", s)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
