@@ -87,6 +87,7 @@ func (c *client) run() {
 	// other members hear of the departure at once.
 	c.leaveAll()
 	c.srv.unregister(c)
+	c.srv.closed[c.closeReason()].Add(1)
 	if first {
 		c.closeSocket(reason)
 	}
@@ -213,6 +214,9 @@ func (c *client) writeLoop() {
 
 var errWriteTimeout = errors.New("write timed out")
 
+// slowCloseGrace is how long a slow consumer's close frame may take.
+const slowCloseGrace = 250 * time.Millisecond
+
 func (c *client) writeBatch(batch []hub.Frame) error {
 	c.sock.cork()
 	for _, f := range batch {
@@ -255,6 +259,12 @@ func (c *client) closeSocket(reason protocol.CloseReason) {
 	switch reason {
 	case protocol.CloseClientGone, protocol.ClosePingTimeout:
 		c.ws.CloseNow()
+	case protocol.CloseSlowConsumer, protocol.CloseWriteTimeout:
+		// The socket is likely full: give the close frame a moment to get
+		// through, then cut the connection, so the client leaves its
+		// channels now rather than after the write timeout.
+		c.sock.cut(slowCloseGrace)
+		c.ws.Close(websocket.StatusCode(reason.Status()), reason.Text())
 	default:
 		c.ws.Close(websocket.StatusCode(reason.Status()), reason.Text())
 	}
@@ -266,8 +276,12 @@ func (c *client) closeReason() protocol.CloseReason {
 	return c.reason
 }
 
-// shutdown flushes the queue, then closes with 1012 (service restart).
+// shutdown stops accepting frames, flushes what is queued, then closes
+// with 1012 (service restart).
 func (c *client) shutdown(ctx context.Context) {
+	if !c.markClosing(protocol.CloseServerRestart) {
+		return
+	}
 	c.mu.Lock()
 	var wait chan struct{}
 	if c.writing {
@@ -281,7 +295,7 @@ func (c *client) shutdown(ctx context.Context) {
 		case <-ctx.Done():
 		}
 	}
-	c.closeWith(protocol.CloseServerRestart)
+	c.closeSocket(protocol.CloseServerRestart)
 }
 
 // keepalive pings the client and schedules the next ping; a client that
@@ -329,6 +343,14 @@ type corkConn struct {
 	mu     sync.Mutex
 	corked bool
 	buf    []byte
+	cutAt  atomic.Int64 // unix nanoseconds after which writes fail; 0: none
+}
+
+// cut makes every write, including one blocked now, fail after d.
+func (c *corkConn) cut(d time.Duration) {
+	at := time.Now().Add(d)
+	c.cutAt.Store(at.UnixNano())
+	c.Conn.SetWriteDeadline(at)
 }
 
 var corkBufs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
@@ -359,9 +381,15 @@ func (c *corkConn) uncork(timeout time.Duration) error {
 	c.corked = false
 	var err error
 	if timeout > 0 && len(c.buf) > 0 {
-		c.Conn.SetWriteDeadline(time.Now().Add(timeout))
+		deadline := time.Now().Add(timeout)
+		if cut := c.cutAt.Load(); cut != 0 {
+			deadline = time.Unix(0, cut)
+		}
+		c.Conn.SetWriteDeadline(deadline)
 		_, err = c.Conn.Write(c.buf)
-		c.Conn.SetWriteDeadline(time.Time{})
+		if c.cutAt.Load() == 0 {
+			c.Conn.SetWriteDeadline(time.Time{})
+		}
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
 			err = errWriteTimeout

@@ -39,6 +39,7 @@ type Server struct {
 
 	lastClientID atomic.Int64
 	draining     atomic.Bool
+	closed       [protocol.NumCloseReasons]atomic.Uint64 // disconnects by reason
 
 	mu      sync.Mutex
 	clients map[*client]struct{} // guarded by mu
@@ -170,6 +171,34 @@ func (s *Server) Clients() int {
 
 // Channels returns how many channels exist.
 func (s *Server) Channels() int { return s.hub.Channels() }
+
+// Members returns the members of channel (name, protocol) in join order, or
+// nil when the channel does not exist.
+func (s *Server) Members(name, protocol string) []protocol.Member {
+	ch := s.hub.Lookup(name, protocol)
+	if ch == nil {
+		return nil
+	}
+	return s.hub.Members(ch)
+}
+
+// Stats is a snapshot of the relay's counters.
+type Stats struct {
+	Clients  int // connected now
+	Channels int // existing now
+	// Closed counts disconnects since start by reason; slow consumers are
+	// Closed[protocol.CloseSlowConsumer] and Closed[protocol.CloseWriteTimeout].
+	Closed map[protocol.CloseReason]uint64
+}
+
+// Stats returns the relay's counters.
+func (s *Server) Stats() Stats {
+	st := Stats{Clients: s.Clients(), Channels: s.Channels(), Closed: map[protocol.CloseReason]uint64{}}
+	for i := range s.closed {
+		st.Closed[protocol.CloseReason(i)] = s.closed[i].Load()
+	}
+	return st
+}
 
 // Shutdown drains the relay: /readyz turns 503, new WebSockets are refused,
 // and every client's queued messages are flushed before it is closed with

@@ -29,6 +29,10 @@ const (
 	CloseProtocolError
 )
 
+// NumCloseReasons is how many close reasons there are; they are numbered
+// 0..NumCloseReasons-1.
+const NumCloseReasons = int(CloseProtocolError) + 1
+
 // WebSocket close status codes the relay sends (RFC 6455 and the IANA
 // registry).
 const (

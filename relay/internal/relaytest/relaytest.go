@@ -167,6 +167,15 @@ func (c *Client) readLoop() {
 	}
 }
 
+// Discard drops every frame from now on, so the relay never sees this
+// client as slow.
+func (c *Client) Discard() {
+	go func() {
+		for range c.frames {
+		}
+	}()
+}
+
 // Conn returns the underlying WebSocket.
 func (c *Client) Conn() *websocket.Conn { return c.ws }
 
