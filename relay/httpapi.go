@@ -35,6 +35,16 @@ func (s *Server) newAPI() {
 	})
 }
 
+// serveAPI serves /v1/: the HTTP API, except for WebSocket upgrades, which
+// DRC clients may send to any path.
+func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
+	if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		s.serveWebSocket(w, r)
+		return
+	}
+	s.api.ServeHTTP(w, r)
+}
+
 // Authorize implements httpapi.Backend: a static authority token for the
 // protocol in "Authorization: Bearer", or an authority address.
 func (b apiBackend) Authorize(r *http.Request, proto string) httpapi.Access {

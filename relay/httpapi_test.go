@@ -371,3 +371,10 @@ func joinAs(t *testing.T, r *relaytest.Relay, g *relaytest.Client, name, proto s
 	tok := grant(t, a, name, proto, 0, `{}`, false)
 	return join(t, g, name, proto, tok)
 }
+
+// DRC clients may open their WebSocket on any path, /v1/ included.
+func TestWebSocketUnderV1(t *testing.T) {
+	r := startRelay(t, nil)
+	c := relaytest.Dial(t, strings.TrimSuffix(r.URL, "/")+"/v1/publish", &relaytest.DialOptions{Local: authAddr})
+	join(t, c, "c", "p", "")
+}

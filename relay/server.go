@@ -81,7 +81,7 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("GET /healthz", s.serveHealth)
 	s.mux.HandleFunc("GET /readyz", s.serveReady)
 	s.newAPI()
-	s.mux.Handle("/v1/", s.api)
+	s.mux.HandleFunc("/v1/", s.serveAPI)
 	s.mux.HandleFunc("/", s.serveWebSocket)
 	return s, nil
 }
