@@ -80,6 +80,8 @@ type Config struct {
 	RetainMax time.Duration `env:"RELAY_RETAIN_MAX" envDefault:"1h" help:"Longest a published message may be retained for late joiners (the HTTP API's 'retain', in seconds, is capped by it)."`
 	// RetainMaxMessages caps how many retained messages the relay holds.
 	RetainMaxMessages int `env:"RELAY_RETAIN_MAX_MESSAGES" envDefault:"10000" help:"Most retained messages held at once (the latest per channel, protocol and cmd); past it a retained publish gets 429 retain_limit_reached."`
+	// RetainMaxBytes caps the memory retained messages take.
+	RetainMaxBytes int `env:"RELAY_RETAIN_MAX_BYTES" envDefault:"67108864" help:"Most bytes retained messages may take in all; past it a retained publish gets 429 retain_limit_reached."`
 
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `env:"RELAY_LOG_LEVEL" envDefault:"info" help:"Log level: debug, info, warn or error."`
@@ -184,6 +186,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RetainMaxMessages < 1 {
 		bad("RELAY_RETAIN_MAX_MESSAGES", "at least 1", c.RetainMaxMessages)
+	}
+	if c.RetainMaxBytes < 1024 {
+		bad("RELAY_RETAIN_MAX_BYTES", "at least 1024", c.RetainMaxBytes)
 	}
 	if c.HTTPMaxBodyBytes < 1024 {
 		bad("RELAY_HTTP_MAX_BODY_BYTES", "at least 1024", c.HTTPMaxBodyBytes)

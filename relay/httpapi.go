@@ -27,7 +27,7 @@ var _ httpapi.Backend = apiBackend{}
 
 // newAPI builds the HTTP API handler and the retained-message store.
 func (s *Server) newAPI() {
-	s.retained = retain.New(&retain.Options{Now: s.cfg.Now, MaxMessages: s.cfg.RetainMaxMessages})
+	s.retained = retain.New(&retain.Options{Now: s.cfg.Now, MaxMessages: s.cfg.RetainMaxMessages, MaxBytes: int64(s.cfg.RetainMaxBytes)})
 	s.api = httpapi.New(apiBackend{s}, httpapi.Config{
 		MaxBodyBytes:  int64(s.cfg.HTTPMaxBodyBytes),
 		RetainMax:     s.cfg.RetainMax,
@@ -89,7 +89,7 @@ func (b apiBackend) Publish(ctx context.Context, p httpapi.Publication) (httpapi
 		until, err := b.s.retained.Put(p.Channel, p.Protocol, p.Cmd, p.Fields, p.Retain)
 		if errors.Is(err, retain.ErrFull) {
 			return out, &httpapi.Error{Status: http.StatusTooManyRequests, Code: "retain_limit_reached",
-				Message: "The relay holds RELAY_RETAIN_MAX_MESSAGES retained messages already."}
+				Message: "The relay holds as many retained messages as it may (RELAY_RETAIN_MAX_MESSAGES, RELAY_RETAIN_MAX_BYTES)."}
 		}
 		if err != nil {
 			return out, err

@@ -378,3 +378,18 @@ func TestWebSocketUnderV1(t *testing.T) {
 	c := relaytest.Dial(t, strings.TrimSuffix(r.URL, "/")+"/v1/publish", &relaytest.DialOptions{Local: authAddr})
 	join(t, c, "c", "p", "")
 }
+
+func TestRetainByteLimit(t *testing.T) {
+	r := startRelay(t, func(c *relay.Config) { c.RetainMaxBytes = 4096 })
+	a := newAPI(t, r, authAddr, "")
+	big := strings.Repeat("x", 3000)
+	st, m := a.post("/v1/publish", map[string]any{"channel": "c", "protocol": "p", "cmd": "a", "fields": map[string]any{"v": big}, "retain": 60})
+	wantStatus(t, st, m, 200, "")
+	st, m = a.post("/v1/publish", map[string]any{"channel": "c", "protocol": "p", "cmd": "b", "fields": map[string]any{"v": big}, "retain": 60})
+	wantStatus(t, st, m, http.StatusTooManyRequests, "retain_limit_reached")
+	// Not retained means not replayed.
+	g := guest(t, r)
+	joined := joinAs(t, r, g, "c", "p")
+	g.Expect(`{"channel":` + fmt.Sprint(joined["channel"]) + `,"success":true,"from":0,"cmd":"a","v":"` + big + `","replayed":true}`)
+	g.ExpectNone(50 * time.Millisecond)
+}

@@ -579,7 +579,7 @@ func (h *Handler) presence(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	obj := map[string]json.RawMessage{}
 	for _, k := range []string{"channel", "protocol"} {
-		if vs, ok := q[k]; ok && len(vs) > 0 {
+		if vs, ok := q[k]; ok && len(vs) > 0 && utf8.ValidString(vs[len(vs)-1]) {
 			b, _ := json.Marshal(vs[len(vs)-1])
 			obj[k] = b
 		}

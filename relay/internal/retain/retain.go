@@ -17,7 +17,7 @@ import (
 )
 
 // ErrFull is returned by Put when the store holds its maximum number of
-// messages and none has expired.
+// messages or bytes and expiring messages does not make room.
 var ErrFull = errors.New("retain: store full")
 
 // Options configures a Store. A nil *Options means all defaults.
@@ -27,6 +27,16 @@ type Options struct {
 	Now func() time.Time
 	// MaxMessages bounds how many messages the store holds. Default: 10000.
 	MaxMessages int
+	// MaxBytes bounds the bytes the messages take (fields, cmd and channel
+	// names, plus a fixed overhead each). Default: 64 MiB.
+	MaxBytes int64
+}
+
+// overhead approximates a stored message's fixed cost in bytes.
+const overhead = 96
+
+func size(name, protocol, cmd string, fields []byte) int64 {
+	return int64(len(name) + len(protocol) + len(cmd) + len(fields) + overhead)
 }
 
 // Message is one retained message.
@@ -45,23 +55,28 @@ type key struct{ name, protocol string }
 
 // Store holds retained messages.
 type Store struct {
-	now func() time.Time
-	max int
+	now      func() time.Time
+	max      int
+	maxBytes int64
 
 	mu    sync.Mutex
 	byKey map[key]map[string]*Message // channel -> cmd -> message
 	count int
+	bytes int64
 }
 
 // New returns an empty Store.
 func New(opts *Options) *Store {
-	s := &Store{now: time.Now, max: 10000, byKey: map[key]map[string]*Message{}}
+	s := &Store{now: time.Now, max: 10000, maxBytes: 64 << 20, byKey: map[key]map[string]*Message{}}
 	if opts != nil {
 		if opts.Now != nil {
 			s.now = opts.Now
 		}
 		if opts.MaxMessages > 0 {
 			s.max = opts.MaxMessages
+		}
+		if opts.MaxBytes > 0 {
+			s.maxBytes = opts.MaxBytes
 		}
 	}
 	return s
@@ -73,23 +88,32 @@ func (s *Store) Put(name, protocol, cmd string, fields []byte, ttl time.Duration
 	now := s.now()
 	m := &Message{Cmd: cmd, Fields: append([]byte(nil), fields...), Published: now, Expires: now.Add(ttl)}
 	k := key{name, protocol}
+	need := size(name, protocol, cmd, fields)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cmds := s.byKey[k]
-	if _, replacing := cmds[cmd]; !replacing && s.count >= s.max {
+	fits := func() bool {
+		n, b := s.count+1, s.bytes+need
+		if old, ok := s.byKey[k][cmd]; ok {
+			n, b = s.count, b-size(name, protocol, cmd, old.Fields)
+		}
+		return n <= s.max && b <= s.maxBytes
+	}
+	if !fits() {
 		s.sweepLocked(now)
-		if s.count >= s.max {
+		if !fits() {
 			return time.Time{}, ErrFull
 		}
-		cmds = s.byKey[k]
 	}
+	if old, ok := s.byKey[k][cmd]; ok {
+		s.removeLocked(k, s.byKey[k], old)
+	}
+	cmds := s.byKey[k]
 	if cmds == nil {
 		cmds = map[string]*Message{}
 		s.byKey[k] = cmds
 	}
-	if _, replacing := cmds[cmd]; !replacing {
-		s.count++
-	}
+	s.count++
+	s.bytes += need
 	cmds[cmd] = m
 	return m.Expires, nil
 }
@@ -103,16 +127,12 @@ func (s *Store) Get(name, protocol string) []Message {
 	defer s.mu.Unlock()
 	cmds := s.byKey[k]
 	var out []Message
-	for cmd, m := range cmds {
+	for _, m := range cmds {
 		if !now.Before(m.Expires) {
-			delete(cmds, cmd)
-			s.count--
+			s.removeLocked(k, cmds, m)
 			continue
 		}
 		out = append(out, *m)
-	}
-	if len(cmds) == 0 {
-		delete(s.byKey, k)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Published.Equal(out[j].Published) {
@@ -130,36 +150,39 @@ func (s *Store) Delete(name, protocol, cmd string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cmds := s.byKey[k]
-	if _, ok := cmds[cmd]; !ok {
+	m, ok := cmds[cmd]
+	if !ok {
 		return false
 	}
-	delete(cmds, cmd)
-	s.count--
-	if len(cmds) == 0 {
-		delete(s.byKey, k)
-	}
+	s.removeLocked(k, cmds, m)
 	return true
 }
 
-// Len returns how many messages the store holds, expired ones not yet
-// swept included.
-func (s *Store) Len() int {
+// Len returns how many messages the store holds and their size in bytes,
+// expired ones not yet swept included.
+func (s *Store) Len() (messages int, bytes int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.count
+	return s.count, s.bytes
 }
 
 // sweepLocked drops every expired message. s.mu must be held.
 func (s *Store) sweepLocked(now time.Time) {
 	for k, cmds := range s.byKey {
-		for cmd, m := range cmds {
+		for _, m := range cmds {
 			if !now.Before(m.Expires) {
-				delete(cmds, cmd)
-				s.count--
+				s.removeLocked(k, cmds, m)
 			}
 		}
-		if len(cmds) == 0 {
-			delete(s.byKey, k)
-		}
+	}
+}
+
+// removeLocked drops m, the message of cmds (channel k). s.mu must be held.
+func (s *Store) removeLocked(k key, cmds map[string]*Message, m *Message) {
+	delete(cmds, m.Cmd)
+	s.count--
+	s.bytes -= size(k.name, k.protocol, m.Cmd, m.Fields)
+	if len(cmds) == 0 {
+		delete(s.byKey, k)
 	}
 }

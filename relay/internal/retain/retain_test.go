@@ -49,11 +49,14 @@ func TestLatestPerCmdAndExpiry(t *testing.T) {
 	if len(got) != 1 || got[0].Cmd != "progress" {
 		t.Fatalf("after expiry got %+v", got)
 	}
-	if s.Len() != 1 {
-		t.Fatalf("len %d", s.Len())
+	if n, b := s.Len(); n != 1 || b != size("r1", "p", "progress", []byte(`"pct":90`)) {
+		t.Fatalf("len %d, %d bytes", n, b)
 	}
-	if !s.Delete("r1", "p", "progress") || s.Delete("r1", "p", "progress") || s.Len() != 0 {
+	if !s.Delete("r1", "p", "progress") || s.Delete("r1", "p", "progress") {
 		t.Fatal("delete")
+	}
+	if n, b := s.Len(); n != 0 || b != 0 {
+		t.Fatalf("after delete: %d messages, %d bytes", n, b)
 	}
 }
 
@@ -76,6 +79,35 @@ func TestFullStoreSweepsThenRefuses(t *testing.T) {
 	clk.Advance(2 * time.Second) // a expires, making room
 	if err := mustPut("c", time.Minute); err != nil {
 		t.Fatalf("put after expiry: %v", err)
+	}
+}
+
+func TestByteCap(t *testing.T) {
+	clk := &clock{t: time.Unix(0, 0)}
+	big := make([]byte, 1000)
+	s := New(&Options{Now: clk.Now, MaxBytes: 2*size("a", "p", "c", big) + 10})
+	put := func(name string, fields []byte) error {
+		_, err := s.Put(name, "p", "c", fields, time.Second)
+		return err
+	}
+	if put("a", big) != nil || put("b", big) != nil {
+		t.Fatal("put failed below the cap")
+	}
+	if err := put("c", big); !errors.Is(err, ErrFull) {
+		t.Fatalf("over the byte cap: %v", err)
+	}
+	if err := put("a", big[:10]); err != nil { // a smaller replacement fits
+		t.Fatalf("smaller replacement: %v", err)
+	}
+	if err := put("c", big[:500]); err != nil {
+		t.Fatalf("put into freed bytes: %v", err)
+	}
+	clk.Advance(time.Second)
+	if err := put("d", big); err != nil {
+		t.Fatalf("put after expiry: %v", err)
+	}
+	if n, _ := s.Len(); n != 1 {
+		t.Fatalf("%d messages after the sweep, want 1", n)
 	}
 }
 
