@@ -58,10 +58,11 @@ func (o *DialOptions) withDefaults() DialOptions {
 //
 // The DRC protocol has no request ids. CreateToken, Join, SetExtra and
 // Leave wait for their reply, so the Client sends them one at a time; an
-// error frame that arrives while one of them waits is its answer when the
-// frame's channel is 0 or the request's channel. Send and Broadcast are not
-// acknowledged by the protocol: they return once the frame is written, and
-// an error the relay reports for them later arrives as an *ErrorEvent.
+// error frame on channel 0 that arrives while one of them waits is its
+// answer (the protocol numbers only the errors of application messages).
+// Send and Broadcast are not acknowledged by the protocol: they return once
+// the frame is written, and an error the relay reports for them later
+// arrives as an *ErrorEvent.
 //
 // # Events
 //
@@ -115,9 +116,8 @@ type result struct {
 }
 
 type pendingReq struct {
-	channel int64
-	match   func(*frame) bool
-	ch      chan result // 1-buffered
+	match func(*frame) bool
+	ch    chan result // 1-buffered
 }
 
 type waiter struct {
@@ -310,7 +310,7 @@ func (c *Client) CreateToken(ctx context.Context, name, protocol string, opts *T
 	if o.MakeAuth {
 		req["makeauth"] = true
 	}
-	f, err := c.roundTrip(ctx, 0, req, func(f *frame) bool {
+	f, err := c.roundTrip(ctx, req, func(f *frame) bool {
 		return f.Cmd == "GRANTED" && f.ChannelName != nil && *f.ChannelName == name &&
 			f.Protocol != nil && *f.Protocol == protocol
 	})
@@ -366,7 +366,7 @@ func (c *Client) Join(ctx context.Context, name, protocol string, opts *JoinOpti
 	if o.NoIPAuth {
 		req["ipauth"] = false
 	}
-	f, err := c.roundTrip(ctx, 0, req, func(f *frame) bool {
+	f, err := c.roundTrip(ctx, req, func(f *frame) bool {
 		return f.isOwnJoined() && *f.ChannelName == name && *f.Protocol == protocol
 	})
 	if err != nil {
@@ -389,7 +389,7 @@ func (c *Client) SetExtra(ctx context.Context, n, id int64, extra map[string]any
 		extra = map[string]any{}
 	}
 	req := map[string]any{"cmd": "SET_EXTRA", "channel": n, "id": id, "extra": extra}
-	_, err := c.roundTrip(ctx, n, req, func(f *frame) bool {
+	_, err := c.roundTrip(ctx, req, func(f *frame) bool {
 		return f.Cmd == "SET_EXTRA" && f.Channel == n && f.ID == id
 	})
 	if err != nil {
@@ -401,7 +401,7 @@ func (c *Client) SetExtra(ctx context.Context, n, id int64, extra map[string]any
 // Leave leaves channel n and waits until the relay confirms it.
 func (c *Client) Leave(ctx context.Context, n int64) error {
 	req := map[string]any{"cmd": "LEAVE", "channel": n}
-	_, err := c.roundTrip(ctx, n, req, func(f *frame) bool {
+	_, err := c.roundTrip(ctx, req, func(f *frame) bool {
 		return f.Cmd == "LEFT" && f.Channel == n && f.ID == c.id // c.mu is held by the caller
 	})
 	if err != nil {
@@ -634,8 +634,8 @@ func (c *Client) write(ctx context.Context, v any) error {
 }
 
 // roundTrip sends req and waits for the frame match accepts or an error
-// frame for channel 0 or ch.
-func (c *Client) roundTrip(ctx context.Context, ch int64, req any, match func(*frame) bool) (*frame, error) {
+// frame for channel 0.
+func (c *Client) roundTrip(ctx context.Context, req any, match func(*frame) bool) (*frame, error) {
 	select {
 	case c.reqSem <- struct{}{}:
 	case <-ctx.Done():
@@ -645,7 +645,7 @@ func (c *Client) roundTrip(ctx context.Context, ch int64, req any, match func(*f
 	}
 	defer func() { <-c.reqSem }()
 
-	p := &pendingReq{channel: ch, match: match, ch: make(chan result, 1)}
+	p := &pendingReq{match: match, ch: make(chan result, 1)}
 	c.mu.Lock()
 	c.pending = p
 	c.mu.Unlock()
@@ -703,7 +703,10 @@ func (c *Client) readLoop() {
 func (c *Client) handleLocked(f *frame) {
 	if !f.Success {
 		e := f.asError()
-		if p := c.pending; p != nil && (e.Channel == 0 || e.Channel == p.channel) {
+		// Only application messages get errors with a channel number
+		// (access_denied, missing_to, invalid_to): an error on channel 0 is
+		// the waiting request's, one on channel N a refused send's.
+		if p := c.pending; p != nil && e.Channel == 0 {
 			c.pending = nil
 			p.ch <- result{err: e}
 			return

@@ -188,6 +188,13 @@ func TestReplyRouting(t *testing.T) {
 			}
 		case "LEAVE":
 			return []string{`{"channel":4,"success":true,"cmd":"LEFT","from":0,"id":7}`}
+		case "SET_EXTRA":
+			// A refused earlier send's error arrives first; it is not
+			// the answer to SET_EXTRA.
+			return []string{
+				`{"channel":4,"success":false,"error":"Invalid 'to'.","errorcode":"invalid_to"}`,
+				`{"channel":4,"success":true,"cmd":"SET_EXTRA","from":0,"id":7,"extra":{"n":"new"}}`,
+			}
 		}
 		return nil
 	})
@@ -235,6 +242,15 @@ func TestReplyRouting(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("no error event")
+	}
+	if err := c.SetExtra(ctx, 4, 7, map[string]any{"n": "new"}); err != nil {
+		t.Fatalf("set extra with a send's error in between: %v", err)
+	}
+	if got := c.Channel(4).Self.Extra["n"]; got != "new" {
+		t.Fatalf("own extra %v", got)
+	}
+	if ev := <-c.Events(); ev.(*ErrorEvent).Err.Code != CodeInvalidTo {
+		t.Fatalf("event %#v", ev)
 	}
 	if err := c.Leave(ctx, 4); err != nil {
 		t.Fatal(err)
