@@ -5,17 +5,21 @@ package relay_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/relay-project/relay/relay"
 	"github.com/relay-project/relay/relay/internal/relaytest"
+	"github.com/relay-project/relay/relay/protocol"
 )
 
 // api sends one HTTP request to the relay from local (an address on
@@ -392,4 +396,51 @@ func TestRetainByteLimit(t *testing.T) {
 	joined := joinAs(t, r, g, "c", "p")
 	g.Expect(`{"channel":` + fmt.Sprint(joined["channel"]) + `,"success":true,"from":0,"cmd":"a","v":"` + big + `","replayed":true}`)
 	g.ExpectNone(50 * time.Millisecond)
+}
+
+// Programs that embed the relay publish and mint in process, with the same
+// rules.
+func TestServerPublishAndMintToken(t *testing.T) {
+	r := startRelay(t, nil)
+	ctx := context.Background()
+	tok, err := r.Server.MintToken(ctx, relay.TokenRequest{Channel: "c", Protocol: "p", Extra: map[string]any{"n": 1}, Lifetime: 1500 * time.Millisecond})
+	if err != nil || tok.Token == "" || time.Until(tok.Expires) > 2*time.Second {
+		t.Fatalf("mint: %+v %v", tok, err)
+	}
+	g := guest(t, r)
+	joined := join(t, g, "c", "p", tok.Token)
+	ch := fmt.Sprint(joined["channel"])
+
+	res, err := r.Server.Publish(ctx, relay.Message{Channel: "c", Protocol: "p", Cmd: "hi", Fields: json.RawMessage(`{"b":1,"a":2}`), Retain: 500 * time.Millisecond})
+	if err != nil || res.Delivered != 1 || fmt.Sprint(res.Channel) != ch || res.RetainedUntil.IsZero() {
+		t.Fatalf("publish: %+v %v", res, err)
+	}
+	g.Expect(`{"channel":` + ch + `,"success":true,"from":0,"cmd":"hi","b":1,"a":2}`)
+	id, _ := strconv.ParseInt(fmt.Sprint(joined["id"]), 10, 64)
+	if _, err := r.Server.Publish(ctx, relay.Message{Channel: "c", Protocol: "p", Cmd: "direct", To: id}); err != nil {
+		t.Fatal(err)
+	}
+	g.Expect(`{"channel":` + ch + `,"success":true,"from":0,"cmd":"direct"}`)
+
+	for _, tc := range []struct {
+		m    relay.Message
+		code protocol.Code
+	}{
+		{relay.Message{Protocol: "p", Cmd: "x"}, protocol.CodeMissingInvalidChannel},
+		{relay.Message{Channel: "c", Protocol: "p", Cmd: "JOIN"}, protocol.CodeMissingInvalidCmd},
+		{relay.Message{Channel: "c", Protocol: "p", Cmd: "x", Fields: []int{1}}, "missing_invalid_fields"},
+		{relay.Message{Channel: "c", Protocol: "p", Cmd: "x", To: 99999}, protocol.CodeInvalidTo},
+		{relay.Message{Channel: "c", Protocol: "p", Cmd: "x", Retain: 2 * time.Hour}, "missing_invalid_retain"},
+	} {
+		_, err := r.Server.Publish(ctx, tc.m)
+		var e *relay.Error
+		if !errors.As(err, &e) || e.Code != tc.code {
+			t.Errorf("publish %+v: %v, want %s", tc.m, err, tc.code)
+		}
+	}
+	_, err = r.Server.MintToken(ctx, relay.TokenRequest{Channel: "c", Protocol: "p", ClientMode: 3})
+	var e *relay.Error
+	if !errors.As(err, &e) || e.Code != protocol.CodeMissingInvalidMode || e.Status != 400 {
+		t.Fatalf("mint with mode 3: %v", err)
+	}
 }

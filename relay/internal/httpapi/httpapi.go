@@ -112,8 +112,9 @@ type Backend interface {
 	Presence(ctx context.Context, channel, protocol string) (int64, []Member)
 }
 
-// Error is an error the Backend returns to refuse a request with a stable
-// code (a hook's refusal, a full retain store, an unknown member).
+// Error is a refusal with a stable code: bad input found by the Handler,
+// or a Backend's refusal (a hook's, a full retain store, an unknown
+// member).
 type Error struct {
 	Status  int    // HTTP status; 0 means 403
 	Code    string // errorcode
@@ -209,17 +210,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fn(w, r)
 }
 
-// apiError is a refusal with its status.
-type apiError struct {
-	status  int
-	code    string
-	message string
-}
-
-func (e *apiError) Error() string { return e.message }
-
-func bad(code, format string, args ...any) *apiError {
-	return &apiError{status: http.StatusBadRequest, code: code, message: fmt.Sprintf(format, args...)}
+func bad(code, format string, args ...any) *Error {
+	return &Error{Status: http.StatusBadRequest, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -249,22 +241,18 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 	writeJSON(w, status, errorBody{Error: msg, ErrorCode: code})
 }
 
-// fail writes err: an *apiError, a Backend *Error or anything else (500).
+// fail writes err: an *Error, or anything else as a 500.
 func fail(w http.ResponseWriter, err error) {
-	var ae *apiError
-	var be *Error
-	switch {
-	case errors.As(err, &ae):
-		writeError(w, ae.status, ae.code, ae.message)
-	case errors.As(err, &be):
-		st := be.Status
-		if st == 0 {
-			st = http.StatusForbidden
-		}
-		writeError(w, st, be.Code, be.Message)
-	default:
+	var e *Error
+	if !errors.As(err, &e) {
 		writeError(w, http.StatusInternalServerError, "internal_error", "Internal error.")
+		return
 	}
+	st := e.Status
+	if st == 0 {
+		st = http.StatusForbidden
+	}
+	writeError(w, st, e.Code, e.Message)
 }
 
 func (h *Handler) authorize(r *http.Request, protocol string) error {
@@ -272,9 +260,9 @@ func (h *Handler) authorize(r *http.Request, protocol string) error {
 	case Allowed:
 		return nil
 	case NoCredentials:
-		return &apiError{http.StatusUnauthorized, "access_denied", "Access denied: send an authority token as 'Authorization: Bearer <token>' or call from an authority address."}
+		return &Error{Status: http.StatusUnauthorized, Code: "access_denied", Message: "Access denied: send an authority token as 'Authorization: Bearer <token>' or call from an authority address."}
 	default:
-		return &apiError{http.StatusForbidden, "access_denied", "Access denied: not an authority for this protocol."}
+		return &Error{Status: http.StatusForbidden, Code: "access_denied", Message: "Access denied: not an authority for this protocol."}
 	}
 }
 
@@ -283,16 +271,22 @@ func (h *Handler) authorize(r *http.Request, protocol string) error {
 func (h *Handler) readObject(w http.ResponseWriter, r *http.Request) (map[string]json.RawMessage, error) {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/json" {
-		return nil, &apiError{http.StatusUnsupportedMediaType, "invalid_content_type", "The body must be JSON, sent with 'Content-Type: application/json'."}
+		return nil, &Error{Status: http.StatusUnsupportedMediaType, Code: "invalid_content_type", Message: "The body must be JSON, sent with 'Content-Type: application/json'."}
 	}
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, &apiError{http.StatusRequestEntityTooLarge, "request_too_large", fmt.Sprintf("The body exceeds %d bytes.", h.cfg.MaxBodyBytes)}
+			return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: "request_too_large", Message: fmt.Sprintf("The body exceeds %d bytes.", h.cfg.MaxBodyBytes)}
 		}
 		return nil, bad("invalid_data", "Could not read the body.")
 	}
+	return parseObject(data)
+}
+
+// parseObject decodes a JSON object into its members (the last of
+// duplicate keys wins, as in the protocol).
+func parseObject(data []byte) (map[string]json.RawMessage, error) {
 	var obj map[string]json.RawMessage
 	if !utf8.Valid(data) || json.Unmarshal(data, &obj) != nil || obj == nil {
 		return nil, bad("invalid_data", "The body must be a JSON object.")
@@ -403,11 +397,30 @@ func (h *Handler) tokens(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) tokenSpec(w http.ResponseWriter, r *http.Request) (TokenSpec, error) {
-	var s TokenSpec
 	obj, err := h.readObject(w, r)
+	if err != nil {
+		return TokenSpec{}, err
+	}
+	s, err := h.parseTokenSpec(obj)
 	if err != nil {
 		return s, err
 	}
+	return s, h.authorize(r, s.Protocol)
+}
+
+// ParseTokenSpec validates a POST /v1/tokens body as the handler does,
+// without the authority check (for callers inside the relay).
+func (h *Handler) ParseTokenSpec(body []byte) (TokenSpec, error) {
+	obj, err := parseObject(body)
+	if err != nil {
+		return TokenSpec{}, err
+	}
+	return h.parseTokenSpec(obj)
+}
+
+func (h *Handler) parseTokenSpec(obj map[string]json.RawMessage) (TokenSpec, error) {
+	var s TokenSpec
+	var err error
 	if err := onlyKeys(obj, h.fields["/v1/tokens"]...); err != nil {
 		return s, err
 	}
@@ -436,7 +449,7 @@ func (h *Handler) tokenSpec(w http.ResponseWriter, r *http.Request) (TokenSpec, 
 		return s, bad("missing_invalid_lifetime", "'lifetime' must be a whole number of seconds from 1 to %d.", maxLife)
 	}
 	s.Lifetime = time.Duration(life) * time.Second
-	return s, h.authorize(r, s.Protocol)
+	return s, nil
 }
 
 type publishResponse struct {
@@ -473,11 +486,30 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) publication(w http.ResponseWriter, r *http.Request) (Publication, error) {
-	var p Publication
 	obj, err := h.readObject(w, r)
+	if err != nil {
+		return Publication{}, err
+	}
+	p, err := h.parsePublication(obj)
 	if err != nil {
 		return p, err
 	}
+	return p, h.authorize(r, p.Protocol)
+}
+
+// ParsePublication validates a POST /v1/publish body as the handler does,
+// without the authority check (for callers inside the relay).
+func (h *Handler) ParsePublication(body []byte) (Publication, error) {
+	obj, err := parseObject(body)
+	if err != nil {
+		return Publication{}, err
+	}
+	return h.parsePublication(obj)
+}
+
+func (h *Handler) parsePublication(obj map[string]json.RawMessage) (Publication, error) {
+	var p Publication
+	var err error
 	if err := onlyKeys(obj, h.fields["/v1/publish"]...); err != nil {
 		return p, err
 	}
@@ -513,7 +545,7 @@ func (h *Handler) publication(w http.ResponseWriter, r *http.Request) (Publicati
 		return p, bad("missing_invalid_retain", "Only broadcasts can be retained; omit 'to' or 'retain'.")
 	}
 	p.Retain = time.Duration(ret) * time.Second
-	return p, h.authorize(r, p.Protocol)
+	return p, nil
 }
 
 // orderedFields checks that raw is a JSON object (or absent/null) with no
