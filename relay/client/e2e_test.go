@@ -383,3 +383,40 @@ func TestAPIClient(t *testing.T) {
 		t.Fatalf("canceled presence: %v", err)
 	}
 }
+
+func TestClientEventQueueBound(t *testing.T) {
+	r := startRelay(t, nil)
+	ctx := ctx5(t)
+	c, err := client.Dial(ctx, r.URL, &client.DialOptions{MaxQueuedEvents: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ch, err := c.Join(ctx, "q", "p", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		if err := c.Broadcast(ctx, ch.Number, "n", map[string]any{"i": i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A request answered after the five broadcasts proves they arrived.
+	if _, err := c.CreateToken(ctx, "q", "p", nil); err != nil {
+		t.Fatal(err)
+	}
+	if c.Dropped() != 3 {
+		t.Fatalf("dropped %d, want 3", c.Dropped())
+	}
+	for _, want := range []string{"3", "4"} {
+		m, err := c.WaitMessage(ctx, ch.Number, "n")
+		if err != nil || string(m.Fields["i"]) != want {
+			t.Fatalf("kept event: %+v %v, want i=%s", m, err, want)
+		}
+	}
+	// Events is closed once the client is closed.
+	events := c.Events()
+	c.Close()
+	for range events {
+	}
+}
