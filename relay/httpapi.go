@@ -46,8 +46,15 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 }
 
 // Authorize implements httpapi.Backend: a static authority token for the
-// protocol in "Authorization: Bearer", or an authority address.
+// protocol in "Authorization: Bearer", or an authority address. A request
+// that a browser sent from a page whose origin RELAY_ORIGINS does not allow
+// is refused whatever its credentials, as its WebSocket would be: this
+// stops a page that rebinds its DNS name to the relay's loopback address
+// from borrowing the address's authority.
 func (b apiBackend) Authorize(r *http.Request, proto string) httpapi.Access {
+	if origin := r.Header.Get("Origin"); origin != "" && !b.s.origins.Allowed(origin) {
+		return httpapi.Denied
+	}
 	byAddr := b.s.auths.ByAddr(b.s.addrs.Resolve(r), proto)
 	hdr := r.Header.Get("Authorization")
 	if hdr == "" {

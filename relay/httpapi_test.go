@@ -212,6 +212,22 @@ func TestHTTPAuthorities(t *testing.T) {
 			wantStatus(t, st, m, tc.status, code)
 		})
 	}
+	// A browser page from an origin RELAY_ORIGINS does not allow is refused
+	// even from an authority address (DNS rebinding), as its WebSocket
+	// would be; an allowed page's origin is fine.
+	for origin, want := range map[string]int{"http://evil.example:7328": 403, "http://localhost:3000": 200} {
+		a := newAPI(t, r, authAddr, "")
+		req, _ := http.NewRequest(http.MethodGet, a.base+"/v1/presence?channel=c&protocol=jobs", nil)
+		req.Header.Set("Origin", origin)
+		resp, err := a.hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("Origin %s: status %d, want %d", origin, resp.StatusCode, want)
+		}
+	}
 	// A 401 says how to authenticate.
 	_, _, h := newAPI(t, r, guestAddr, "").raw(http.MethodGet, "/v1/presence?channel=c&protocol=p", "", nil)
 	if !strings.HasPrefix(h.Get("WWW-Authenticate"), "Bearer") {
