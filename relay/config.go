@@ -83,6 +83,11 @@ type Config struct {
 	// RetainMaxBytes caps the memory retained messages take.
 	RetainMaxBytes int `env:"RELAY_RETAIN_MAX_BYTES" envDefault:"67108864" help:"Most bytes retained messages may take in all; past it a retained publish gets 429 retain_limit_reached."`
 
+	// MetricsAddr, when set, is a separate listen address (e.g. ":9090")
+	// for /metrics, /healthz and /readyz, so metrics need not be public;
+	// /metrics then leaves the main port.
+	MetricsAddr string `env:"RELAY_METRICS_ADDR" help:"Separate listen address for /metrics, /healthz and /readyz (e.g. :9090); when set, /metrics is not served on the main port."`
+
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `env:"RELAY_LOG_LEVEL" envDefault:"info" help:"Log level: debug, info, warn or error."`
 	// LogFormat is json or text.
@@ -91,6 +96,9 @@ type Config struct {
 	// Logger receives the relay's logs. Nil builds one from LogLevel and
 	// LogFormat writing to stderr.
 	Logger *slog.Logger `env:"-"`
+	// Version is the build's version, shown in logs and the
+	// relay_build_info metric. cmd/relay stamps it at build time.
+	Version string `env:"-"`
 	// Now is the clock for token expiry. Nil means time.Now; tests inject
 	// their own.
 	Now func() time.Time `env:"-"`

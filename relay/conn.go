@@ -51,6 +51,7 @@ type client struct {
 
 	// Protocol state, owned by the read loop.
 	req     protocol.Request
+	kind    int // the kind of request being handled, for metrics
 	chans   map[int64]*membership
 	nonAuth int // memberships without authority
 }
@@ -115,6 +116,7 @@ func (c *client) readLoop() protocol.CloseReason {
 			}
 			return protocol.CloseClientGone
 		}
+		c.srv.metrics.BytesIn.Add(float64(len(data)))
 		c.handle(data, typ == websocket.MessageBinary)
 		*bp = data[:0]
 		readBufs.Put(bp)
@@ -219,7 +221,9 @@ const slowCloseGrace = 250 * time.Millisecond
 
 func (c *client) writeBatch(batch []hub.Frame) error {
 	c.sock.cork()
+	bytes := 0
 	for _, f := range batch {
+		bytes += len(f.Data)
 		typ := websocket.MessageText
 		if f.Binary {
 			typ = websocket.MessageBinary
@@ -229,6 +233,10 @@ func (c *client) writeBatch(batch []hub.Frame) error {
 			return err
 		}
 	}
+	m := c.srv.metrics
+	m.FramesOut.Add(float64(len(batch)))
+	m.BytesOut.Add(float64(bytes))
+	m.WriteBatch.Observe(float64(len(batch)))
 	return c.sock.uncork(c.srv.cfg.WriteTimeout)
 }
 

@@ -3,6 +3,7 @@ package relay_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"runtime"
@@ -16,18 +17,20 @@ import (
 	"github.com/relay-project/relay/relay/protocol"
 )
 
-func httpGet(t *testing.T, url string) (int, string) {
+func httpGet(t *testing.T, url string) (int, string) { return httpGetAll(t, url) }
+
+func httpGetAll(t *testing.T, url string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
 	defer resp.Body.Close()
-	var sb strings.Builder
-	buf := make([]byte, 512)
-	n, _ := resp.Body.Read(buf)
-	sb.Write(buf[:n])
-	return resp.StatusCode, sb.String()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return resp.StatusCode, string(b)
 }
 
 func TestHealthAndShutdown(t *testing.T) {

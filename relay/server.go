@@ -12,18 +12,23 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/relay-project/relay/relay/internal/auth"
 	"github.com/relay-project/relay/relay/internal/httpapi"
 	"github.com/relay-project/relay/relay/internal/hub"
+	"github.com/relay-project/relay/relay/internal/metrics"
 	"github.com/relay-project/relay/relay/internal/retain"
 	"github.com/relay-project/relay/relay/internal/token"
+	"github.com/relay-project/relay/relay/jsclient"
 	"github.com/relay-project/relay/relay/protocol"
 )
 
 // Server is a DRC relay. It is an http.Handler: mount it on any path of any
 // mux; every request that asks for a WebSocket upgrade becomes a client, and
-// GET /healthz and GET /readyz answer probes.
+// GET /healthz and GET /readyz answer probes. GET /sdk/relay.js (also
+// relay.mjs and relay.d.ts) serves the browser SDK; see package jsclient.
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
@@ -33,6 +38,9 @@ type Server struct {
 	addrs   *auth.ClientAddr
 	origins *auth.Origins
 	mux     *http.ServeMux
+	ops     *http.ServeMux // health and metrics
+	metrics *metrics.Metrics
+	reqs    [6]prometheus.Counter // relay_requests_total by request kind, curried
 
 	api      *httpapi.Handler // the HTTP API at /v1/ (httpapi.go)
 	retained *retain.Store    // retained messages replayed on JOIN
@@ -77,13 +85,51 @@ func New(cfg Config) (*Server, error) {
 	s.hub = hub.NewMemory()
 	s.tokens = token.NewMemory(&token.MemoryOptions{Rejoin: cfg.TokenRejoin, Now: cfg.Now})
 
+	reg := prometheus.NewRegistry()
+	s.metrics = metrics.New(reg, metrics.Gauges{
+		Connections:  func() float64 { return float64(s.Clients()) },
+		Channels:     func() float64 { return float64(s.Channels()) },
+		QueuedBytes:  s.queuedBytes,
+		Disconnects:  func(r protocol.CloseReason) float64 { return float64(s.closed[r].Load()) },
+		BuildVersion: cfg.Version,
+	})
+	for i, kind := range requestKinds {
+		s.reqs[i] = s.metrics.Requests.WithLabelValues(kind)
+	}
+
+	s.ops = http.NewServeMux()
+	s.ops.HandleFunc("GET /healthz", s.serveHealth)
+	s.ops.HandleFunc("GET /readyz", s.serveReady)
+	s.ops.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("GET /healthz", s.serveHealth)
 	s.mux.HandleFunc("GET /readyz", s.serveReady)
 	s.newAPI()
 	s.mux.HandleFunc("/v1/", s.serveAPI)
+	if cfg.MetricsAddr == "" {
+		s.mux.Handle("GET /metrics", s.ops)
+	}
+	s.mux.Handle("GET "+jsclient.Path, jsclient.Handler(nil)) // the browser SDK: relay.js, relay.mjs, relay.d.ts
 	s.mux.HandleFunc("/", s.serveWebSocket)
 	return s, nil
+}
+
+// OpsHandler serves /healthz, /readyz and /metrics, for a separate listen
+// address (RELAY_METRICS_ADDR).
+func (s *Server) OpsHandler() http.Handler { return s.ops }
+
+// queuedBytes sums every client's outbound queue, at scrape time.
+func (s *Server) queuedBytes() float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	total := 0
+	for c := range s.clients {
+		c.mu.Lock()
+		total += c.queued
+		c.mu.Unlock()
+	}
+	return float64(total)
 }
 
 // ServeHTTP implements http.Handler.
@@ -134,6 +180,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		s.log.Debug("websocket handshake failed", "addr", r.RemoteAddr, "err", err)
 		return
 	}
+	s.metrics.ConnectionsTotal.Inc()
 	c := newClient(s, ws, cork, addr, origin)
 	if !s.register(c) {
 		ws.Close(websocket.StatusCode(protocol.CloseServerRestart.Status()), protocol.CloseServerRestart.Text())

@@ -218,8 +218,13 @@ func TestSlowConsumer(t *testing.T) {
 	}
 	// What the slow reader finally reads ends with the close (a 1008 frame
 	// when it still fit in the socket, else a cut connection).
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
 	for {
-		if _, _, err := slow.Conn().Read(context.Background()); err != nil {
+		if _, _, err := slow.Conn().Read(ctx); err != nil {
+			if ctx.Err() != nil {
+				t.Fatalf("the slow consumer's connection is still open: %v", err)
+			}
 			if s := relaytest.CloseStatus(err); s != -1 && s != protocol.StatusPolicyViolation {
 				t.Fatalf("slow consumer closed with %v, want 1008", err)
 			}

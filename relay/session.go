@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/relay-project/relay/relay/internal/hub"
+	"github.com/relay-project/relay/relay/internal/metrics"
 	"github.com/relay-project/relay/relay/internal/token"
 	"github.com/relay-project/relay/relay/protocol"
 )
@@ -15,11 +16,32 @@ type membership struct {
 	mode int
 }
 
+// Request kinds, indexing Server.reqs; the names are metric label values.
+const (
+	kindInvalid = iota
+	kindGrant
+	kindJoin
+	kindSetExtra
+	kindLeave
+	kindMessage
+)
+
+var requestKinds = [...]string{
+	kindInvalid:  metrics.KindInvalid,
+	kindGrant:    metrics.KindGrant,
+	kindJoin:     metrics.KindJoin,
+	kindSetExtra: metrics.KindSetExtra,
+	kindLeave:    metrics.KindLeave,
+	kindMessage:  metrics.KindMessage,
+}
+
 // handle runs one request. Every check follows the protocol page's order;
 // every failure answers the requester alone, in its request's frame type.
 func (c *client) handle(data []byte, binary bool) {
 	req := &c.req
+	c.kind = kindInvalid
 	if err := protocol.Decode(data, req); err != nil {
+		c.srv.reqs[kindInvalid].Inc()
 		if err == protocol.ErrInvalidData {
 			c.replyError(binary, 0, protocol.CodeInvalidData)
 		} else {
@@ -29,12 +51,25 @@ func (c *client) handle(data []byte, binary bool) {
 	}
 	switch req.Cmd {
 	case protocol.CmdGrant:
-		c.grant(req, binary)
+		c.kind = kindGrant
 	case protocol.CmdJoin:
-		c.join(req, binary)
+		c.kind = kindJoin
 	case protocol.CmdSetExtra:
-		c.setExtra(req, binary)
+		c.kind = kindSetExtra
 	case protocol.CmdLeave:
+		c.kind = kindLeave
+	default:
+		c.kind = kindMessage
+	}
+	c.srv.reqs[c.kind].Inc()
+	switch c.kind {
+	case kindGrant:
+		c.grant(req, binary)
+	case kindJoin:
+		c.join(req, binary)
+	case kindSetExtra:
+		c.setExtra(req, binary)
+	case kindLeave:
 		c.leave(req, binary)
 	default:
 		c.message(req, binary)
@@ -42,6 +77,7 @@ func (c *client) handle(data []byte, binary bool) {
 }
 
 func (c *client) replyError(binary bool, channel int64, code protocol.Code) {
+	c.srv.metrics.Errors.WithLabelValues(requestKinds[c.kind], string(code)).Inc()
 	c.Send(hub.Frame{Data: protocol.AppendError(nil, channel, code, ""), Binary: binary})
 }
 
@@ -256,9 +292,10 @@ func (c *client) message(req *protocol.Request, binary bool) {
 		}
 	}
 	f := hub.Frame{Data: protocol.AppendMessage(make([]byte, 0, len(c.req.Fields)*16+64+len(req.Cmd)), n, c.id, req), Binary: binary}
+	c.srv.metrics.MessagesIn.Inc()
 	if to < 0 {
-		c.srv.hub.Broadcast(m.ch, authOnly, f)
-	} else {
-		c.srv.hub.SendTo(m.ch, to, f)
+		c.srv.metrics.Deliveries.Add(float64(c.srv.hub.Broadcast(m.ch, authOnly, f)))
+	} else if c.srv.hub.SendTo(m.ch, to, f) {
+		c.srv.metrics.Deliveries.Inc()
 	}
 }

@@ -16,12 +16,20 @@ import (
 	"github.com/relay-project/relay/relay"
 )
 
+// version is stamped at build time: -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
 func main() {
 	if len(os.Args) > 1 {
 		switch os.Args[1] {
 		case "-h", "-help", "--help", "help":
 			usage()
 			return
+		case "-version", "--version", "version":
+			fmt.Println("relay", version)
+			return
+		case "healthcheck":
+			os.Exit(healthcheck())
 		default:
 			fmt.Fprintf(os.Stderr, "relay: unknown argument %q\n\n", os.Args[1])
 			usage()
@@ -35,13 +43,45 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, `relay: a DRC-compatible WebSocket relay.
+	fmt.Fprintf(os.Stderr, `relay %s: a DRC-compatible WebSocket relay.
 
-Usage: relay        (configured by environment variables only)
-       relay -h     (this help)
+Usage: relay              serve (configured by environment variables only)
+       relay healthcheck  exit 0 if the relay on this machine is ready, 1 if not
+       relay -version     print the version
+       relay -h           this help
 
-Environment variables:`)
+Environment variables:
+`, version)
 	relay.PrintEnvVars(os.Stderr)
+}
+
+// healthcheck asks the local relay's /readyz, for container health checks
+// in images without a shell.
+func healthcheck() int {
+	cfg, err := relay.LoadConfig()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	addr := net.JoinHostPort("127.0.0.1", fmt.Sprint(cfg.Port))
+	if cfg.MetricsAddr != "" {
+		_, port, err := net.SplitHostPort(cfg.MetricsAddr)
+		if err == nil {
+			addr = net.JoinHostPort("127.0.0.1", port)
+		}
+	}
+	client := &http.Client{Timeout: 2 * time.Second}
+	resp, err := client.Get("http://" + addr + "/readyz")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "relay healthcheck:", err)
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintln(os.Stderr, "relay healthcheck: /readyz answered", resp.Status)
+		return 1
+	}
+	return 0
 }
 
 func run() error {
@@ -51,6 +91,7 @@ func run() error {
 	}
 	log := cfg.NewLogger(os.Stderr)
 	cfg.Logger = log
+	cfg.Version = version
 	srv, err := relay.New(cfg)
 	if err != nil {
 		return err
@@ -59,10 +100,20 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("relay: listen on %s (PORT, RELAY_HOST): %w", cfg.Addr(), err)
 	}
+	serveErr := make(chan error, 2)
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
-	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String())
+	var ops *http.Server
+	if cfg.MetricsAddr != "" {
+		oln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("relay: listen on RELAY_METRICS_ADDR=%s: %w", cfg.MetricsAddr, err)
+		}
+		ops = &http.Server{Handler: srv.OpsHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { serveErr <- ops.Serve(oln) }()
+		log.Info("serving metrics and health", "addr", oln.Addr().String())
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "version", version)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -76,10 +127,13 @@ func run() error {
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	// Drain WebSocket clients first (readyz turns 503 meanwhile), then stop
-	// the listener and wait for plain HTTP requests.
+	// the listeners and wait for plain HTTP requests.
 	drainErr := srv.Shutdown(sctx)
 	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("relay: http shutdown: %w", err)
+	}
+	if ops != nil {
+		ops.Shutdown(sctx)
 	}
 	if drainErr != nil {
 		log.Warn("shutdown deadline reached; remaining clients were cut off", "err", drainErr)

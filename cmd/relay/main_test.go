@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	relayBin = filepath.Join(dir, "relay")
-	if out, err := exec.Command("go", "build", "-o", relayBin, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-ldflags", "-X main.version=v0.0.0-test", "-o", relayBin, ".").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
 		os.Exit(1)
 	}
@@ -54,7 +54,9 @@ func TestRunDrainExit(t *testing.T) {
 	port := freePort(t)
 	cmd := exec.Command(bin)
 	// Only PORT: everything else is the default, as in the quick start.
-	cmd.Env = []string{fmt.Sprintf("PORT=%d", port), "RELAY_HOST=127.0.0.1"}
+	opsPort := freePort(t)
+	env := []string{fmt.Sprintf("PORT=%d", port), "RELAY_HOST=127.0.0.1"}
+	cmd.Env = append(env, fmt.Sprintf("RELAY_METRICS_ADDR=127.0.0.1:%d", opsPort))
 	var logs bytes.Buffer
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {
@@ -73,6 +75,27 @@ func TestRunDrainExit(t *testing.T) {
 			t.Fatalf("never ready: %v\n%s", err, logs.String())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+
+	// The shell-less health check the image uses.
+	hc := exec.Command(bin, "healthcheck")
+	hc.Env = append(env, fmt.Sprintf("RELAY_METRICS_ADDR=127.0.0.1:%d", opsPort))
+	if out, err := hc.CombinedOutput(); err != nil {
+		t.Fatalf("relay healthcheck: %v %s", err, out)
+	}
+	// Metrics live on the separate address only.
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", opsPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body bytes.Buffer
+	body.ReadFrom(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(body.String(), `relay_build_info{goversion=`) || !strings.Contains(body.String(), `version="v0.0.0-test"`) {
+		t.Fatalf("no build info in metrics:\n%.2000s", body.String())
+	}
+	if resp, err := http.Get(base + "/metrics"); err != nil || resp.StatusCode != http.StatusUpgradeRequired {
+		t.Fatalf("/metrics on the public port: %v %v", resp, err)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -100,6 +123,18 @@ func TestRunDrainExit(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), `"msg":"listening"`) {
 		t.Fatalf("no JSON start log:\n%s", logs.String())
+	}
+}
+
+func TestHealthcheckFailsWithoutRelay(t *testing.T) {
+	hc := exec.Command(buildRelay(t), "healthcheck")
+	hc.Env = []string{fmt.Sprintf("PORT=%d", freePort(t))}
+	if err := hc.Run(); err == nil {
+		t.Fatal("healthcheck passed with no relay running")
+	}
+	out, err := exec.Command(buildRelay(t), "-version").Output()
+	if err != nil || strings.TrimSpace(string(out)) != "relay v0.0.0-test" {
+		t.Fatalf("-version: %q %v", out, err)
 	}
 }
 

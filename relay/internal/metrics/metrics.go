@@ -1,0 +1,106 @@
+// Package metrics defines the relay's Prometheus metrics. Every metric is
+// registered on a registry the caller passes in (no global state), and no
+// label takes an unbounded value: never a channel name or a client id.
+package metrics
+
+import (
+	"runtime"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/relay-project/relay/relay/protocol"
+)
+
+// Metrics holds the collectors the relay updates on its paths.
+type Metrics struct {
+	ConnectionsTotal prometheus.Counter
+	Requests         *prometheus.CounterVec // by request kind
+	Errors           *prometheus.CounterVec // error replies by request kind and errorcode
+	MessagesIn       prometheus.Counter
+	Deliveries       prometheus.Counter
+	BytesIn          prometheus.Counter
+	BytesOut         prometheus.Counter
+	FramesOut        prometheus.Counter
+	WriteBatch       prometheus.Histogram
+	PluginCalls      *prometheus.CounterVec   // by plugin, hook, outcome
+	PluginSeconds    *prometheus.HistogramVec // by plugin, hook
+	HTTPRequests     *prometheus.CounterVec   // HTTP API by route and status code
+}
+
+// Request kinds used as the "request" label.
+const (
+	KindInvalid  = "invalid"
+	KindGrant    = "grant"
+	KindJoin     = "join"
+	KindSetExtra = "set_extra"
+	KindLeave    = "leave"
+	KindMessage  = "message"
+)
+
+// Gauges reads values the relay already keeps, at scrape time, so the hot
+// path pays nothing for them.
+type Gauges struct {
+	Connections  func() float64
+	Channels     func() float64
+	QueuedBytes  func() float64
+	Disconnects  func(protocol.CloseReason) float64
+	BuildVersion string
+}
+
+// New creates the metrics and registers them, with the Go runtime and
+// process collectors, on reg.
+func New(reg prometheus.Registerer, g Gauges) *Metrics {
+	m := &Metrics{
+		ConnectionsTotal: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "relay_connections_accepted_total", Help: "WebSocket connections accepted."}),
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relay_requests_total", Help: "Client requests handled, by request kind."}, []string{"request"}),
+		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relay_request_errors_total", Help: "Requests refused with an error frame, by request kind and errorcode (join refusals are request=\"join\")."}, []string{"request", "errorcode"}),
+		MessagesIn: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "relay_messages_received_total", Help: "Application messages accepted for delivery."}),
+		Deliveries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "relay_message_deliveries_total", Help: "Application messages queued for a recipient (one per recipient)."}),
+		BytesIn: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "relay_received_bytes_total", Help: "Payload bytes of WebSocket messages received."}),
+		BytesOut: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "relay_sent_bytes_total", Help: "Payload bytes of WebSocket messages written."}),
+		FramesOut: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "relay_sent_messages_total", Help: "WebSocket messages written to clients."}),
+		WriteBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "relay_write_batch_messages", Help: "WebSocket messages handed to the kernel in one write.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256}}),
+		PluginCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relay_plugin_calls_total", Help: "Plugin hook calls, by plugin, hook and outcome."}, []string{"plugin", "hook", "outcome"}),
+		PluginSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "relay_plugin_call_seconds", Help: "Plugin hook call latency.",
+			Buckets: []float64{5e-6, 10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 1e-3, 5e-3, 25e-3, 100e-3}}, []string{"plugin", "hook"}),
+		HTTPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relay_http_requests_total", Help: "HTTP API requests, by route and status code."}, []string{"route", "code"}),
+	}
+	reg.MustRegister(m.ConnectionsTotal, m.Requests, m.Errors, m.MessagesIn, m.Deliveries, m.BytesIn, m.BytesOut,
+		m.FramesOut, m.WriteBatch, m.PluginCalls, m.PluginSeconds, m.HTTPRequests)
+
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "relay_connections", Help: "WebSocket connections open now."}, g.Connections),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "relay_channels", Help: "Channels that exist now."}, g.Channels),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "relay_outbound_queued_bytes", Help: "Bytes waiting in every client's outbound queue."}, g.QueuedBytes),
+	)
+	for _, r := range protocol.CloseReasons() {
+		r := r
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "relay_disconnects_total", Help: "Connections closed, by reason (slow_consumer and write_timeout are slow consumers).",
+			ConstLabels: prometheus.Labels{"reason": r.String()},
+		}, func() float64 { return g.Disconnects(r) }))
+	}
+	info := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "relay_build_info", Help: "Always 1; labels carry the build's version and Go version.",
+		ConstLabels: prometheus.Labels{"version": g.BuildVersion, "goversion": runtime.Version()},
+	})
+	info.Set(1)
+	reg.MustRegister(info,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
