@@ -48,6 +48,9 @@ type Config struct {
 	Job        time.Duration // how long a fake job takes
 	Retain     time.Duration // how long "ready" stays retained
 	HTTPClient *http.Client  // for the relay's HTTP API; nil means the default
+	// Grace bounds the wait for requests in flight at shutdown; then the
+	// remaining connections are closed. Default: 5 s.
+	Grace time.Duration
 }
 
 func main() {
@@ -101,6 +104,7 @@ func Run(ctx context.Context, ln net.Listener, cfg Config, log *slog.Logger) err
 	mux.HandleFunc("GET /{$}", app.home)
 	mux.HandleFunc("POST /reports", app.start)
 	mux.HandleFunc("GET /reports/{id}", app.report)
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -109,13 +113,17 @@ func Run(ctx context.Context, ln net.Listener, cfg Config, log *slog.Logger) err
 		return err
 	case <-ctx.Done():
 	}
-	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	grace := cfg.Grace
+	if grace <= 0 {
+		grace = 5 * time.Second
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	err = srv.Shutdown(shutCtx)
-	app.jobs.Wait()
-	if errors.Is(err, http.ErrServerClosed) {
-		err = nil
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = srv.Close() // a browser's idle pre-connected sockets, for instance
 	}
+	app.jobs.Wait()
 	return err
 }
 

@@ -65,7 +65,7 @@ func start(t *testing.T, job time.Duration) (relayURL, appURL string, logs *logT
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, ln, Config{RelayURL: relayURL, Job: job, Retain: time.Minute}, slog.New(slog.NewTextHandler(logs, nil)))
+		done <- Run(ctx, ln, Config{RelayURL: relayURL, Job: job, Retain: time.Minute, Grace: 300 * time.Millisecond}, slog.New(slog.NewTextHandler(logs, nil)))
 	}()
 	t.Cleanup(func() {
 		cancel()
