@@ -48,6 +48,9 @@ type Config struct {
 	Job        time.Duration // how long a fake job takes
 	Retain     time.Duration // how long "ready" stays retained
 	HTTPClient *http.Client  // for the relay's HTTP API; nil means the default
+	// Work, when set, is the job instead of sleeping for Job (tests use it
+	// to finish a job exactly when they want).
+	Work func(job string)
 	// Grace bounds the wait for requests in flight at shutdown; then the
 	// remaining connections are closed. Default: 5 s.
 	Grace time.Duration
@@ -186,7 +189,11 @@ func (a *app) start(w http.ResponseWriter, r *http.Request) {
 // run is the fake job: wait, store a report, publish "ready" retained.
 func (a *app) run(id, channel string) {
 	defer a.jobs.Done()
-	time.Sleep(a.cfg.Job)
+	if a.cfg.Work != nil {
+		a.cfg.Work(id)
+	} else {
+		time.Sleep(a.cfg.Job)
+	}
 	a.mu.Lock()
 	a.reports[id] = fmt.Sprintf("Report %s: 42 rows, generated %s.\n", id, time.Now().UTC().Format(time.RFC3339))
 	a.mu.Unlock()

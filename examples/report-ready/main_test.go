@@ -39,8 +39,12 @@ func (l *logTap) has(s string) bool {
 }
 
 // start runs a real relay and the example against it, both on loopback.
-func start(t *testing.T, job time.Duration) (relayURL, appURL string, logs *logTap) {
+// With release nil every job ends at once, and WebSocket handshakes wait
+// until it has published: the browser is sure to be late. Otherwise a job
+// ends when the test sends on release.
+func start(t *testing.T, release chan struct{}) (relayURL, appURL string, logs *logTap) {
 	t.Helper()
+	logs = &logTap{}
 	cfg := relay.DefaultConfig()
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg.AuthorityIPs = []string{"127.0.0.1"}
@@ -48,7 +52,17 @@ func start(t *testing.T, job time.Duration) (relayURL, appURL string, logs *logT
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs := httptest.NewServer(srv)
+	handler := http.Handler(srv)
+	if release == nil {
+		handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			// Not waitLog: this runs outside the test's goroutine.
+			for deadline := time.Now().Add(5 * time.Second); r.Header.Get("Upgrade") != "" && !logs.has("job done") && time.Now().Before(deadline); {
+				time.Sleep(5 * time.Millisecond)
+			}
+			srv.ServeHTTP(w, r)
+		})
+	}
+	rs := httptest.NewServer(handler)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -61,11 +75,19 @@ func start(t *testing.T, job time.Duration) (relayURL, appURL string, logs *logT
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs = &logTap{}
 	ctx, cancel := context.WithCancel(context.Background())
+	work := func(string) {}
+	if release != nil {
+		work = func(string) {
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		}
+	}
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, ln, Config{RelayURL: relayURL, Job: job, Retain: time.Minute, Grace: 300 * time.Millisecond}, slog.New(slog.NewTextHandler(logs, nil)))
+		done <- Run(ctx, ln, Config{RelayURL: relayURL, Work: work, Retain: time.Minute, Grace: 300 * time.Millisecond}, slog.New(slog.NewTextHandler(logs, nil)))
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -143,7 +165,7 @@ func fetchReport(t *testing.T, appURL string, m *client.MessageEvent) {
 // TestLateBrowserGetsReady is DRC's race: the job ends before the browser
 // has joined; the retained "ready" still reaches it, marked as replayed.
 func TestLateBrowserGetsReady(t *testing.T) {
-	_, appURL, logs := start(t, 0)
+	_, appURL, logs := start(t, nil)
 	pc := startReport(t, appURL)
 	waitLog(t, logs, "job done")
 	if !logs.has("delivered=0") {
@@ -165,9 +187,11 @@ func TestLateBrowserGetsReady(t *testing.T) {
 // TestWaitingBrowserGetsReady: the browser is there first and gets ready
 // live.
 func TestWaitingBrowserGetsReady(t *testing.T) {
-	_, appURL, logs := start(t, 500*time.Millisecond)
+	release := make(chan struct{})
+	_, appURL, logs := start(t, release)
 	pc := startReport(t, appURL)
 	c, ch := browser(t, pc)
+	release <- struct{}{} // the job ends now that the browser is in
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	m, err := c.WaitMessage(ctx, ch.Number, "ready")
@@ -185,7 +209,7 @@ func TestWaitingBrowserGetsReady(t *testing.T) {
 }
 
 func TestHomePage(t *testing.T) {
-	_, appURL, _ := start(t, 0)
+	_, appURL, _ := start(t, nil)
 	resp, err := http.Get(appURL + "/")
 	if err != nil {
 		t.Fatal(err)
