@@ -13,7 +13,7 @@
 //
 //	RELAY_URL     the relay, as the browser reaches it (default ws://127.0.0.1:7328/)
 //	RELAY_TOKEN   a static authority token, when this backend is not on an authority address
-//	ADDR          where this backend listens (default 127.0.0.1:8080)
+//	ADDR          where this backend listens (default 127.0.0.1:8082)
 //	JOB_SECONDS   how long the fake job takes (default 3)
 package main
 
@@ -72,7 +72,7 @@ func main() {
 		Job:        job,
 		Retain:     10 * time.Minute,
 	}
-	addr := envOr("ADDR", "127.0.0.1:8080")
+	addr := envOr("ADDR", "127.0.0.1:8082")
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "report-ready:", err)

@@ -130,7 +130,7 @@ func browser(t *testing.T, pc PageConfig) (*client.Client, *client.Channel) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, err := client.Dial(ctx, pc.Relay, &client.DialOptions{Origin: "http://127.0.0.1:8080"})
+	c, err := client.Dial(ctx, pc.Relay, &client.DialOptions{Origin: "http://127.0.0.1:8082"})
 	if err != nil {
 		t.Fatal(err)
 	}
