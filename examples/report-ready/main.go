@@ -11,10 +11,10 @@
 //
 // Configuration (environment):
 //
-//	RELAY_URL     the relay, as the browser reaches it (default ws://127.0.0.1:7328/)
-//	RELAY_TOKEN   a static authority token, when this backend is not on an authority address
-//	ADDR          where this backend listens (default 127.0.0.1:8082)
-//	JOB_SECONDS   how long the fake job takes (default 3)
+//	RELAY_URL              the relay, as the browser reaches it (default ws://127.0.0.1:7328/)
+//	RELAY_AUTHORITY_TOKEN  a static authority token, when this backend is not on an authority address
+//	ADDR                   where this backend listens (default 127.0.0.1:8082)
+//	JOB_SECONDS            how long the fake job takes (default 3)
 package main
 
 import (
@@ -68,7 +68,7 @@ func main() {
 	}
 	cfg := Config{
 		RelayURL:   envOr("RELAY_URL", "ws://127.0.0.1:7328/"),
-		RelayToken: os.Getenv("RELAY_TOKEN"),
+		RelayToken: os.Getenv("RELAY_AUTHORITY_TOKEN"),
 		Job:        job,
 		Retain:     10 * time.Minute,
 	}
