@@ -85,6 +85,10 @@ func healthcheck() int {
 }
 
 func run() error {
+	// Catch the signals before anything listens: a SIGTERM that arrives as
+	// soon as /readyz answers must drain, not kill.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
 	cfg, err := relay.LoadConfig()
 	if err != nil {
 		return err
@@ -115,8 +119,6 @@ func run() error {
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "version", version)
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
 	select {
 	case err := <-serveErr:
 		return fmt.Errorf("relay: serve: %w", err)
