@@ -75,6 +75,16 @@ type Config struct {
 	// ShutdownTimeout bounds a graceful shutdown (SIGTERM/SIGINT).
 	ShutdownTimeout time.Duration `env:"RELAY_SHUTDOWN_TIMEOUT" envDefault:"8s" help:"Longest a graceful shutdown may take: flush queues, close every client with 1012, exit."`
 
+	// HTTPMaxBodyBytes caps the body of an HTTP API request (/v1/).
+	HTTPMaxBodyBytes int `env:"RELAY_HTTP_MAX_BODY_BYTES" envDefault:"65536" help:"Largest body the HTTP API (/v1/) accepts; a larger one gets 413 request_too_large."`
+	// RetainMax is the longest a message published through the HTTP API
+	// may be retained for clients that join later.
+	RetainMax time.Duration `env:"RELAY_RETAIN_MAX" envDefault:"1h" help:"Longest a published message may be retained for late joiners (the HTTP API's 'retain', in seconds, is capped by it)."`
+	// RetainMaxMessages caps how many retained messages the relay holds.
+	RetainMaxMessages int `env:"RELAY_RETAIN_MAX_MESSAGES" envDefault:"10000" help:"Most retained messages held at once (the latest per channel, protocol and cmd); past it a retained publish gets 429 retain_limit_reached."`
+	// RetainMaxBytes caps the memory retained messages take.
+	RetainMaxBytes int `env:"RELAY_RETAIN_MAX_BYTES" envDefault:"67108864" help:"Most bytes retained messages may take in all; past it a retained publish gets 429 retain_limit_reached."`
+
 	// MetricsAddr, when set, is a separate listen address (e.g. ":9090")
 	// for /metrics, /healthz and /readyz, so metrics need not be public;
 	// /metrics then leaves the main port.
@@ -213,6 +223,18 @@ func (c *Config) Validate() error {
 		if p.v <= 0 {
 			bad(p.name, "a positive duration such as 30s", p.v)
 		}
+	}
+	if c.RetainMax < time.Second {
+		bad("RELAY_RETAIN_MAX", "a duration of at least 1s", c.RetainMax)
+	}
+	if c.RetainMaxMessages < 1 {
+		bad("RELAY_RETAIN_MAX_MESSAGES", "at least 1", c.RetainMaxMessages)
+	}
+	if c.RetainMaxBytes < 1024 {
+		bad("RELAY_RETAIN_MAX_BYTES", "at least 1024", c.RetainMaxBytes)
+	}
+	if c.HTTPMaxBodyBytes < 1024 {
+		bad("RELAY_HTTP_MAX_BODY_BYTES", "at least 1024", c.HTTPMaxBodyBytes)
 	}
 	if c.MaxChannelsPerClient < 1 {
 		bad("RELAY_MAX_CHANNELS_PER_CLIENT", "at least 1", c.MaxChannelsPerClient)

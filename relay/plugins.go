@@ -132,23 +132,26 @@ func (c *client) filterMessage(req *protocol.Request, m *membership, to int64, b
 	if !out.Rewritten {
 		return req
 	}
-	// Decode the rewritten body as a request, with the sender's cmd added
-	// last so that it wins over any "cmd" in the body; AppendMessage then
-	// drops the fields the relay owns (channel, success, from, to).
-	end := strings.LastIndexByte(string(out.Body), '}')
-	payload := append([]byte(nil), out.Body[:end]...)
-	if strings.TrimSpace(string(payload[1:])) != "" {
-		payload = append(payload, ',')
-	}
-	payload = append(payload, `"cmd":`...)
-	payload = protocol.AppendString(payload, req.Cmd)
-	payload = append(payload, '}')
-	if err := protocol.Decode(payload, &c.rewritten); err != nil {
+	if err := decodeRewrite(out.Body, req.Cmd, &c.rewritten); err != nil {
 		c.log.Error("plugin rewrite does not decode", "err", err)
 		c.replyCode(binary, m.ch.ID, string(protocol.CodePluginBadOutput), "")
 		return nil
 	}
 	return &c.rewritten
+}
+
+// decodeRewrite decodes a plugin's rewritten body (a JSON object, checked
+// by the host) as a request, with cmd added last so that it wins over any
+// "cmd" in the body. Encoding drops the fields the relay owns.
+func decodeRewrite(body []byte, cmd string, req *protocol.Request) error {
+	end := strings.LastIndexByte(string(body), '}')
+	payload := append([]byte(nil), body[:end]...)
+	if strings.TrimSpace(string(payload[1:])) != "" {
+		payload = append(payload, ',')
+	}
+	payload = append(payload, `"cmd":`...)
+	payload = protocol.AppendString(payload, cmd)
+	return protocol.Decode(append(payload, '}'), req)
 }
 
 // onTokenCreate runs on-token-create on a GRANT. It returns the client

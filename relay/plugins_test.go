@@ -299,3 +299,64 @@ func TestPrecompilePlugins(t *testing.T) {
 		t.Fatal("precompiling a missing file succeeded")
 	}
 }
+
+// The HTTP API goes through the same hooks as GRANT and messages: a
+// backend cannot mint or publish around a policy the operator installed.
+func TestHTTPAPIRunsHooks(t *testing.T) {
+	r := startRelay(t, func(cfg *relay.Config) {
+		withPlugins(t, cfg, map[string]string{"chaos": `{"tag":"T"}`}, "chaos")
+		cfg.PluginTimeout = 200 * time.Millisecond
+	})
+	backend := newAPI(t, r, authAddr, "")
+
+	// on-token-create changes mode, extra and lifetime; the answer says so.
+	st, tok := backend.post("/v1/tokens", map[string]any{"channel": "h", "protocol": "p", "clientmode": 0, "extra": map[string]any{"do": "stamp"}})
+	wantStatus(t, st, tok, http.StatusCreated, "")
+	if fmt.Sprint(tok["clientmode"]) != "2" || fmt.Sprint(tok["lifetime"]) != "5" {
+		t.Fatalf("token %v", tok)
+	}
+	g := guest(t, r)
+	joined := join(t, g, "h", "p", tok["token"].(string))
+	if got := fmt.Sprint(joined["info"]); got != "map[auth:false extra:map[do:stamp makeauth:false mode_was:0 requester:0 tag:T] mode:2]" {
+		t.Fatalf("joined with %s", got)
+	}
+	ch := fmt.Sprint(joined["channel"])
+
+	// A plugin's refusal is a 403 with its code; a failed plugin a 503.
+	st, m := backend.post("/v1/tokens", map[string]any{"channel": "h", "protocol": "p", "extra": map[string]any{"do": "deny"}})
+	wantStatus(t, st, m, http.StatusForbidden, "chaos_denied")
+	st, m = backend.post("/v1/tokens", map[string]any{"channel": "h", "protocol": "p", "extra": map[string]any{"do": "loop"}})
+	wantStatus(t, st, m, http.StatusServiceUnavailable, "plugin_timeout")
+
+	// filter-message sees a message from 0, an authority, and may rewrite
+	// it; what is retained is the rewrite.
+	publish := func(cmd string, fields map[string]any, retain int) (int, map[string]any) {
+		return backend.post("/v1/publish", map[string]any{"channel": "h", "protocol": "p", "cmd": cmd, "fields": fields, "retain": retain})
+	}
+	st, m = publish("echo", map[string]any{"x": 1}, 0)
+	wantStatus(t, st, m, http.StatusOK, "")
+	g.Expect(`{"channel":` + ch + `,"success":true,"from":0,"cmd":"echo","protocol":"p","channel_id":` + ch + `,"sender":0,"authority":true,"mode":2,"extra":null,"body":{"x":1},"fields":1,"now_ok":true}`)
+	st, m = publish("rewrite", map[string]any{"text": "ready"}, 60)
+	wantStatus(t, st, m, http.StatusOK, "")
+	g.Expect(`{"channel":` + ch + `,"success":true,"from":0,"cmd":"rewrite","text":"READY","trail":"T"}`)
+	late := guest(t, r)
+	join(t, late, "h", "p", "allow")
+	late.Expect(`{"channel":` + ch + `,"success":true,"from":0,"cmd":"rewrite","text":"READY","trail":"T","replayed":true}`)
+	g.NextMap() // late's JOINED
+
+	// A dropped message reaches no one and is not retained; a denied or
+	// failed one is an error for the caller.
+	st, m = publish("drop", nil, 60)
+	wantStatus(t, st, m, http.StatusOK, "")
+	if fmt.Sprint(m["delivered"]) != "0" || m["retained"] != false {
+		t.Fatalf("dropped publish %v", m)
+	}
+	st, m = publish("deny", nil, 0)
+	wantStatus(t, st, m, http.StatusForbidden, "chaos_denied")
+	st, m = publish("loop", nil, 0)
+	wantStatus(t, st, m, http.StatusServiceUnavailable, "plugin_timeout")
+	st, m = publish("badbody", nil, 0)
+	wantStatus(t, st, m, http.StatusServiceUnavailable, "plugin_bad_output")
+	g.ExpectNone(100 * time.Millisecond)
+	late.ExpectNone(0)
+}

@@ -16,9 +16,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/relay-project/relay/relay/internal/auth"
+	"github.com/relay-project/relay/relay/internal/httpapi"
 	"github.com/relay-project/relay/relay/internal/hub"
 	"github.com/relay-project/relay/relay/internal/metrics"
 	"github.com/relay-project/relay/relay/internal/plugin"
+	"github.com/relay-project/relay/relay/internal/retain"
 	"github.com/relay-project/relay/relay/internal/token"
 	"github.com/relay-project/relay/relay/jsclient"
 	"github.com/relay-project/relay/relay/protocol"
@@ -41,6 +43,9 @@ type Server struct {
 	ops     *http.ServeMux // health and metrics
 	metrics *metrics.Metrics
 	reqs    [6]prometheus.Counter // relay_requests_total by request kind, curried
+
+	api      *httpapi.Handler // the HTTP API at /v1/ (httpapi.go)
+	retained *retain.Store    // retained messages replayed on JOIN
 
 	lastClientID atomic.Int64
 	draining     atomic.Bool
@@ -105,6 +110,8 @@ func New(cfg Config) (*Server, error) {
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("GET /healthz", s.serveHealth)
 	s.mux.HandleFunc("GET /readyz", s.serveReady)
+	s.newAPI()
+	s.mux.HandleFunc("/v1/", s.serveAPI)
 	if cfg.MetricsAddr == "" {
 		s.mux.Handle("GET /metrics", s.ops)
 	}

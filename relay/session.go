@@ -212,6 +212,7 @@ func (c *client) join(req *protocol.Request, binary bool) {
 		c.nonAuth++
 	}
 	c.chans[ch.ID] = &membership{ch: ch, auth: info.Auth, mode: info.Mode}
+	c.srv.replayRetained(c, ch, binary)
 }
 
 // memberOf returns the client's membership of (name, protocol), if any.

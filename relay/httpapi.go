@@ -1,0 +1,261 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/relay-project/relay/relay/internal/httpapi"
+	"github.com/relay-project/relay/relay/internal/hub"
+	"github.com/relay-project/relay/relay/internal/plugin"
+	"github.com/relay-project/relay/relay/internal/retain"
+	"github.com/relay-project/relay/relay/internal/token"
+	"github.com/relay-project/relay/relay/protocol"
+)
+
+// This file connects the HTTP API (internal/httpapi, mounted at /v1/) and
+// retained messages (internal/retain) to the relay: the API authorises
+// callers with the same authorities as the WebSocket side, mints tokens in
+// the same store and publishes through the same hub.
+
+// apiBackend implements httpapi.Backend for a Server.
+type apiBackend struct{ s *Server }
+
+var _ httpapi.Backend = apiBackend{}
+
+// newAPI builds the HTTP API handler and the retained-message store.
+func (s *Server) newAPI() {
+	s.retained = retain.New(&retain.Options{Now: s.cfg.Now, MaxMessages: s.cfg.RetainMaxMessages, MaxBytes: int64(s.cfg.RetainMaxBytes)})
+	s.api = httpapi.New(apiBackend{s}, httpapi.Config{
+		MaxBodyBytes:  int64(s.cfg.HTTPMaxBodyBytes),
+		RetainMax:     s.cfg.RetainMax,
+		GrantLifetime: s.cfg.TokenTTL,
+	})
+}
+
+// serveAPI serves /v1/: the HTTP API, except for WebSocket upgrades, which
+// DRC clients may send to any path.
+func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
+	if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		s.serveWebSocket(w, r)
+		return
+	}
+	s.api.ServeHTTP(w, r)
+}
+
+// Authorize implements httpapi.Backend: a static authority token for the
+// protocol in "Authorization: Bearer", or an authority address. A request
+// that a browser sent from a page whose origin RELAY_ORIGINS does not allow
+// is refused whatever its credentials, as its WebSocket would be: this
+// stops a page that rebinds its DNS name to the relay's loopback address
+// from borrowing the address's authority.
+func (b apiBackend) Authorize(r *http.Request, proto string) httpapi.Access {
+	if origin := r.Header.Get("Origin"); origin != "" && !b.s.origins.Allowed(origin) {
+		return httpapi.Denied
+	}
+	byAddr := b.s.auths.ByAddr(b.s.addrs.Resolve(r), proto)
+	hdr := r.Header.Get("Authorization")
+	if hdr == "" {
+		if byAddr {
+			return httpapi.Allowed
+		}
+		return httpapi.NoCredentials
+	}
+	scheme, tok, _ := strings.Cut(hdr, " ")
+	if strings.EqualFold(scheme, "Bearer") && b.s.auths.ByToken(strings.TrimSpace(tok), proto) || byAddr {
+		return httpapi.Allowed
+	}
+	return httpapi.Denied
+}
+
+// MintToken implements httpapi.Backend, with the GRANT request's store,
+// lifetime and on-token-create hook. The hook sees client id 0 and the
+// HTTP caller's address and origin.
+func (b apiBackend) MintToken(ctx context.Context, spec httpapi.TokenSpec) (httpapi.Token, error) {
+	ttl := b.s.cfg.TokenTTL
+	if spec.Lifetime > 0 && spec.Lifetime < ttl {
+		ttl = spec.Lifetime
+	}
+	mode, extra := spec.ClientMode, protocol.CompactExtra(spec.Extra)
+	if b.s.plugins.Enabled(plugin.OnTokenCreate) {
+		addr, origin := callerOf(b.s, spec.Caller)
+		out := b.s.plugins.OnTokenCreate(ctx, &plugin.TokenRequest{
+			Addr: addr, Origin: origin, Channel: spec.Channel, Protocol: spec.Protocol,
+			Builtin: plugin.TokenOutcome{Allowed: true, ClientMode: mode, Extra: extra, MakeAuth: spec.MakeAuth, Lifetime: ttl},
+		})
+		if !out.Allowed {
+			return httpapi.Token{}, pluginRefusal(out.ErrorCode, out.Error)
+		}
+		mode, ttl, extra = out.ClientMode, out.Lifetime, []byte("{}")
+		if out.Extra != nil {
+			extra = protocol.CompactExtra(out.Extra)
+		}
+	}
+	g := token.Grant{Channel: spec.Channel, Protocol: spec.Protocol, Mode: mode, Extra: extra, MakeAuth: spec.MakeAuth}
+	tok, exp, err := b.s.tokens.Mint(ctx, g, ttl)
+	if err != nil {
+		b.s.log.Error("minting a grant token failed", "err", err, "via", "http")
+		return httpapi.Token{}, &httpapi.Error{Status: http.StatusServiceUnavailable, Code: string(protocol.CodeUnavailable), Message: protocol.CodeUnavailable.Text()}
+	}
+	return httpapi.Token{Token: tok, Expires: exp, Lifetime: ttl, ClientMode: mode}, nil
+}
+
+// callerOf returns the address and origin a hook sees for an HTTP caller
+// (empty for a program embedding the relay).
+func callerOf(s *Server, r *http.Request) (addr, origin string) {
+	if r == nil {
+		return "", ""
+	}
+	return s.addrs.Resolve(r).String(), r.Header.Get("Origin")
+}
+
+// pluginRefusal is a hook's refusal as an HTTP API error: 503 when the
+// plugin failed (its hook's failure policy is closed), so the caller may
+// retry; 403 when a plugin said no.
+func pluginRefusal(code, msg string) *httpapi.Error {
+	st := http.StatusForbidden
+	switch protocol.Code(code) {
+	case protocol.CodePluginError, protocol.CodePluginTimeout, protocol.CodePluginBadOutput:
+		st = http.StatusServiceUnavailable
+	}
+	if msg == "" {
+		msg = protocol.Code(code).Text()
+	}
+	return &httpapi.Error{Status: st, Code: code, Message: msg}
+}
+
+// filterPublished runs filter-message on a publication as a message from
+// 0, an authority with send-to-any. It returns the fields to deliver, or
+// false when a plugin dropped the message silently.
+func (b apiBackend) filterPublished(ctx context.Context, p httpapi.Publication) ([]byte, bool, error) {
+	var chID int64
+	if ch := b.s.hub.Lookup(p.Channel, p.Protocol); ch != nil {
+		chID = ch.ID
+	}
+	body := make([]byte, 0, len(p.Fields)+2)
+	body = append(append(append(body, '{'), p.Fields...), '}')
+	out := b.s.plugins.FilterMessage(ctx, &plugin.MessageRequest{
+		ChannelID: chID, Channel: p.Channel, Protocol: p.Protocol,
+		Authority: true, Mode: protocol.ModeSendToAny, To: p.To, Cmd: p.Cmd, Body: body,
+	})
+	switch out.Action {
+	case plugin.Drop:
+		return nil, false, nil
+	case plugin.Reject:
+		return nil, false, pluginRefusal(out.ErrorCode, out.Error)
+	}
+	if !out.Rewritten {
+		return p.Fields, true, nil
+	}
+	// Keep the rewrite's members except those the relay sets on a
+	// delivered message.
+	var req protocol.Request
+	if err := decodeRewrite(out.Body, p.Cmd, &req); err != nil {
+		b.s.log.Error("plugin rewrite does not decode", "err", err, "via", "http")
+		return nil, false, pluginRefusal(string(protocol.CodePluginBadOutput), "")
+	}
+	var fields []byte
+	for _, f := range req.Fields {
+		switch f.Key {
+		case "channel", "success", "from", "cmd", "to", "replayed":
+			continue
+		}
+		if len(fields) > 0 {
+			fields = append(fields, ',')
+		}
+		fields = append(append(append(fields, f.RawKey...), ':'), f.Value...)
+	}
+	return fields, true, nil
+}
+
+// Publish implements httpapi.Backend. A message goes through
+// filter-message first, so what is retained is what was delivered; a
+// message a plugin drops is neither delivered nor retained (delivered 0).
+// A retained message is stored before
+// it is broadcast, so a member joining meanwhile gets it at least once
+// (possibly twice: replayed and live) rather than not at all.
+func (b apiBackend) Publish(ctx context.Context, p httpapi.Publication) (httpapi.Published, error) {
+	var out httpapi.Published
+	if b.s.plugins.Enabled(plugin.FilterMessage) {
+		fields, deliver, err := b.filterPublished(ctx, p)
+		if err != nil || !deliver {
+			return out, err
+		}
+		p.Fields = fields
+	}
+	if p.Retain > 0 {
+		until, err := b.s.retained.Put(p.Channel, p.Protocol, p.Cmd, p.Fields, p.Retain)
+		if errors.Is(err, retain.ErrFull) {
+			return out, &httpapi.Error{Status: http.StatusTooManyRequests, Code: "retain_limit_reached",
+				Message: "The relay holds as many retained messages as it may (RELAY_RETAIN_MAX_MESSAGES, RELAY_RETAIN_MAX_BYTES)."}
+		}
+		if err != nil {
+			return out, err
+		}
+		out.RetainedUntil = until
+	}
+	ch := b.s.hub.Lookup(p.Channel, p.Protocol)
+	if ch != nil {
+		out.Channel = ch.ID
+	}
+	if p.To >= 0 {
+		if ch == nil || !b.s.hub.SendTo(ch, p.To, hub.Frame{Data: appendPublished(nil, ch.ID, p.Cmd, p.Fields, false)}) {
+			return httpapi.Published{}, &httpapi.Error{Status: http.StatusNotFound, Code: string(protocol.CodeInvalidTo), Message: "Invalid 'to': not a member of the channel."}
+		}
+		out.Delivered = 1
+		return out, nil
+	}
+	if ch != nil {
+		out.Delivered = b.s.hub.Broadcast(ch, false, hub.Frame{Data: appendPublished(nil, ch.ID, p.Cmd, p.Fields, false)})
+	}
+	return out, nil
+}
+
+// Presence implements httpapi.Backend.
+func (b apiBackend) Presence(_ context.Context, name, proto string) (int64, []httpapi.Member) {
+	ch := b.s.hub.Lookup(name, proto)
+	if ch == nil {
+		return 0, nil
+	}
+	ms := b.s.hub.Members(ch)
+	out := make([]httpapi.Member, len(ms))
+	for i, m := range ms {
+		extra := m.Info.Extra
+		if extra == nil {
+			extra = []byte("false")
+		}
+		out[i] = httpapi.Member{ID: m.ID, Auth: m.Info.Auth, Mode: m.Info.Mode, Extra: extra}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return ch.ID, out
+}
+
+// appendPublished encodes a message from the relay itself (from 0):
+// {"channel":N,"success":true,"from":0,"cmd":..,<fields>} with
+// "replayed":true last when it is a retained message replayed to a joiner.
+// fields are the members of a JSON object without braces.
+func appendPublished(dst []byte, channel int64, cmd string, fields []byte, replayed bool) []byte {
+	dst = append(dst, `{"channel":`...)
+	dst = strconv.AppendInt(dst, channel, 10)
+	dst = append(dst, `,"success":true,"from":0,"cmd":`...)
+	dst = protocol.AppendString(dst, cmd)
+	if len(fields) > 0 {
+		dst = append(dst, ',')
+		dst = append(dst, fields...)
+	}
+	if replayed {
+		dst = append(dst, `,"replayed":true`...)
+	}
+	return append(dst, '}')
+}
+
+// replayRetained sends the joiner the channel's retained messages, right
+// after its own JOINED and in its JOIN's frame type.
+func (s *Server) replayRetained(r hub.Recipient, ch *hub.Channel, binary bool) {
+	for _, m := range s.retained.Get(ch.Name, ch.Protocol) {
+		r.Send(hub.Frame{Data: appendPublished(nil, ch.ID, m.Cmd, m.Fields, true), Binary: binary})
+	}
+}
