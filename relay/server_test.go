@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -181,33 +180,40 @@ func TestSlowConsumer(t *testing.T) {
 	fast.Next()
 
 	// Far more than the slow reader's socket buffers and queue can hold.
-	pub.Discard()
 	payload := strings.Repeat("x", 3000)
 	const n = 5000
-	var wg sync.WaitGroup
-	wg.Add(1)
-	var received atomic.Int64
-	go func() {
-		defer wg.Done()
-		for received.Load() < n {
-			f := fast.Next()
-			if strings.Contains(string(f.Data), `"cmd":"LEFT"`) {
-				continue
+	// count reads c's copies of the n broadcasts (skipping the slow
+	// reader's LEFT) and closes done when it stops, early if c ends.
+	count := func(c *relaytest.Client, got *atomic.Int64, done chan struct{}) {
+		defer close(done)
+		for got.Load() < n {
+			if f := c.Next(); !strings.Contains(string(f.Data), `"cmd":"LEFT"`) {
+				got.Add(1)
 			}
-			received.Add(1)
 		}
-	}()
-	// The publisher keeps the healthy reader at most 50 messages (150 KB)
-	// behind, well within its queue; the slow one never reads at all.
+	}
+	var fastGot, pubGot atomic.Int64
+	fastDone, pubDone := make(chan struct{}), make(chan struct{})
+	go count(fast, &fastGot, fastDone)
+	go count(pub, &pubGot, pubDone) // the sender gets its own broadcasts too
+	// The publisher keeps both healthy readers at most 50 messages (150 KB)
+	// behind, well within their queues; the slow one never reads at all.
 	for i := range n {
-		for int64(i)-received.Load() > 50 {
-			time.Sleep(100 * time.Microsecond)
+		for int64(i)-min(fastGot.Load(), pubGot.Load()) > 50 {
+			select {
+			case <-fastDone:
+				t.Fatalf("the healthy reader stopped after %d of %d messages", fastGot.Load(), n)
+			case <-pubDone:
+				t.Fatalf("the publisher stopped reading after %d of %d messages", pubGot.Load(), n)
+			case <-time.After(100 * time.Microsecond):
+			}
 		}
 		pub.Send(fmt.Sprintf(`{"cmd":"TICK","channel":1,"to":-1,"i":%d,"p":%q}`, i, payload))
 	}
-	wg.Wait()
-	if received.Load() != n {
-		t.Fatalf("fast reader got %d of %d", received.Load(), n)
+	<-fastDone
+	<-pubDone
+	if fastGot.Load() != n || pubGot.Load() != n {
+		t.Fatalf("the healthy reader got %d and the publisher %d of %d", fastGot.Load(), pubGot.Load(), n)
 	}
 	// The slow reader was cut off, counted under its named reason, and
 	// left the channel like any disconnect.

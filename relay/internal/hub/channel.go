@@ -2,6 +2,7 @@ package hub
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/relay-project/relay/relay/protocol"
 )
@@ -21,7 +22,10 @@ type Channel struct {
 	// guests, nearly all of them in a big channel, touch only these.
 	seers []*member
 	joins uint64 // members ever added, for member.seq
-	dead  bool   // emptied and removed from the index
+	// dead is set (under mu) when the channel is emptied, just before it
+	// leaves the index; the index reads it under Memory.mu alone, hence
+	// atomic.
+	dead atomic.Bool
 }
 
 type member struct {

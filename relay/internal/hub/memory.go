@@ -29,7 +29,7 @@ func (h *Memory) Join(r Recipient, name, proto string, info protocol.MemberInfo,
 	for {
 		ch := h.findOrCreate(name, proto)
 		ch.mu.Lock()
-		if ch.dead {
+		if ch.dead.Load() {
 			ch.mu.Unlock()
 			continue
 		}
@@ -44,7 +44,9 @@ func (h *Memory) findOrCreate(name, proto string) *Channel {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	ch := h.channels[key]
-	if ch == nil || ch.dead {
+	if ch == nil || ch.dead.Load() {
+		// A dead channel still indexed is being removed by its last
+		// Leave, which deletes only its own entry: replace it now.
 		ch = &Channel{ID: h.lastID.Add(1), Name: name, Protocol: proto}
 		h.channels[key] = ch
 	}
@@ -125,7 +127,7 @@ func (h *Memory) Leave(r Recipient, ch *Channel, binary bool) (string, bool) {
 	}
 	empty := len(ch.members) == 0
 	if empty {
-		ch.dead = true
+		ch.dead.Store(true)
 		ch.members, ch.seers, ch.byID = nil, nil, nil
 	}
 	ch.mu.Unlock()
