@@ -7,9 +7,14 @@
 //     DefaultConfig is what you get with no variables set.
 //   - New builds a Server from a Config. A Server is an http.Handler: every
 //     request that asks for a WebSocket upgrade becomes a client;
-//     GET /healthz and GET /readyz answer probes.
+//     GET /healthz and GET /readyz answer probes, /metrics serves
+//     Prometheus metrics, /sdk/ the browser SDK (package jsclient) and /v1/
+//     the HTTP API (httpapi.go, internal/httpapi).
+//   - Server.Publish and Server.MintToken do what the HTTP API does, for
+//     programs that embed the relay.
 //   - Server.Shutdown drains: readiness turns 503, queues are flushed and
 //     every client is closed with 1012.
+//   - PrecompilePlugins fills a plugin compilation cache for an image.
 //
 // # One message, socket to fan-out
 //
@@ -18,14 +23,24 @@
 // code 1009. client.handle (session.go) decodes it with protocol.Decode,
 // which keeps the request's fields in order and as raw JSON, and dispatches
 // on cmd. For an application message, client.message checks the sender's
-// membership and mode and the `to` field, encodes the delivered frame once
+// membership and mode and the `to` field, runs the filter-message plugins
+// when any are configured (plugins.go), encodes the delivered frame once
 // with protocol.AppendMessage, and hands it to the hub (internal/hub,
 // fanout.go). The hub queues the same bytes on every recipient with
 // Recipient.Send, which never blocks: it appends to the recipient's queue
 // (or disconnects it as a slow consumer past its byte cap) and starts the
 // recipient's writer if none runs. The writer (client.writeLoop) takes the
-// whole queue, writes every frame through the WebSocket library into a
-// corked socket, and uncorks: one write system call per batch.
+// whole queue, frames every message itself into a corked socket (the
+// WebSocket library keeps the handshake, reads and control frames), and
+// uncorks: one write system call per batch.
+//
+// # Hooks
+//
+// JOIN, GRANT and application messages (and the HTTP API's token and
+// publish) call the WASM plugin hooks through the helpers in plugins.go
+// after the relay's own decision; internal/plugin runs them on wazero with
+// pooled instances, a deadline and a memory cap. With no plugins
+// configured each helper is one nil check.
 //
 // # Seams
 //
