@@ -67,6 +67,6 @@ type Hub interface {
 	// Lookup returns the channel (name, protocol), or nil if it has no
 	// members.
 	Lookup(name, protocol string) *Channel
-	// Channels returns how many channels exist.
+	// Channels returns how many channels have members.
 	Channels() int
 }

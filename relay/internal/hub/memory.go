@@ -12,6 +12,10 @@ var _ Hub = (*Memory)(nil)
 // Memory is a Hub held in this process.
 type Memory struct {
 	lastID atomic.Int64 // last channel number handed out
+	// live counts channels with members: one more when a channel is
+	// created, one less when its last member leaves (before that member
+	// is told LEFT, so a caller who saw the LEFT sees the count drop).
+	live atomic.Int64
 
 	mu       sync.Mutex
 	channels map[chanKey]*Channel
@@ -49,6 +53,7 @@ func (h *Memory) findOrCreate(name, proto string) *Channel {
 		// Leave, which deletes only its own entry: replace it now.
 		ch = &Channel{ID: h.lastID.Add(1), Name: name, Protocol: proto}
 		h.channels[key] = ch
+		h.live.Add(1)
 	}
 	return ch
 }
@@ -115,6 +120,11 @@ func (h *Memory) Leave(r Recipient, ch *Channel, binary bool) (string, bool) {
 		return "", false
 	}
 	ch.removeLocked(m)
+	empty := len(ch.members) == 0
+	if empty {
+		ch.dead.Store(true)
+		h.live.Add(-1)
+	}
 	left := protocol.AppendLeft(nil, ch.ID, id)
 	r.Send(Frame{Data: left, Binary: binary})
 	// Other members get LEFT as text whatever the leaver's frame type, as
@@ -125,9 +135,7 @@ func (h *Memory) Leave(r Recipient, ch *Channel, binary bool) (string, bool) {
 			o.r.Send(note)
 		}
 	}
-	empty := len(ch.members) == 0
 	if empty {
-		ch.dead.Store(true)
 		ch.members, ch.seers, ch.byID = nil, nil, nil
 	}
 	ch.mu.Unlock()
@@ -185,13 +193,13 @@ func (h *Memory) Members(ch *Channel) []protocol.Member {
 // Lookup implements Hub.
 func (h *Memory) Lookup(name, proto string) *Channel {
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.channels[chanKey{name, proto}]
+	ch := h.channels[chanKey{name, proto}]
+	h.mu.Unlock()
+	if ch == nil || ch.dead.Load() {
+		return nil // emptied, about to leave the index
+	}
+	return ch
 }
 
 // Channels implements Hub.
-func (h *Memory) Channels() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.channels)
-}
+func (h *Memory) Channels() int { return int(h.live.Load()) }

@@ -27,6 +27,10 @@ func TestJoinLeaveChurn(t *testing.T) {
 					t.Errorf("client %d joined channel %d but is not a member", r.id, ch.ID)
 					return
 				}
+				if h.Channels() != 1 {
+					t.Errorf("%d channels while client %d is in one", h.Channels(), r.id)
+					return
+				}
 				if _, ok := h.Leave(r, ch, false); !ok {
 					t.Errorf("client %d could not leave channel %d", r.id, ch.ID)
 					return
