@@ -20,8 +20,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/relay-project/relay/examples/internal/authority"
 	"github.com/relay-project/relay/examples/internal/demo"
+	"github.com/relay-project/relay/relay/client"
 )
 
 //go:embed index.html
@@ -74,7 +74,7 @@ func run(ctx context.Context, o options) error {
 		defer cancel()
 		rl.Close(sctx)
 	}()
-	auth, err := authority.Dial(ctx, rl.WS, o.authorityToken)
+	auth, err := client.Dial(ctx, rl.WS, nil)
 	if err != nil {
 		return err
 	}
@@ -91,7 +91,9 @@ func run(ctx context.Context, o options) error {
 			http.Error(w, "room and name are required (at most 64 bytes)", http.StatusBadRequest)
 			return
 		}
-		tok, err := auth.Grant(r.Context(), room, protocol, 2, map[string]any{"name": name})
+		g, err := auth.CreateToken(r.Context(), room, protocol, &client.TokenOptions{
+			AuthToken: o.authorityToken, ClientMode: client.SendToAny, Extra: map[string]any{"name": name},
+		})
 		if err != nil {
 			o.logf("chat: grant: %v", err)
 			http.Error(w, "could not get a token from the relay", http.StatusBadGateway)
@@ -99,7 +101,7 @@ func run(ctx context.Context, o options) error {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
-		json.NewEncoder(w).Encode(map[string]string{"token": tok})
+		json.NewEncoder(w).Encode(map[string]string{"token": g.Token})
 	})
 
 	if err := demo.Serve(ctx, o.addr, mux, o.ready); err != nil {

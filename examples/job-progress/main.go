@@ -24,8 +24,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/relay-project/relay/examples/internal/authority"
 	"github.com/relay-project/relay/examples/internal/demo"
+	"github.com/relay-project/relay/relay/client"
 )
 
 //go:embed index.html
@@ -82,14 +82,14 @@ func envOr(name, def string) string {
 // job is one report build.
 type job struct {
 	id      string
-	channel int // the job channel's number on the relay
+	channel int64 // the job channel's number on the relay
 	started bool
 	ready   time.Time // when the report was finished; zero until then
 }
 
 // backend holds the jobs and the authority connection that publishes them.
 type backend struct {
-	auth *authority.Conn
+	auth *client.Client
 	o    options
 
 	mu    sync.Mutex
@@ -109,7 +109,7 @@ func run(ctx context.Context, o options) error {
 		defer cancel()
 		rl.Close(sctx)
 	}()
-	auth, err := authority.Dial(ctx, rl.WS, o.authorityToken)
+	auth, err := client.Dial(ctx, rl.WS, nil)
 	if err != nil {
 		return err
 	}
@@ -138,20 +138,22 @@ func (b *backend) create(w http.ResponseWriter, r *http.Request) {
 	rand.Read(raw[:])
 	id := hex.EncodeToString(raw[:])
 	name := "job-" + id
-	ch, err := b.auth.Join(r.Context(), name, protocol)
+	ch, err := b.auth.Join(r.Context(), name, protocol, &client.JoinOptions{Token: b.o.authorityToken})
 	if err != nil {
 		b.o.logf("job-progress: join %s: %v", name, err)
 		http.Error(w, "the relay refused the job channel", http.StatusBadGateway)
 		return
 	}
-	tok, err := b.auth.Grant(r.Context(), name, protocol, 0, map[string]any{"job": id})
+	g, err := b.auth.CreateToken(r.Context(), name, protocol, &client.TokenOptions{
+		AuthToken: b.o.authorityToken, ClientMode: client.RecvOnly, Extra: map[string]any{"job": id},
+	})
 	if err != nil {
 		b.o.logf("job-progress: grant %s: %v", name, err)
 		http.Error(w, "could not get a token from the relay", http.StatusBadGateway)
 		return
 	}
 	b.mu.Lock()
-	b.jobs[id] = &job{id: id, channel: ch}
+	b.jobs[id] = &job{id: id, channel: ch.Number}
 	b.order = append(b.order, id)
 	if len(b.order) > maxJobs {
 		delete(b.jobs, b.order[0])
@@ -160,7 +162,7 @@ func (b *backend) create(w http.ResponseWriter, r *http.Request) {
 	b.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	json.NewEncoder(w).Encode(map[string]string{"id": id, "channel": name, "protocol": protocol, "token": tok})
+	json.NewEncoder(w).Encode(map[string]string{"id": id, "channel": name, "protocol": protocol, "token": g.Token})
 }
 
 // start (POST /jobs/{id}/start) runs the job; the page calls it once it
