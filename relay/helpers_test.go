@@ -2,8 +2,6 @@ package relay_test
 
 import (
 	"fmt"
-	"os"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -15,23 +13,7 @@ import (
 )
 
 // TestMain fails the run if goroutines outlive the tests.
-func TestMain(m *testing.M) {
-	base := runtime.NumGoroutine()
-	code := m.Run()
-	if code == 0 {
-		deadline := time.Now().Add(10 * time.Second)
-		for runtime.NumGoroutine() > base+2 && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > base+2 {
-			buf := make([]byte, 1<<20)
-			buf = buf[:runtime.Stack(buf, true)]
-			fmt.Fprintf(os.Stderr, "leaked goroutines: %d at start, %d at end\n%s\n", base, n, buf)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { relaytest.Main(m) }
 
 // Addresses: 127.0.0.1 is the only authority address in these tests;
 // guests dial from 127.0.0.2.

@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -21,23 +19,7 @@ import (
 )
 
 // TestMain fails the run if goroutines outlive the tests.
-func TestMain(m *testing.M) {
-	base := runtime.NumGoroutine()
-	code := m.Run()
-	if code == 0 {
-		deadline := time.Now().Add(10 * time.Second)
-		for runtime.NumGoroutine() > base+2 && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > base+2 {
-			buf := make([]byte, 1<<20)
-			buf = buf[:runtime.Stack(buf, true)]
-			fmt.Fprintf(os.Stderr, "leaked goroutines: %d at start, %d at end\n%s\n", base, n, buf)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { relaytest.Main(m) }
 
 func startRelay(t *testing.T, mutate func(*relay.Config)) *relaytest.Relay {
 	t.Helper()

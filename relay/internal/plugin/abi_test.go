@@ -3,8 +3,10 @@ package plugin_test
 import (
 	"go/ast"
 	"go/parser"
+	"go/printer"
 	"go/token"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/relay-project/relay/relay/internal/plugin/plugintest"
@@ -56,4 +58,54 @@ func exprText(e ast.Expr) string {
 		return x.Name
 	}
 	return "?"
+}
+
+// TestBodyIndexerMatchesSDK checks that the host's body indexer
+// (bodyindex.go) is the SDK's (plugin-sdk/body.go) declaration for
+// declaration: the index format is part of the ABI, and the two modules
+// cannot share a package.
+func TestBodyIndexerMatchesSDK(t *testing.T) {
+	decls := func(path string) map[string]string {
+		fset := token.NewFileSet()
+		f, err := parser.ParseFile(fset, path, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]string{}
+		for _, d := range f.Decls {
+			var name string
+			switch x := d.(type) {
+			case *ast.FuncDecl:
+				if x.Recv != nil {
+					continue
+				}
+				name = x.Name.Name
+			case *ast.GenDecl:
+				v, ok := x.Specs[0].(*ast.ValueSpec)
+				if len(x.Specs) != 1 || !ok {
+					continue
+				}
+				name = v.Names[0].Name
+			}
+			var b strings.Builder
+			if err := printer.Fprint(&b, fset, d); err != nil {
+				t.Fatal(err)
+			}
+			m[name] = b.String()
+		}
+		return m
+	}
+	host := decls("bodyindex.go")
+	sdk := decls(filepath.Join(plugintest.RepoRoot(t), "plugin-sdk", "body.go"))
+	if len(host) < 7 {
+		t.Fatalf("found %d declarations in bodyindex.go", len(host))
+	}
+	for name, src := range host {
+		if name == "errNotObject" {
+			continue // each side names itself in its error text
+		}
+		if sdk[name] != src {
+			t.Errorf("%s differs between bodyindex.go and plugin-sdk/body.go:\nhost:\n%s\nsdk:\n%s", name, src, sdk[name])
+		}
+	}
 }
