@@ -402,7 +402,7 @@ func (h *Handler) tokens(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, tokenResponse{
 		Success: true, Token: tok.Token, ChannelName: spec.Channel, Protocol: spec.Protocol,
 		ClientMode: tok.ClientMode, MakeAuth: spec.MakeAuth,
-		Expires: tok.Expires.UTC().Format(time.RFC3339Nano), Lifetime: int64(tok.Lifetime / time.Second),
+		Expires: tok.Expires.UTC().Format(time.RFC3339Nano), Lifetime: int64((tok.Lifetime + time.Second - 1) / time.Second), // a plugin may choose part of a second
 	})
 }
 
