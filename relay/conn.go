@@ -37,7 +37,6 @@ type client struct {
 	sock   *corkConn
 	addr   netip.Addr
 	origin string
-	log    *slog.Logger
 
 	// Outbound queue. A client with nothing to write holds no writer
 	// goroutine and no buffers.
@@ -72,8 +71,20 @@ func newClient(s *Server, ws *websocket.Conn, sock *corkConn, addr netip.Addr, o
 		sock:   sock,
 		addr:   addr,
 		origin: origin,
-		log:    s.log.With("client", id),
 		chans:  map[int64]*membership{},
+	}
+}
+
+// log returns the logger for this client's lines. It is built when a line
+// is written rather than held: a logger with the client's id costs a few
+// hundred bytes per connection, which idle connections should not pay.
+func (c *client) log() *slog.Logger { return c.srv.log.With("client", c.id) }
+
+// debug logs at debug level without building the logger when debug lines
+// are off (connects and disconnects are frequent).
+func (c *client) debug(msg string, args ...any) {
+	if c.srv.log.Enabled(context.Background(), slog.LevelDebug) {
+		c.log().Debug(msg, args...)
 	}
 }
 
@@ -83,7 +94,7 @@ func (c *client) ClientID() int64 { return c.id }
 // run serves the client until its connection ends, then leaves every
 // channel it was in.
 func (c *client) run() {
-	c.log.Debug("connected", "addr", c.addr, "origin", c.origin)
+	c.debug("connected", "addr", c.addr, "origin", c.origin)
 	c.ws.SetReadLimit(-1) // readLoop enforces the limit with its own close reason
 	c.pingStop = time.AfterFunc(c.srv.cfg.PingInterval, c.keepalive)
 	reason := c.readLoop()
@@ -97,7 +108,7 @@ func (c *client) run() {
 	if first {
 		c.closeSocket(reason)
 	}
-	c.log.Debug("disconnected", "reason", c.closeReason().String())
+	c.debug("disconnected", "reason", c.closeReason().String())
 }
 
 var readBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
@@ -116,7 +127,7 @@ func (c *client) readLoop() protocol.CloseReason {
 		if err != nil {
 			readBufs.Put(bp)
 			if errors.Is(err, errTooBig) {
-				c.log.Info("message over the size limit", "limit", limit)
+				c.log().Info("message over the size limit", "limit", limit)
 				return protocol.CloseMessageTooBig
 			}
 			return protocol.CloseClientGone
@@ -163,7 +174,7 @@ func (c *client) Send(f hub.Frame) bool {
 	c.mu.Lock()
 	if queued := c.queued; queued+len(f.Data) > c.srv.cfg.OutboundQueueBytes {
 		c.mu.Unlock()
-		c.log.Warn("slow consumer", "queued_bytes", queued, "limit", c.srv.cfg.OutboundQueueBytes)
+		c.log().Warn("slow consumer", "queued_bytes", queued, "limit", c.srv.cfg.OutboundQueueBytes)
 		go c.closeWith(protocol.CloseSlowConsumer)
 		return false
 	}
@@ -206,7 +217,7 @@ func (c *client) writeLoop() {
 		if err := c.writeBatch(batch); err != nil {
 			reason := protocol.CloseClientGone
 			if errors.Is(err, errWriteTimeout) {
-				c.log.Warn("slow consumer: write timed out", "timeout", c.srv.cfg.WriteTimeout)
+				c.log().Warn("slow consumer: write timed out", "timeout", c.srv.cfg.WriteTimeout)
 				reason = protocol.CloseWriteTimeout
 			}
 			c.mu.Lock()
@@ -331,7 +342,7 @@ func (c *client) keepalive() {
 		return
 	}
 	if err != nil {
-		c.log.Info("keepalive ping not answered; dropping client", "interval", interval)
+		c.log().Info("keepalive ping not answered; dropping client", "interval", interval)
 		c.closeWith(protocol.ClosePingTimeout)
 		return
 	}

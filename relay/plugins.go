@@ -133,7 +133,7 @@ func (c *client) filterMessage(req *protocol.Request, m *membership, to int64, b
 		return req
 	}
 	if err := decodeRewrite(out.Body, req.Cmd, &c.rewritten); err != nil {
-		c.log.Error("plugin rewrite does not decode", "err", err)
+		c.log().Error("plugin rewrite does not decode", "err", err)
 		c.replyCode(binary, m.ch.ID, string(protocol.CodePluginBadOutput), "")
 		return nil
 	}

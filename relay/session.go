@@ -131,7 +131,7 @@ func (c *client) grant(req *protocol.Request, binary bool) {
 	g := token.Grant{Channel: name, Protocol: proto, Mode: mode, Extra: extra, MakeAuth: makeauth}
 	tok, _, err := c.srv.tokens.Mint(context.Background(), g, ttl)
 	if err != nil {
-		c.log.Error("minting a grant token failed", "err", err)
+		c.log().Error("minting a grant token failed", "err", err)
 		c.replyError(binary, 0, protocol.CodeUnavailable)
 		return
 	}
@@ -179,7 +179,7 @@ func (c *client) join(req *protocol.Request, binary bool) {
 			case hooked:
 				refused, tok = protocol.CodeAccessDenied, ""
 			default:
-				c.log.Debug("join refused", "reason", err)
+				c.debug("join refused", "reason", err)
 				c.replyError(binary, 0, protocol.CodeAccessDenied)
 				return
 			}
