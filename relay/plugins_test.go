@@ -321,6 +321,8 @@ func TestHTTPAPIRunsHooks(t *testing.T) {
 		t.Fatalf("joined with %s", got)
 	}
 	ch := fmt.Sprint(joined["channel"])
+	g.Send(`{"cmd":"LEAVE","channel":999}`) // answered once the JOIN (and its replay) is done
+	expectError(t, g, 0, "invalid_channel")
 
 	// A plugin's refusal is a 403 with its code; a failed plugin a 503.
 	st, m := backend.post("/v1/tokens", map[string]any{"channel": "h", "protocol": "p", "extra": map[string]any{"do": "deny"}})
