@@ -181,8 +181,14 @@ func (b apiBackend) Publish(ctx context.Context, p httpapi.Publication) (httpapi
 	var out httpapi.Published
 	if b.s.plugins.Enabled(plugin.FilterMessage) {
 		fields, deliver, err := b.filterPublished(ctx, p)
-		if err != nil || !deliver {
+		if err != nil {
 			return out, err
+		}
+		if !deliver { // dropped: reached no one, and not retained
+			if ch := b.s.hub.Lookup(p.Channel, p.Protocol); ch != nil {
+				out.Channel = ch.ID
+			}
+			return out, nil
 		}
 		p.Fields = fields
 	}

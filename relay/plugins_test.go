@@ -350,7 +350,7 @@ func TestHTTPAPIRunsHooks(t *testing.T) {
 	// failed one is an error for the caller.
 	st, m = publish("drop", nil, 60)
 	wantStatus(t, st, m, http.StatusOK, "")
-	if fmt.Sprint(m["delivered"]) != "0" || m["retained"] != false {
+	if fmt.Sprint(m["delivered"]) != "0" || m["retained"] != false || fmt.Sprint(m["channel"]) != ch {
 		t.Fatalf("dropped publish %v", m)
 	}
 	st, m = publish("deny", nil, 0)
