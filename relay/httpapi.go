@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -89,10 +90,7 @@ func (b apiBackend) MintToken(ctx context.Context, spec httpapi.TokenSpec) (http
 		if !out.Allowed {
 			return httpapi.Token{}, pluginRefusal(out.ErrorCode, out.Error)
 		}
-		mode, ttl, extra = out.ClientMode, out.Lifetime, []byte("{}")
-		if out.Extra != nil {
-			extra = protocol.CompactExtra(out.Extra)
-		}
+		mode, ttl, extra = out.ClientMode, out.Lifetime, tokenExtra(out)
 	}
 	g := token.Grant{Channel: spec.Channel, Protocol: spec.Protocol, Mode: mode, Extra: extra, MakeAuth: spec.MakeAuth}
 	tok, exp, err := b.s.tokens.Mint(ctx, g, ttl)
@@ -151,24 +149,14 @@ func (b apiBackend) filterPublished(ctx context.Context, p httpapi.Publication) 
 		return p.Fields, true, nil
 	}
 	// Keep the rewrite's members except those the relay sets on a
-	// delivered message.
+	// delivered message, "replayed" included: only a replay may carry it.
 	var req protocol.Request
 	if err := decodeRewrite(out.Body, p.Cmd, &req); err != nil {
 		b.s.log.Error("plugin rewrite does not decode", "err", err, "via", "http")
 		return nil, false, pluginRefusal(string(protocol.CodePluginBadOutput), "")
 	}
-	var fields []byte
-	for _, f := range req.Fields {
-		switch f.Key {
-		case "channel", "success", "from", "cmd", "to", "replayed":
-			continue
-		}
-		if len(fields) > 0 {
-			fields = append(fields, ',')
-		}
-		fields = append(append(append(fields, f.RawKey...), ':'), f.Value...)
-	}
-	return fields, true, nil
+	req.Fields = slices.DeleteFunc(req.Fields, func(f protocol.Field) bool { return f.Key == "replayed" })
+	return protocol.AppendFields(nil, &req), true, nil
 }
 
 // Publish implements httpapi.Backend. A message goes through

@@ -101,20 +101,7 @@ func (c *client) authorizeJoin(req *protocol.Request, name, proto string, info p
 // the request to deliver (req itself, or a rewrite in c.rewritten), or nil
 // after dropping or refusing it.
 func (c *client) filterMessage(req *protocol.Request, m *membership, to int64, binary bool) *protocol.Request {
-	body := append(c.body[:0], '{')
-	for _, f := range req.Fields {
-		switch f.Key {
-		case "channel", "success", "from", "cmd", "to":
-			continue
-		}
-		if len(body) > 1 {
-			body = append(body, ',')
-		}
-		body = append(body, f.RawKey...)
-		body = append(body, ':')
-		body = append(body, f.Value...)
-	}
-	body = append(body, '}')
+	body := append(protocol.AppendFields(append(c.body[:0], '{'), req), '}')
 	c.body = body
 	info, _ := c.srv.hub.Member(m.ch, c.id)
 	out := c.srv.plugins.FilterMessage(context.Background(), &plugin.MessageRequest{
@@ -170,10 +157,16 @@ func (c *client) onTokenCreate(name, proto string, mode int, extra []byte, makea
 		c.replyCode(binary, 0, out.ErrorCode, out.Error)
 		return 0, nil, 0, false
 	}
+	return out.ClientMode, tokenExtra(out), out.Lifetime, true
+}
+
+// tokenExtra is the extra to mint a token with after on-token-create: the
+// plugins' extra compacted, or an empty object when they cleared it.
+func tokenExtra(out plugin.TokenOutcome) []byte {
 	if out.Extra == nil {
-		return out.ClientMode, []byte("{}"), out.Lifetime, true
+		return []byte("{}")
 	}
-	return out.ClientMode, protocol.CompactExtra(out.Extra), out.Lifetime, true
+	return protocol.CompactExtra(out.Extra)
 }
 
 // PrecompilePlugins compiles the plugin files into the compilation cache in

@@ -341,6 +341,10 @@ func TestHTTPAPIRunsHooks(t *testing.T) {
 	st, m = publish("rewrite", map[string]any{"text": "ready"}, 60)
 	wantStatus(t, st, m, http.StatusOK, "")
 	g.Expect(`{"channel":` + ch + `,"success":true,"from":0,"cmd":"rewrite","text":"READY","trail":"T"}`)
+	// A rewrite cannot forge the fields the relay sets.
+	st, m = publish("forge", nil, 0)
+	wantStatus(t, st, m, http.StatusOK, "")
+	g.Expect(`{"channel":` + ch + `,"success":true,"from":0,"cmd":"forge","text":"forged"}`)
 	late := guest(t, r)
 	join(t, late, "h", "p", "allow")
 	late.Expect(`{"channel":` + ch + `,"success":true,"from":0,"cmd":"rewrite","text":"READY","trail":"T","replayed":true}`)

@@ -92,17 +92,34 @@ func AppendMessage(dst []byte, channel, from int64, req *Request) []byte {
 	dst = strconv.AppendInt(dst, from, 10)
 	dst = append(dst, `,"cmd":`...)
 	dst = AppendString(dst, req.Cmd)
+	if start := len(dst); len(req.Fields) > 0 {
+		if dst = AppendFields(append(dst, ','), req); len(dst) == start+1 {
+			dst = dst[:start] // only fields the relay owns
+		}
+	}
+	return append(dst, '}')
+}
+
+// AppendFields appends the request's own fields as the members of a JSON
+// object without braces (`"a":1,"b":2`), in order and as sent, leaving out
+// those the relay sets on a delivered message (channel, success, from, cmd,
+// to).
+func AppendFields(dst []byte, req *Request) []byte {
+	first := true
 	for _, f := range req.Fields {
 		switch f.Key {
 		case "channel", "success", "from", "cmd", "to":
 			continue
 		}
-		dst = append(dst, ',')
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
 		dst = append(dst, f.RawKey...)
 		dst = append(dst, ':')
 		dst = append(dst, f.Value...)
 	}
-	return append(dst, '}')
+	return dst
 }
 
 // AppendMemberInfo appends {"auth":..,"mode":..,"extra":..}.
