@@ -27,6 +27,16 @@ const (
 	CodeMissingTo                Code = "missing_to"
 	CodeInvalidTo                Code = "invalid_to"
 
+	// Codes of the relay beyond DRC's: try again later (unavailable, and
+	// a failed plugin under a closed failure policy), or a plugin's refusal
+	// without a code of its own. Plugins may send codes of their own too.
+	CodeUnavailable     Code = "unavailable"
+	CodePluginError     Code = "plugin_error"
+	CodePluginTimeout   Code = "plugin_timeout"
+	CodePluginBadOutput Code = "plugin_bad_output"
+	CodePluginDenied    Code = "plugin_denied"
+	CodeInternal        Code = "internal_error"
+
 	// Codes used only by the HTTP API.
 	CodeMissingInvalidLifetime Code = "missing_invalid_lifetime"
 	CodeMissingInvalidRetain   Code = "missing_invalid_retain"
