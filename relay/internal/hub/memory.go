@@ -122,8 +122,11 @@ func (h *Memory) Leave(r Recipient, ch *Channel, binary bool) (string, bool) {
 	ch.removeLocked(m)
 	empty := len(ch.members) == 0
 	if empty {
-		ch.dead.Store(true)
+		// Uncount first: findOrCreate replaces a channel it sees dead
+		// (without taking ch.mu), and must never count its replacement
+		// while this one still counts.
 		h.live.Add(-1)
+		ch.dead.Store(true)
 	}
 	left := protocol.AppendLeft(nil, ch.ID, id)
 	r.Send(Frame{Data: left, Binary: binary})
