@@ -20,7 +20,7 @@ import (
 	"github.com/relay-project/relay/relay/protocol"
 )
 
-// client is one WebSocket connection: its read loop (this file), its
+// conn is one WebSocket connection, the server side of a client: its read loop (this file), its
 // outbound queue and write loop (this file), and its protocol state
 // (session.go).
 //
@@ -30,7 +30,7 @@ import (
 // running, starts one. The writer takes the whole queue, writes it through
 // the WebSocket library into a corked socket, and uncorks: one write system
 // call per batch, however many messages it held.
-type client struct {
+type conn struct {
 	id     int64
 	srv    *Server
 	ws     *websocket.Conn
@@ -60,11 +60,11 @@ type client struct {
 	rewritten protocol.Request // a message rewritten by filter-message
 }
 
-var _ hub.Recipient = (*client)(nil)
+var _ hub.Recipient = (*conn)(nil)
 
-func newClient(s *Server, ws *websocket.Conn, sock *corkConn, addr netip.Addr, origin string) *client {
+func newConn(s *Server, ws *websocket.Conn, sock *corkConn, addr netip.Addr, origin string) *conn {
 	id := s.lastClientID.Add(1)
-	return &client{
+	return &conn{
 		id:     id,
 		srv:    s,
 		ws:     ws,
@@ -78,22 +78,22 @@ func newClient(s *Server, ws *websocket.Conn, sock *corkConn, addr netip.Addr, o
 // log returns the logger for this client's lines. It is built when a line
 // is written rather than held: a logger with the client's id costs a few
 // hundred bytes per connection, which idle connections should not pay.
-func (c *client) log() *slog.Logger { return c.srv.log.With("client", c.id) }
+func (c *conn) log() *slog.Logger { return c.srv.log.With("client", c.id) }
 
 // debug logs at debug level without building the logger when debug lines
 // are off (connects and disconnects are frequent).
-func (c *client) debug(msg string, args ...any) {
+func (c *conn) debug(msg string, args ...any) {
 	if c.srv.log.Enabled(context.Background(), slog.LevelDebug) {
 		c.log().Debug(msg, args...)
 	}
 }
 
 // ClientID implements hub.Recipient.
-func (c *client) ClientID() int64 { return c.id }
+func (c *conn) ClientID() int64 { return c.id }
 
 // run serves the client until its connection ends, then leaves every
 // channel it was in.
-func (c *client) run() {
+func (c *conn) run() {
 	c.debug("connected", "addr", c.addr, "origin", c.origin)
 	c.ws.SetReadLimit(-1) // readLoop enforces the limit with its own close reason
 	c.pingStop = time.AfterFunc(c.srv.cfg.PingInterval, c.keepalive)
@@ -115,7 +115,7 @@ var readBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b
 
 // readLoop reads and handles messages until the connection fails or a
 // message is over the limit.
-func (c *client) readLoop() protocol.CloseReason {
+func (c *conn) readLoop() protocol.CloseReason {
 	limit := c.srv.cfg.MaxMessageBytes
 	for {
 		typ, r, err := c.ws.Reader(context.Background())
@@ -167,7 +167,7 @@ func readLimited(r io.Reader, buf []byte, limit int) ([]byte, error) {
 
 // Send implements hub.Recipient: it queues f and never blocks. A queue over
 // its byte cap marks the client a slow consumer and disconnects it.
-func (c *client) Send(f hub.Frame) bool {
+func (c *conn) Send(f hub.Frame) bool {
 	if c.closing.Load() {
 		return false
 	}
@@ -190,7 +190,7 @@ func (c *client) Send(f hub.Frame) bool {
 }
 
 // writeLoop writes batches until the queue is empty, then exits.
-func (c *client) writeLoop() {
+func (c *conn) writeLoop() {
 	var batch []hub.Frame
 	for {
 		c.mu.Lock()
@@ -254,7 +254,7 @@ const slowCloseGrace = 250 * time.Millisecond
 // more CPU than the system call it batches (BENCHMARKS.md, "Profile"), so
 // data frames bypass it; the library still writes its control frames
 // through corkConn.Write.
-func (c *client) writeBatch(batch []hub.Frame) error {
+func (c *conn) writeBatch(batch []hub.Frame) error {
 	c.sock.cork()
 	bytes := c.sock.appendFrames(batch)
 	m := c.srv.metrics
@@ -266,7 +266,7 @@ func (c *client) writeBatch(batch []hub.Frame) error {
 
 // closeWith closes the connection for reason; only the first call counts.
 // The read loop then ends and the client leaves its channels.
-func (c *client) closeWith(reason protocol.CloseReason) {
+func (c *conn) closeWith(reason protocol.CloseReason) {
 	if c.markClosing(reason) {
 		c.closeSocket(reason)
 	}
@@ -274,7 +274,7 @@ func (c *client) closeWith(reason protocol.CloseReason) {
 
 // markClosing records reason and stops accepting frames. It reports whether
 // this call was the first.
-func (c *client) markClosing(reason protocol.CloseReason) bool {
+func (c *conn) markClosing(reason protocol.CloseReason) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closing.Load() {
@@ -287,7 +287,7 @@ func (c *client) markClosing(reason protocol.CloseReason) bool {
 
 // closeSocket ends the connection: a close frame with reason's code, or at
 // once when the peer is gone or not answering.
-func (c *client) closeSocket(reason protocol.CloseReason) {
+func (c *conn) closeSocket(reason protocol.CloseReason) {
 	c.sock.endData()
 	switch reason {
 	case protocol.CloseClientGone, protocol.ClosePingTimeout:
@@ -303,7 +303,7 @@ func (c *client) closeSocket(reason protocol.CloseReason) {
 	}
 }
 
-func (c *client) closeReason() protocol.CloseReason {
+func (c *conn) closeReason() protocol.CloseReason {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.reason
@@ -311,7 +311,7 @@ func (c *client) closeReason() protocol.CloseReason {
 
 // shutdown stops accepting frames, flushes what is queued, then closes
 // with 1012 (service restart).
-func (c *client) shutdown(ctx context.Context) {
+func (c *conn) shutdown(ctx context.Context) {
 	if !c.markClosing(protocol.CloseServerRestart) {
 		return
 	}
@@ -333,7 +333,7 @@ func (c *client) shutdown(ctx context.Context) {
 
 // keepalive pings the client and schedules the next ping; a client that
 // does not answer within the interval is dropped.
-func (c *client) keepalive() {
+func (c *conn) keepalive() {
 	interval := c.srv.cfg.PingInterval
 	ctx, cancel := context.WithTimeout(context.Background(), interval)
 	err := c.ws.Ping(ctx)

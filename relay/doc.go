@@ -18,18 +18,18 @@
 //
 // # One message, socket to fan-out
 //
-// A client's read loop (conn.go, client.readLoop) reads one WebSocket message
+// A client's read loop (conn.go, conn.readLoop) reads one WebSocket message
 // into a pooled buffer, refusing it past RELAY_MAX_MESSAGE_BYTES with close
-// code 1009. client.handle (session.go) decodes it with protocol.Decode,
+// code 1009. conn.handle (session.go) decodes it with protocol.Decode,
 // which keeps the request's fields in order and as raw JSON, and dispatches
-// on cmd. For an application message, client.message checks the sender's
+// on cmd. For an application message, conn.message checks the sender's
 // membership and mode and the `to` field, runs the filter-message plugins
 // when any are configured (plugins.go), encodes the delivered frame once
 // with protocol.AppendMessage, and hands it to the hub (internal/hub,
 // fanout.go). The hub queues the same bytes on every recipient with
 // Recipient.Send, which never blocks: it appends to the recipient's queue
 // (or disconnects it as a slow consumer past its byte cap) and starts the
-// recipient's writer if none runs. The writer (client.writeLoop) takes the
+// recipient's writer if none runs. The writer (conn.writeLoop) takes the
 // whole queue, frames every message itself into a corked socket (the
 // WebSocket library keeps the handshake, reads and control frames), and
 // uncorks: one write system call per batch.

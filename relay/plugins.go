@@ -66,14 +66,14 @@ func loadPlugins(cfg Config, log *slog.Logger, m *metrics.Metrics) (*plugin.Host
 
 // replyCode sends an error frame with a code and text chosen by a plugin
 // (or the plugin host).
-func (c *client) replyCode(binary bool, channel int64, code, text string) {
+func (c *conn) replyCode(binary bool, channel int64, code, text string) {
 	c.srv.metrics.Errors.WithLabelValues(requestKinds[c.kind], code).Inc()
 	c.Send(hub.Frame{Data: protocol.AppendError(nil, channel, protocol.Code(code), text), Binary: binary})
 }
 
 // authorizeJoin runs authorize-join on the built-in decision. It returns
 // the member info to join with, or false after answering the refusal.
-func (c *client) authorizeJoin(req *protocol.Request, name, proto string, info protocol.MemberInfo, code protocol.Code, binary bool) (protocol.MemberInfo, bool) {
+func (c *conn) authorizeJoin(req *protocol.Request, name, proto string, info protocol.MemberInfo, code protocol.Code, binary bool) (protocol.MemberInfo, bool) {
 	in := &plugin.JoinRequest{
 		ClientID: c.id, Addr: c.addr.String(), Origin: c.origin, Token: protocol.Token(req),
 		Channel: name, Protocol: proto,
@@ -100,7 +100,7 @@ func (c *client) authorizeJoin(req *protocol.Request, name, proto string, info p
 // filterMessage runs filter-message on an application message. It returns
 // the request to deliver (req itself, or a rewrite in c.rewritten), or nil
 // after dropping or refusing it.
-func (c *client) filterMessage(req *protocol.Request, m *membership, to int64, binary bool) *protocol.Request {
+func (c *conn) filterMessage(req *protocol.Request, m *membership, to int64, binary bool) *protocol.Request {
 	body := append(protocol.AppendFields(append(c.body[:0], '{'), req), '}')
 	c.body = body
 	info, _ := c.srv.hub.Member(m.ch, c.id)
@@ -144,7 +144,7 @@ func decodeRewrite(body []byte, cmd string, req *protocol.Request) error {
 // onTokenCreate runs on-token-create on a GRANT. It returns the client
 // mode, extra and lifetime to mint with, or false after answering the
 // refusal.
-func (c *client) onTokenCreate(name, proto string, mode int, extra []byte, makeauth, allowed bool, binary bool) (int, []byte, time.Duration, bool) {
+func (c *conn) onTokenCreate(name, proto string, mode int, extra []byte, makeauth, allowed bool, binary bool) (int, []byte, time.Duration, bool) {
 	in := &plugin.TokenRequest{
 		ClientID: c.id, Addr: c.addr.String(), Origin: c.origin, Channel: name, Protocol: proto,
 		Builtin: plugin.TokenOutcome{Allowed: allowed, ClientMode: mode, Extra: extra, MakeAuth: makeauth, Lifetime: c.srv.cfg.TokenTTL},

@@ -52,8 +52,8 @@ type Server struct {
 	closed       [protocol.NumCloseReasons]atomic.Uint64 // disconnects by reason
 
 	mu      sync.Mutex
-	clients map[*client]struct{} // guarded by mu
-	conns   sync.WaitGroup       // one per client read loop
+	live    map[*conn]struct{} // connected WebSockets; guarded by mu
+	serving sync.WaitGroup     // one per connection's read loop
 }
 
 // New returns a Server for cfg. It fails when cfg does not validate or a
@@ -62,7 +62,7 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, clients: map[*client]struct{}{}}
+	s := &Server{cfg: cfg, log: cfg.Logger, live: map[*conn]struct{}{}}
 	if s.log == nil {
 		s.log = cfg.NewLogger(os.Stderr)
 	}
@@ -129,7 +129,7 @@ func (s *Server) queuedBytes() float64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	total := 0
-	for c := range s.clients {
+	for c := range s.live {
 		c.mu.Lock()
 		total += c.queued
 		c.mu.Unlock()
@@ -186,7 +186,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.metrics.ConnectionsTotal.Inc()
-	c := newClient(s, ws, cork, addr, origin)
+	c := newConn(s, ws, cork, addr, origin)
 	if !s.register(c) {
 		ws.Close(websocket.StatusCode(protocol.CloseServerRestart.Status()), protocol.CloseServerRestart.Text())
 		return
@@ -197,27 +197,27 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	// deep stack with them, which was most of an idle connection's memory
 	// (BENCHMARKS.md, "Memory per idle connection").
 	go func() {
-		defer s.conns.Done()
+		defer s.serving.Done()
 		c.run()
 	}()
 }
 
 // register adds c unless the server is draining; the caller owes
-// s.conns.Done() when it returns true.
-func (s *Server) register(c *client) bool {
+// s.serving.Done() when it returns true.
+func (s *Server) register(c *conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.draining.Load() {
 		return false
 	}
-	s.clients[c] = struct{}{}
-	s.conns.Add(1)
+	s.live[c] = struct{}{}
+	s.serving.Add(1)
 	return true
 }
 
-func (s *Server) unregister(c *client) {
+func (s *Server) unregister(c *conn) {
 	s.mu.Lock()
-	delete(s.clients, c)
+	delete(s.live, c)
 	s.mu.Unlock()
 }
 
@@ -225,7 +225,7 @@ func (s *Server) unregister(c *client) {
 func (s *Server) Clients() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.clients)
+	return len(s.live)
 }
 
 // Channels returns how many channels exist.
@@ -267,8 +267,8 @@ func (s *Server) Stats() Stats {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.draining.Store(true)
-	clients := make([]*client, 0, len(s.clients))
-	for c := range s.clients {
+	clients := make([]*conn, 0, len(s.live))
+	for c := range s.live {
 		clients = append(clients, c)
 	}
 	s.mu.Unlock()
@@ -279,7 +279,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	done := make(chan struct{})
 	go func() {
-		s.conns.Wait()
+		s.serving.Wait()
 		close(done)
 	}()
 	defer s.plugins.Close(context.Background())
@@ -288,7 +288,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		s.mu.Lock()
-		for c := range s.clients {
+		for c := range s.live {
 			c.ws.CloseNow()
 		}
 		s.mu.Unlock()

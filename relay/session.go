@@ -43,7 +43,7 @@ var requests = sync.Pool{New: func() any { return new(protocol.Request) }}
 
 // handle runs one request. Every check follows the protocol page's order;
 // every failure answers the requester alone, in its request's frame type.
-func (c *client) handle(data []byte, binary bool) {
+func (c *conn) handle(data []byte, binary bool) {
 	req := requests.Get().(*protocol.Request)
 	defer func() {
 		clear(req.Fields) // drop references into data
@@ -86,19 +86,19 @@ func (c *client) handle(data []byte, binary bool) {
 	}
 }
 
-func (c *client) replyError(binary bool, channel int64, code protocol.Code) {
+func (c *conn) replyError(binary bool, channel int64, code protocol.Code) {
 	c.srv.metrics.Errors.WithLabelValues(requestKinds[c.kind], string(code)).Inc()
 	c.Send(hub.Frame{Data: protocol.AppendError(nil, channel, code, ""), Binary: binary})
 }
 
 // isAuthority reports whether the client is a permanent authority for
 // protocol: by address (unless ipAuth is false) or by static token.
-func (c *client) isAuthority(req *protocol.Request, proto string, ipAuth bool) bool {
+func (c *conn) isAuthority(req *protocol.Request, proto string, ipAuth bool) bool {
 	return (ipAuth && c.srv.auths.ByAddr(c.addr, proto)) || c.srv.auths.ByToken(protocol.Token(req), proto)
 }
 
 // grant mints a grant token. Only permanent authorities may.
-func (c *client) grant(req *protocol.Request, binary bool) {
+func (c *conn) grant(req *protocol.Request, binary bool) {
 	name, ok := protocol.ChannelName(req)
 	if !ok {
 		c.replyError(binary, 0, protocol.CodeMissingInvalidChannel)
@@ -139,7 +139,7 @@ func (c *client) grant(req *protocol.Request, binary bool) {
 }
 
 // join adds the client to a channel as an authority or with a grant token.
-func (c *client) join(req *protocol.Request, binary bool) {
+func (c *conn) join(req *protocol.Request, binary bool) {
 	name, ok := protocol.ChannelName(req)
 	if !ok {
 		c.replyError(binary, 0, protocol.CodeMissingInvalidChannel)
@@ -216,7 +216,7 @@ func (c *client) join(req *protocol.Request, binary bool) {
 }
 
 // memberOf returns the client's membership of (name, protocol), if any.
-func (c *client) memberOf(name, proto string) *membership {
+func (c *conn) memberOf(name, proto string) *membership {
 	for _, m := range c.chans {
 		if m.ch.Name == name && m.ch.Protocol == proto {
 			return m
@@ -227,7 +227,7 @@ func (c *client) memberOf(name, proto string) *membership {
 
 // channelOf resolves the request's channel number to one of the client's
 // memberships, answering the error itself when it cannot.
-func (c *client) channelOf(req *protocol.Request, binary bool) *membership {
+func (c *conn) channelOf(req *protocol.Request, binary bool) *membership {
 	n, code := protocol.ChannelNumber(req)
 	if code != "" {
 		c.replyError(binary, 0, code)
@@ -241,7 +241,7 @@ func (c *client) channelOf(req *protocol.Request, binary bool) *membership {
 }
 
 // setExtra replaces a member's extra; authorities only.
-func (c *client) setExtra(req *protocol.Request, binary bool) {
+func (c *conn) setExtra(req *protocol.Request, binary bool) {
 	m := c.channelOf(req, binary)
 	if m == nil {
 		return
@@ -270,7 +270,7 @@ func (c *client) setExtra(req *protocol.Request, binary bool) {
 }
 
 // leave removes the client from a channel.
-func (c *client) leave(req *protocol.Request, binary bool) {
+func (c *conn) leave(req *protocol.Request, binary bool) {
 	m := c.channelOf(req, binary)
 	if m == nil {
 		return
@@ -278,7 +278,7 @@ func (c *client) leave(req *protocol.Request, binary bool) {
 	c.leaveChannel(m, binary)
 }
 
-func (c *client) leaveChannel(m *membership, binary bool) {
+func (c *conn) leaveChannel(m *membership, binary bool) {
 	tok, _ := c.srv.hub.Leave(c, m.ch, binary)
 	if tok != "" {
 		c.srv.tokens.Release(context.Background(), tok, c.id)
@@ -290,7 +290,7 @@ func (c *client) leaveChannel(m *membership, binary bool) {
 }
 
 // leaveAll leaves every channel, as on disconnect.
-func (c *client) leaveAll() {
+func (c *conn) leaveAll() {
 	for _, m := range c.chans {
 		c.leaveChannel(m, false)
 	}
@@ -298,7 +298,7 @@ func (c *client) leaveAll() {
 
 // message delivers an application message: to one member, or to every
 // member (only the authorities when the sender's mode is 1).
-func (c *client) message(req *protocol.Request, binary bool) {
+func (c *conn) message(req *protocol.Request, binary bool) {
 	m := c.channelOf(req, binary)
 	if m == nil {
 		return
