@@ -37,7 +37,12 @@ type Config struct {
 
 	// AuthorityIPs are the addresses and CIDR ranges whose clients are
 	// authorities; "ADDR#proto1|proto2" limits an entry to some protocols.
-	AuthorityIPs []string `env:"RELAY_AUTHORITY_IPS" envDefault:"127.0.0.0/8,::1" help:"Addresses and CIDR ranges whose clients are authorities; ADDR#proto1|proto2 limits an entry to those protocols."`
+	// The single entry "none" turns address authority off; so does an
+	// empty list in a Config built by hand.
+	AuthorityIPs []string `env:"RELAY_AUTHORITY_IPS" envDefault:"127.0.0.0/8,::1" help:"Addresses and CIDR ranges whose clients are authorities; ADDR#proto1|proto2 limits an entry to those protocols; none turns address authority off (set but empty is refused)."`
+	// AllowedHosts are the host names (besides IP literals and localhost)
+	// an HTTP API request authorised by its address may carry as Host.
+	AllowedHosts []string `env:"RELAY_ALLOWED_HOSTS" help:"Host names, besides IP literals and localhost, that an HTTP API request authorised by its address (no token) may send as Host; others get 403 host_not_allowed (DNS rebinding)."`
 	// AuthorityTokens are static authority tokens; "TOKEN#proto1|proto2"
 	// limits one to some protocols. Never logged.
 	AuthorityTokens []string `env:"RELAY_AUTHORITY_TOKENS" help:"Static authority tokens, comma-separated; TOKEN#proto1|proto2 limits a token to those protocols. Secret."`
@@ -151,6 +156,11 @@ func loadConfig(environ map[string]string) (Config, error) {
 	err := env.ParseWithOptions(&cfg, env.Options{Environment: environ})
 	if err != nil {
 		return Config{}, explainEnvError(err, environ)
+	}
+	// Set but empty would silently mean the loopback default: refuse it
+	// rather than guess whether "off" or "default" was meant.
+	if v, ok := environ["RELAY_AUTHORITY_IPS"]; ok && strings.TrimSpace(v) == "" {
+		return Config{}, errors.New("relay: bad configuration: RELAY_AUTHORITY_IPS is set but empty: want none to turn address authority off, or leave it unset for the default (127.0.0.0/8,::1)")
 	}
 	for _, p := range cfg.Plugins {
 		name := plugin.PluginName(strings.TrimSpace(p))

@@ -65,7 +65,7 @@ func TestTokensFromFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("RELAY_AUTHORITY_TOKENS_FILE", path)
-	t.Setenv("RELAY_AUTHORITY_IPS", "")
+	t.Setenv("RELAY_AUTHORITY_IPS", "none")
 	cfg, err := relay.LoadConfig()
 	if err != nil {
 		t.Fatal(err)

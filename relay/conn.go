@@ -9,13 +9,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
 
+	"github.com/relay-project/relay/relay/internal/auth"
 	"github.com/relay-project/relay/relay/internal/hub"
 	"github.com/relay-project/relay/relay/protocol"
 )
@@ -35,7 +35,7 @@ type conn struct {
 	srv    *Server
 	ws     *websocket.Conn
 	sock   *corkConn
-	addr   netip.Addr
+	addr   auth.Client
 	origin string
 
 	// Outbound queue. A client with nothing to write holds no writer
@@ -62,7 +62,7 @@ type conn struct {
 
 var _ hub.Recipient = (*conn)(nil)
 
-func newConn(s *Server, id int64, ws *websocket.Conn, sock *corkConn, addr netip.Addr, origin string) *conn {
+func newConn(s *Server, id int64, ws *websocket.Conn, sock *corkConn, addr auth.Client, origin string) *conn {
 	return &conn{
 		id:     id,
 		srv:    s,

@@ -50,26 +50,32 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 // Authorize implements httpapi.Backend: a static authority token for the
 // protocol in "Authorization: Bearer", or an authority address. A request
 // that a browser sent from a page whose origin RELAY_ORIGINS does not allow
-// is refused whatever its credentials, as its WebSocket would be: this
-// stops a page that rebinds its DNS name to the relay's loopback address
-// from borrowing the address's authority.
+// is refused whatever its credentials, as its WebSocket would be. A request
+// authorised by its address alone must also carry a Host that cannot be
+// rebound (auth.Hosts): a page that rebinds its DNS name to the relay's
+// loopback address sends no Origin on a same-origin GET, but its own name
+// as Host, so neither check alone stops it borrowing the address's
+// authority.
 func (b apiBackend) Authorize(r *http.Request, proto string) httpapi.Access {
 	if origin := r.Header.Get("Origin"); origin != "" && !b.s.origins.Allowed(origin) {
 		return httpapi.Denied
 	}
-	byAddr := b.s.auths.ByAddr(b.s.addrs.Resolve(r), proto)
-	hdr := r.Header.Get("Authorization")
-	if hdr == "" {
-		if byAddr {
+	if hdr := r.Header.Get("Authorization"); hdr != "" {
+		scheme, tok, _ := strings.Cut(hdr, " ")
+		if strings.EqualFold(scheme, "Bearer") && b.s.auths.ByToken(strings.TrimSpace(tok), proto) {
 			return httpapi.Allowed
 		}
-		return httpapi.NoCredentials
 	}
-	scheme, tok, _ := strings.Cut(hdr, " ")
-	if strings.EqualFold(scheme, "Bearer") && b.s.auths.ByToken(strings.TrimSpace(tok), proto) || byAddr {
-		return httpapi.Allowed
+	if !b.s.auths.ByAddr(b.s.clientOf(r), proto) {
+		if r.Header.Get("Authorization") == "" {
+			return httpapi.NoCredentials
+		}
+		return httpapi.Denied
 	}
-	return httpapi.Denied
+	if !b.s.hostAllowsAddrAuthority(r) {
+		return httpapi.ForeignHost
+	}
+	return httpapi.Allowed
 }
 
 // MintToken implements httpapi.Backend, with the GRANT request's store,
@@ -107,7 +113,7 @@ func callerOf(s *Server, r *http.Request) (addr, origin string) {
 	if r == nil {
 		return "", ""
 	}
-	return s.addrs.Resolve(r).String(), r.Header.Get("Origin")
+	return s.addrs.Resolve(r).String(), r.Header.Get("Origin") // Authorize counted an unknown address already
 }
 
 // pluginRefusal is a hook's refusal as an HTTP API error: 503 when the

@@ -39,6 +39,7 @@ type Server struct {
 	auths   *auth.Authorities
 	addrs   *auth.ClientAddr
 	origins *auth.Origins
+	hosts   *auth.Hosts  // Host headers an address-authorised API request may carry
 	plugins *plugin.Host // nil without plugins
 	mux     *http.ServeMux
 	ops     *http.ServeMux // health and metrics
@@ -47,6 +48,8 @@ type Server struct {
 
 	api      *httpapi.Handler // the HTTP API at /v1/ (httpapi.go)
 	retained *retain.Store    // retained messages replayed on JOIN
+
+	unknownAddrLog rateLog // a trusted proxy's unusable forwarded values (trust.go)
 
 	ids      *clientid.Source // client ids, never reused (package clientid)
 	draining atomic.Bool
@@ -85,6 +88,10 @@ func New(cfg Config) (*Server, error) {
 	if s.origins, err = auth.NewOrigins(cfg.Origins); err != nil {
 		return nil, fmt.Errorf("relay: RELAY_ORIGINS: %w", err)
 	}
+	if s.hosts, err = auth.NewHosts(cfg.AllowedHosts); err != nil {
+		return nil, fmt.Errorf("relay: RELAY_ALLOWED_HOSTS: %w", err)
+	}
+	s.warnTrustMistakes()
 	s.ids = clientid.NewSource(clientid.Clock(cfg.Now))
 	s.hub = hub.NewMemory()
 	s.tokens = token.NewMemory(&token.MemoryOptions{Rejoin: cfg.TokenRejoin, Now: cfg.Now})
@@ -176,7 +183,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "relay: origin not allowed", http.StatusForbidden)
 		return
 	}
-	addr := s.addrs.Resolve(r)
+	addr := s.clientOf(r)
 	id, err := s.ids.Next(r.Context())
 	if err != nil {
 		s.log.Error("no client id for a new connection", "err", err)

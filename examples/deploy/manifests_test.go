@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -32,6 +33,9 @@ type site struct {
 	// env is every variable the manifest sets; values that come from a
 	// secret store are a placeholder.
 	env map[string]string
+	// secrets are the variables whose value comes from the platform's
+	// secret store (or, for a *_FILE variable, a file mounted from it).
+	secrets map[string]bool
 	// platformPort is the port the platform puts in PORT (Cloud Run); 0
 	// when PORT comes from env or the relay's default.
 	platformPort int
@@ -78,8 +82,9 @@ func isPluginConfigVar(known map[string]relay.EnvVar, name string) bool {
 // checkSite checks what holds on every platform: the manifest sets only
 // variables the relay reads, with values it accepts; the relay listens on the
 // port the platform routes to and probes; readiness and startup probes ask
-// /readyz and liveness probes /healthz; the platform waits for the drain.
-func checkSite(t checker, s site) {
+// /readyz and liveness probes /healthz; the platform waits for the drain. It
+// returns the configuration the relay loads there.
+func checkSite(t checker, s site) relay.Config {
 	t.Helper()
 	known := relayVars()
 	for name := range s.env {
@@ -175,6 +180,7 @@ func checkSite(t checker, s site) {
 				s.stopGrace, need, s.preStop, cfg.ShutdownTimeout)
 		}
 	}
+	return cfg
 }
 
 // container is the part of a Kubernetes (and Knative) container spec the
@@ -191,6 +197,10 @@ type container struct {
 		Value     string
 		ValueFrom map[string]any `yaml:"valueFrom"`
 	}
+	VolumeMounts []struct {
+		Name      string
+		MountPath string `yaml:"mountPath"`
+	} `yaml:"volumeMounts"`
 	StartupProbe   *k8sProbe `yaml:"startupProbe"`
 	ReadinessProbe *k8sProbe `yaml:"readinessProbe"`
 	LivenessProbe  *k8sProbe `yaml:"livenessProbe"`
@@ -216,10 +226,11 @@ type k8sProbe struct {
 // site reads c into a site; ports named in probes resolve through c.Ports.
 func (c *container) site(t *testing.T) site {
 	t.Helper()
-	s := site{env: map[string]string{}}
+	s := site{env: map[string]string{}, secrets: map[string]bool{}}
 	for _, e := range c.Env {
 		if e.ValueFrom != nil {
 			s.env[e.Name] = "placeholder-secret"
+			_, s.secrets[e.Name] = e.ValueFrom["secretKeyRef"]
 		} else {
 			s.env[e.Name] = e.Value
 		}
@@ -353,7 +364,7 @@ func TestCloudRun(t *testing.T) {
 	if !kinds["startup"] || !kinds["liveness"] {
 		t.Errorf("probes %v, want a startup and a liveness probe", s.probes)
 	}
-	checkSite(t, s)
+	checkAuthority(t, s, checkSite(t, s))
 }
 
 func TestFly(t *testing.T) {
@@ -404,7 +415,15 @@ func TestFly(t *testing.T) {
 	if fly.Env["RELAY_CLIENT_IP_HEADER"] != "Fly-Client-IP" || fly.Env["RELAY_TRUSTED_PROXIES"] == "" {
 		t.Error("Fly-Client-IP is not configured as the client address from trusted proxies")
 	}
-	s := site{env: fly.Env, listen: []int{hs.InternalPort}, stopGrace: grace}
+	s := site{env: fly.Env, secrets: map[string]bool{}, listen: []int{hs.InternalPort}, stopGrace: grace}
+	// Fly's secrets reach the machine as variables; the manifest must name
+	// the token only in its `fly secrets set` instructions.
+	if _, ok := fly.Env["RELAY_AUTHORITY_TOKENS"]; ok {
+		t.Error("fly.toml sets RELAY_AUTHORITY_TOKENS in [env]: a secret belongs in `fly secrets set`")
+	} else if strings.Contains(string(readFile(t, "fly.toml")), "fly secrets set RELAY_AUTHORITY_TOKENS=") {
+		s.env["RELAY_AUTHORITY_TOKENS"] = "placeholder-secret"
+		s.secrets["RELAY_AUTHORITY_TOKENS"] = true
+	}
 	if m := fly.Metrics; m != nil {
 		if m.Path != "/metrics" {
 			t.Errorf("[metrics] path %q, want /metrics", m.Path)
@@ -419,7 +438,7 @@ func TestFly(t *testing.T) {
 		// of the proxy's rotation, which is what readiness means.
 		s.probes = append(s.probes, probe{"readiness", c.Path, hs.InternalPort})
 	}
-	checkSite(t, s)
+	checkAuthority(t, s, checkSite(t, s))
 }
 
 func TestKubernetes(t *testing.T) {
@@ -443,6 +462,12 @@ func TestKubernetes(t *testing.T) {
 							RunAsUser    int  `yaml:"runAsUser"`
 						} `yaml:"securityContext"`
 						Containers []container
+						Volumes    []struct {
+							Name   string
+							Secret *struct {
+								SecretName string `yaml:"secretName"`
+							}
+						}
 					}
 				}
 			}
@@ -545,7 +570,29 @@ func TestKubernetes(t *testing.T) {
 	for _, p := range svc.Spec.Ports {
 		s.listen = append(s.listen, c.resolvePort(t, p.TargetPort))
 	}
-	checkSite(t, s)
+	// A *_FILE variable naming a file in a volume mounted from a Secret is
+	// a secret too.
+	for name, value := range s.env {
+		if !strings.HasSuffix(name, "_FILE") {
+			continue
+		}
+		for _, m := range c.VolumeMounts {
+			for _, v := range pod.Spec.Volumes {
+				if v.Name == m.Name && v.Secret != nil && strings.HasPrefix(value, strings.TrimSuffix(m.MountPath, "/")+"/") {
+					s.secrets[name] = true
+				}
+			}
+		}
+	}
+	cfg := checkSite(t, s)
+	checkAuthority(t, s, cfg)
+	// Only the ingress controller's own addresses are trusted, never a
+	// range the other pods share.
+	for _, p := range cfg.TrustedProxies {
+		if pr, err := netip.ParsePrefix(p); err == nil && !pr.IsSingleIP() {
+			t.Errorf("RELAY_TRUSTED_PROXIES has the range %s: trust only the ingress controller's pod addresses, one by one", p)
+		}
+	}
 }
 
 // matches reports whether selector is non-empty and every label in it is on
@@ -822,6 +869,7 @@ type checker interface {
 	Fatal(args ...any)
 	Setenv(key, value string)
 	TempDir() string
+	Cleanup(func())
 }
 
 // recorder is a checker that notes failures instead of reporting them; its

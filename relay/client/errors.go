@@ -46,6 +46,10 @@ const (
 	CodeRetainLimitReached     Code = "retain_limit_reached"
 	CodeNotFound               Code = "not_found"
 	CodeMethodNotAllowed       Code = "method_not_allowed"
+	// CodeHostNotAllowed: a request authorised only by its address named
+	// the relay by a Host that is not an IP literal, localhost or in
+	// RELAY_ALLOWED_HOSTS (the relay's defence against DNS rebinding).
+	CodeHostNotAllowed Code = "host_not_allowed"
 )
 
 // Error is an error reported by the relay: an error frame on the WebSocket

@@ -10,12 +10,14 @@ import (
 // an error code; which code depends on the request type and is chosen by the
 // caller, in the protocol's order.
 
-// ChannelName returns `channel` as a channel name: a string of 1 to 256 bytes.
+// ChannelName returns `channel` as a channel name: a string of 1 to 256
+// bytes that decodes exactly (ExactString).
 func ChannelName(r *Request) (string, bool) {
 	return boundedString(r, "channel", MaxChannelNameBytes)
 }
 
-// ProtocolName returns `protocol`: a string of 1 to 64 bytes.
+// ProtocolName returns `protocol`: a string of 1 to 64 bytes that decodes
+// exactly (ExactString).
 func ProtocolName(r *Request) (string, bool) {
 	return boundedString(r, "protocol", MaxProtocolBytes)
 }
@@ -25,11 +27,79 @@ func boundedString(r *Request, key string, max int) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	s, ok := String(raw)
+	s, ok := ExactString(raw)
 	if !ok || len(s) == 0 || len(s) > max {
 		return "", false
 	}
 	return s, true
+}
+
+// ExactString is String for names: ok is also false when raw escapes a
+// lone UTF-16 surrogate ("\ud800", or a low surrogate without its high
+// one). Such an escape decodes to no character, and encoding/json quietly
+// turns it into U+FFFD, so without this check "\ud800", "\udfff" and
+// "\ufffd" would all name one channel.
+func ExactString(raw []byte) (string, bool) {
+	s, ok := String(raw)
+	if !ok || !wholeSurrogates(raw) {
+		return "", false
+	}
+	return s, true
+}
+
+// wholeSurrogates reports whether every \u escape of the valid JSON string
+// raw that names a surrogate is a high one followed at once by an escaped
+// low one.
+func wholeSurrogates(raw []byte) bool {
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		i++ // the escaped character
+		if raw[i] != 'u' {
+			continue
+		}
+		u, ok := hex4(raw, i+1)
+		if !ok {
+			return false
+		}
+		i += 4
+		switch {
+		case u >= 0xDC00 && u <= 0xDFFF: // a low surrogate alone
+			return false
+		case u >= 0xD800 && u <= 0xDBFF: // a high one: the next escape must be its low one
+			if i+6 >= len(raw) || raw[i+1] != '\\' || raw[i+2] != 'u' {
+				return false
+			}
+			lo, ok := hex4(raw, i+3)
+			if !ok || lo < 0xDC00 || lo > 0xDFFF {
+				return false
+			}
+			i += 6
+		}
+	}
+	return true
+}
+
+// hex4 reads four hex digits at raw[i:].
+func hex4(raw []byte, i int) (rune, bool) {
+	if i+4 > len(raw) {
+		return 0, false
+	}
+	var u rune
+	for _, c := range raw[i : i+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			u = u<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			u = u<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			u = u<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return u, true
 }
 
 // ClientMode returns `clientmode` as 0, 1 or 2: numeric (a number or numeric

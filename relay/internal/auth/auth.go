@@ -60,13 +60,23 @@ type Authorities struct {
 	tokens []tokenRule
 }
 
+// NoAddrs is the address list that turns address authority off
+// (RELAY_AUTHORITY_IPS=none).
+const NoAddrs = "none"
+
 // NewAuthorities parses address entries ("127.0.0.1", "10.0.0.0/8",
 // "::1#chat|jobs") and token entries ("s3cret", "s3cret#chat"). An entry
-// without "#" applies to every protocol.
+// without "#" applies to every protocol. The address list "none" (NoAddrs)
+// alone means no address is an authority.
 func NewAuthorities(ips, tokens []string) (*Authorities, error) {
 	a := &Authorities{}
+	off := false
 	for _, e := range ips {
 		if strings.TrimSpace(e) == "" {
+			continue
+		}
+		if strings.EqualFold(strings.TrimSpace(e), NoAddrs) {
+			off = true
 			continue
 		}
 		v, r, err := parseEntry(e)
@@ -78,6 +88,9 @@ func NewAuthorities(ips, tokens []string) (*Authorities, error) {
 			return nil, err
 		}
 		a.ips = append(a.ips, ipRule{rule: r, prefix: p})
+	}
+	if off && len(a.ips) > 0 {
+		return nil, fmt.Errorf("%q turns address authority off and cannot be listed with addresses", NoAddrs)
 	}
 	for _, e := range tokens {
 		if strings.TrimSpace(e) == "" {
@@ -126,9 +139,15 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(addr, addr.BitLen()), nil
 }
 
-// ByAddr reports whether addr is an authority for protocol.
-func (a *Authorities) ByAddr(addr netip.Addr, protocol string) bool {
-	addr = addr.Unmap()
+// ByAddr reports whether client is an authority for protocol by its
+// address. An unknown address never is, and neither is a loopback address
+// a proxy forwarded: loopback is an authority only as the socket peer
+// itself, the one case where the relay sees it rather than being told it.
+func (a *Authorities) ByAddr(client Client, protocol string) bool {
+	if !client.Known() || client.Forwarded && client.Addr.IsLoopback() {
+		return false
+	}
+	addr := client.Addr.Unmap()
 	for _, r := range a.ips {
 		if r.prefix.Contains(addr) && r.allows(protocol) {
 			return true
@@ -152,6 +171,16 @@ func (a *Authorities) ByToken(token, protocol string) bool {
 		}
 	}
 	return found == 1
+}
+
+// Addrs returns the authority address ranges; none when address
+// authority is off.
+func (a *Authorities) Addrs() []netip.Prefix {
+	out := make([]netip.Prefix, len(a.ips))
+	for i, r := range a.ips {
+		out[i] = r.prefix
+	}
+	return out
 }
 
 // HasTokens reports whether any static token is configured.

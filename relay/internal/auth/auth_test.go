@@ -20,7 +20,7 @@ func TestAuthorities(t *testing.T) {
 		{"198.51.100.1", "x", true}, {"::ffff:10.1.1.1", "x", true},
 		{"2001:db8::5", "x", true}, {"2001:db9::5", "x", false},
 	} {
-		if got := a.ByAddr(netip.MustParseAddr(tc.addr), tc.proto); got != tc.want {
+		if got := a.ByAddr(Client{Addr: netip.MustParseAddr(tc.addr)}, tc.proto); got != tc.want {
 			t.Errorf("ByAddr(%s, %s) = %v", tc.addr, tc.proto, got)
 		}
 	}
@@ -82,7 +82,7 @@ func TestOriginGlob(t *testing.T) {
 func TestResolveRemoteAddrIPv6(t *testing.T) {
 	c, _ := NewClientAddr(nil, "")
 	r := &http.Request{RemoteAddr: "[::1]:5555", Header: http.Header{}}
-	if got := c.Resolve(r); got != netip.MustParseAddr("::1") {
+	if got := c.Resolve(r); got != (Client{Addr: netip.MustParseAddr("::1")}) {
 		t.Fatalf("got %v", got)
 	}
 }

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -13,6 +14,46 @@ import (
 type ClientAddr struct {
 	trusted []netip.Prefix
 	header  string // canonical header name; "" means X-Forwarded-For
+}
+
+// Client is where a request comes from, as ClientAddr.Resolve works it out.
+// The zero Client is an unknown address.
+type Client struct {
+	// Addr is the client's address; the zero Addr when the address is
+	// unknown (a trusted proxy sent no usable forwarded value).
+	Addr netip.Addr
+	// Forwarded reports that Addr is a trusted proxy's forwarded value, not
+	// the socket peer.
+	Forwarded bool
+	// Unknown says why the address is unknown ("missing", "empty",
+	// "malformed"), or is "" when Addr is set.
+	Unknown string
+}
+
+// Reasons a trusted proxy's forwarded value is unusable, as Client.Unknown.
+const (
+	UnknownMissing   = "missing"   // no forwarding header at all
+	UnknownEmpty     = "empty"     // the header is there with no value
+	UnknownMalformed = "malformed" // a value that is not a bare address (ip:port, [v6], garbage, several platform headers)
+)
+
+// Known reports whether the client's address is known.
+func (c Client) Known() bool { return c.Addr.IsValid() }
+
+// String returns the address, or "" when it is unknown.
+func (c Client) String() string {
+	if !c.Known() {
+		return ""
+	}
+	return c.Addr.String()
+}
+
+// LogValue logs the address, or "unknown".
+func (c Client) LogValue() slog.Value {
+	if !c.Known() {
+		return slog.StringValue("unknown")
+	}
+	return slog.StringValue(c.Addr.String())
 }
 
 // NewClientAddr returns a ClientAddr trusting the given proxies ("10.0.0.0/8",
@@ -32,6 +73,17 @@ func NewClientAddr(trustedProxies []string, header string) (*ClientAddr, error) 
 		c.trusted = append(c.trusted, p)
 	}
 	return c, nil
+}
+
+// Trusted returns the trusted proxy ranges.
+func (c *ClientAddr) Trusted() []netip.Prefix { return append([]netip.Prefix(nil), c.trusted...) }
+
+// Header returns the header the client address is read from.
+func (c *ClientAddr) Header() string {
+	if c.header == "" {
+		return "X-Forwarded-For"
+	}
+	return c.header
 }
 
 func (c *ClientAddr) isTrusted(a netip.Addr) bool {
@@ -57,39 +109,62 @@ func PeerAddr(remoteAddr string) netip.Addr {
 	return a.WithZone("").Unmap()
 }
 
-// Resolve returns the client address of r.
+// Resolve returns the client r comes from.
 //
-// With a platform header configured, a trusted peer's header value is the
-// client. With X-Forwarded-For, the list is read from the right: every hop
-// that is itself a trusted proxy is skipped and the first untrusted one is
-// the client (everything left of it could be forged by the client). A header
-// from an untrusted peer is ignored.
-func (c *ClientAddr) Resolve(r *http.Request) netip.Addr {
+// A request from an untrusted peer is the peer, whatever its headers say.
+// From a trusted peer, the forwarded value is the client: with a platform
+// header configured, that header's single value; with X-Forwarded-For, the
+// list read from the right, skipping every hop that is itself a trusted
+// proxy, up to the first untrusted one (everything left of it could be
+// forged by the client), or the leftmost when every hop is trusted.
+//
+// A trusted peer that forwards no usable value (no header, an empty one, a
+// hop that is not a bare address: "ip:port", "[v6]", garbage) gives an
+// unknown address, never the proxy's own: a proxy on loopback would
+// otherwise make every client it forwards a loopback client.
+func (c *ClientAddr) Resolve(r *http.Request) Client {
 	peer := PeerAddr(r.RemoteAddr)
 	if len(c.trusted) == 0 || !c.isTrusted(peer) {
-		return peer
+		return Client{Addr: peer}
 	}
 	if c.header != "" {
-		if a, err := netip.ParseAddr(strings.TrimSpace(r.Header.Get(c.header))); err == nil {
-			return a.Unmap()
+		values := r.Header.Values(c.header)
+		switch {
+		case len(values) == 0:
+			return Client{Unknown: UnknownMissing}
+		case len(values) > 1: // a platform sets one value; more were added on the way
+			return Client{Unknown: UnknownMalformed}
 		}
-		return peer
+		return forwarded(values[0])
 	}
 	values := r.Header.Values("X-Forwarded-For")
+	if len(values) == 0 {
+		return Client{Unknown: UnknownMissing}
+	}
 	var hops []string
 	for _, v := range values {
 		hops = append(hops, strings.Split(v, ",")...)
 	}
-	client := peer
+	var client Client
 	for i := len(hops) - 1; i >= 0; i-- {
-		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-		if err != nil {
-			return client // garbage: stop at the last good hop
-		}
-		client = a.Unmap()
-		if !c.isTrusted(client) {
+		client = forwarded(hops[i])
+		if !client.Known() || !c.isTrusted(client.Addr) {
 			return client
 		}
 	}
 	return client
+}
+
+// forwarded parses one forwarded value. Only a bare address counts, and
+// not the unspecified one (0.0.0.0, ::), which names no client.
+func forwarded(v string) Client {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return Client{Unknown: UnknownEmpty}
+	}
+	a, err := netip.ParseAddr(v)
+	if err != nil || a.Zone() != "" || a.Unmap().IsUnspecified() {
+		return Client{Unknown: UnknownMalformed}
+	}
+	return Client{Addr: a.Unmap(), Forwarded: true}
 }

@@ -23,6 +23,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/relay-project/relay/relay/protocol"
 )
 
 //go:embed openapi.json
@@ -50,6 +52,11 @@ const (
 	// Denied means the request's token or address is not an authority for
 	// the protocol: 403.
 	Denied
+	// ForeignHost means the request comes from an authority address but,
+	// carrying no authority token, names a Host that is not an IP literal,
+	// localhost or an allowed host (RELAY_ALLOWED_HOSTS): what a page that
+	// rebinds its DNS name to the relay sends. 403 host_not_allowed.
+	ForeignHost
 )
 
 // TokenSpec is a validated request for a grant token.
@@ -271,6 +278,8 @@ func (h *Handler) authorize(r *http.Request, protocol string) error {
 		return nil
 	case NoCredentials:
 		return &Error{Status: http.StatusUnauthorized, Code: "access_denied", Message: "Access denied: send an authority token as 'Authorization: Bearer <token>' or call from an authority address."}
+	case ForeignHost:
+		return &Error{Status: http.StatusForbidden, Code: "host_not_allowed", Message: "Access denied: a request authorised by its address must name the relay by IP address, localhost or a host in RELAY_ALLOWED_HOSTS; or send an authority token."}
 	default:
 		return &Error{Status: http.StatusForbidden, Code: "access_denied", Message: "Access denied: not an authority for this protocol."}
 	}
@@ -326,11 +335,13 @@ func onlyKeys(obj map[string]json.RawMessage, allowed ...string) error {
 	return nil
 }
 
-// str decodes a required string of 1..max bytes.
+// str decodes a required string of 1..max bytes that decodes exactly (no
+// lone surrogate escapes, protocol.ExactString), as the WebSocket side
+// requires of names.
 func str(obj map[string]json.RawMessage, name string, max int, code string) (string, error) {
 	raw, ok := obj[name]
-	var s string
-	if !ok || json.Unmarshal(raw, &s) != nil || s == "" || len(s) > max || !utf8.ValidString(s) {
+	s, exact := protocol.ExactString(bytes.TrimSpace(raw))
+	if !ok || !exact || s == "" || len(s) > max || !utf8.ValidString(s) {
 		return "", bad(code, "'%s' must be a string of 1 to %d bytes.", name, max)
 	}
 	return s, nil

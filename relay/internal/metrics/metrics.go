@@ -26,6 +26,7 @@ type Metrics struct {
 	PluginCalls      *prometheus.CounterVec   // by plugin, hook, outcome
 	PluginSeconds    *prometheus.HistogramVec // by plugin, hook
 	HTTPRequests     *prometheus.CounterVec   // HTTP API by route and status code
+	UnknownAddrs     *prometheus.CounterVec   // requests from a trusted proxy with no usable client address, by reason
 }
 
 // Request kinds used as the "request" label.
@@ -79,6 +80,9 @@ func New(reg prometheus.Registerer, g Gauges) *Metrics {
 		HTTPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "relay_http_requests_total", Help: "HTTP API requests, by route and status code."}, []string{"route", "code"}),
 	}
+	m.UnknownAddrs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "relay_client_address_unknown_total", Help: "Requests from a trusted proxy that forwarded no usable client address (missing, empty or malformed); never authorities by address."}, []string{"reason"})
+	reg.MustRegister(m.UnknownAddrs)
 	reg.MustRegister(m.ConnectionsTotal, m.Requests, m.Errors, m.MessagesIn, m.Deliveries, m.BytesIn, m.BytesOut,
 		m.FramesOut, m.WriteBatch, m.PluginCalls, m.PluginSeconds, m.HTTPRequests)
 
