@@ -88,7 +88,7 @@ type Config struct {
 	// MetricsAddr, when set, is a separate listen address (e.g. ":9090")
 	// for /metrics, /healthz and /readyz, so metrics need not be public;
 	// /metrics then leaves the main port.
-	MetricsAddr string `env:"RELAY_METRICS_ADDR" help:"Separate listen address for /metrics, /healthz and /readyz (e.g. :9090); when set, /metrics is not served on the main port."`
+	MetricsAddr string `env:"RELAY_METRICS_ADDR" help:"Separate listen address for /metrics, /healthz and /readyz (e.g. :9090); when set, /metrics on the main port answers 404."`
 
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `env:"RELAY_LOG_LEVEL" envDefault:"info" help:"Log level: debug, info, warn or error."`

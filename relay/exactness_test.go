@@ -1,11 +1,18 @@
 package relay_test
 
 import (
+	"bufio"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/coder/websocket"
 
+	"github.com/relay-project/relay/relay"
 	"github.com/relay-project/relay/relay/internal/relaytest"
 )
 
@@ -115,5 +122,65 @@ func TestSetExtraVisibility(t *testing.T) {
 				t.Errorf("SET_EXTRA on %s: %s told=%v, want %v", target, name, got, want[name])
 			}
 		}
+	}
+}
+
+// TestUnsupportedWebSocketVersion: a handshake for another WebSocket version
+// is answered 426 with the version the relay speaks (RFC 6455 4.4), as the
+// reference server answers.
+func TestUnsupportedWebSocketVersion(t *testing.T) {
+	r := startRelay(t, nil)
+	for _, version := range []string{"8", "14", ""} {
+		nc, err := net.Dial("tcp", r.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		req := "GET / HTTP/1.1\r\nHost: " + r.Addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+		if version != "" {
+			req += "Sec-WebSocket-Version: " + version + "\r\n"
+		}
+		if _, err := io.WriteString(nc, req+"\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUpgradeRequired || resp.Header.Get("Sec-WebSocket-Version") != "13" {
+			t.Errorf("version %q: HTTP %d, Sec-WebSocket-Version %q; want 426 and 13",
+				version, resp.StatusCode, resp.Header.Get("Sec-WebSocket-Version"))
+		}
+	}
+	// Version 13 still connects.
+	join(t, authority(t, r), "c", "p", "")
+}
+
+// TestMetricsOnTheirOwnPort: with RELAY_METRICS_ADDR set, the main port
+// answers GET /metrics with 404 (not 426, as if it were a WebSocket
+// request), and the ops handler serves them.
+func TestMetricsOnTheirOwnPort(t *testing.T) {
+	r := startRelay(t, func(c *relay.Config) { c.MetricsAddr = "127.0.0.1:0" })
+	resp, err := http.Get("http://" + r.Addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(body), "RELAY_METRICS_ADDR") {
+		t.Fatalf("GET /metrics on the main port: HTTP %d %q, want 404 naming RELAY_METRICS_ADDR", resp.StatusCode, body)
+	}
+	ops := httptest.NewServer(r.OpsHandler())
+	defer ops.Close()
+	resp, err = http.Get(ops.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "relay_connections") {
+		t.Fatalf("GET /metrics on the ops handler: HTTP %d", resp.StatusCode)
 	}
 }
