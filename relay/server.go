@@ -66,6 +66,9 @@ func New(cfg Config) (*Server, error) {
 	if s.log == nil {
 		s.log = cfg.NewLogger(os.Stderr)
 	}
+	for _, w := range cfg.EnvWarnings {
+		s.log.Warn("environment variable ignored: "+w.Name+" "+w.Problem, "var", w.Name, "did_you_mean", w.Closest)
+	}
 	tokens := cfg.AuthorityTokens
 	if cfg.AuthorityTokensFile != "" {
 		b, err := os.ReadFile(cfg.AuthorityTokensFile)
