@@ -28,7 +28,7 @@ const pluginConfigPrefix = "RELAY_PLUGIN_CONFIG_"
 // configuration variable of one of plugins. The prefix is compared without
 // case, since relay_origins is as surely meant for the relay.
 func checkEnv(environ map[string]string, plugins []string) []EnvWarning {
-	known := make([]string, 0, 40)
+	var known []string
 	for _, v := range EnvVars() {
 		known = append(known, v.Name)
 	}
@@ -36,6 +36,7 @@ func checkEnv(environ map[string]string, plugins []string) []EnvWarning {
 	for _, p := range plugins {
 		configs = append(configs, plugin.ConfigEnvName(plugin.PluginName(strings.TrimSpace(p))))
 	}
+	all := slices.Concat(known, configs)
 	var out []EnvWarning
 	for name := range environ {
 		upper := strings.ToUpper(name)
@@ -50,7 +51,7 @@ func checkEnv(environ map[string]string, plugins []string) []EnvWarning {
 			out = append(out, w)
 			continue
 		}
-		out = append(out, EnvWarning{Name: name, Problem: "is not a variable the relay reads (relay -h lists them)", Closest: closest(upper, append(known, configs...))})
+		out = append(out, EnvWarning{Name: name, Problem: "is not a variable the relay reads (relay -h lists them)", Closest: closest(upper, all)})
 	}
 	slices.SortFunc(out, func(a, b EnvWarning) int { return strings.Compare(a.Name, b.Name) })
 	return out
