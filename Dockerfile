@@ -18,7 +18,7 @@
 #                       written; hits also work on a read-only root filesystem
 
 # Build stage. It runs examples/deploy/build-image.sh, the same script
-# examples/deploy/deploy_test.go runs in CI: that script is the one source of
+# examples/deploy/image_test.go (TestImage) runs in CI: that script is the one source of
 # truth for what goes into the image. Not cross-compiled (no --platform=
 # $BUILDPLATFORM): precompiling plugins runs the relay built for the target
 # architecture.

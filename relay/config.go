@@ -8,7 +8,6 @@ import (
 	"os"
 	"reflect"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/caarlos0/env/v11"
@@ -93,7 +92,7 @@ type Config struct {
 	// MetricsAddr, when set, is a separate listen address (e.g. ":9090")
 	// for /metrics, /healthz and /readyz, so metrics need not be public;
 	// /metrics then leaves the main port.
-	MetricsAddr string `env:"RELAY_METRICS_ADDR" help:"Separate listen address for /metrics, /healthz and /readyz (e.g. :9090); when set, /metrics is not served on the main port."`
+	MetricsAddr string `env:"RELAY_METRICS_ADDR" help:"Separate listen address for /metrics, /healthz and /readyz (e.g. :9090); when set, /metrics on the main port answers 404."`
 
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `env:"RELAY_LOG_LEVEL" envDefault:"info" help:"Log level: debug, info, warn or error."`
@@ -123,6 +122,10 @@ type Config struct {
 	// (the file name without .wasm). LoadConfig fills it from
 	// RELAY_PLUGIN_CONFIG_<NAME>; a value starting with @ names a file.
 	PluginConfigs map[string]string `env:"-"`
+	// EnvWarnings are the RELAY_* variables LoadConfig found set but does
+	// not read (misspellings, a plugin's configuration for a plugin not
+	// loaded); New logs each one once, at warn level.
+	EnvWarnings []EnvWarning `env:"-"`
 
 	// Logger receives the relay's logs. Nil builds one from LogLevel and
 	// LogFormat writing to stderr.
@@ -174,6 +177,7 @@ func loadConfig(environ map[string]string) (Config, error) {
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err
 	}
+	cfg.EnvWarnings = checkEnv(environ, cfg.Plugins)
 	return cfg, nil
 }
 
@@ -297,14 +301,25 @@ func parseLevel(s string) (slog.Level, error) {
 	return l, err
 }
 
-// NewLogger returns the logger c describes, writing to w.
+// NewLogger returns the logger c describes, writing to w. Durations are
+// written as the text log and the variables write them ("8s"), in JSON too,
+// where slog would write nanoseconds.
 func (c *Config) NewLogger(w io.Writer) *slog.Logger {
 	level, _ := parseLevel(c.LogLevel)
 	opts := &slog.HandlerOptions{Level: level}
 	if c.LogFormat == "text" {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
+	opts.ReplaceAttr = durationsAsText
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// durationsAsText is a slog ReplaceAttr writing durations as strings.
+func durationsAsText(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }
 
 // EnvVar describes one environment variable the relay reads.
@@ -330,16 +345,47 @@ func EnvVars() []EnvVar {
 	return out
 }
 
-// PrintEnvVars writes a table of every variable with its default.
+// helpWidth is the terminal width `relay -h` fits in.
+const helpWidth = 80
+
+// PrintEnvVars writes every variable with its default and meaning, in lines
+// of at most 80 columns: the name and default, then the meaning indented.
 func PrintEnvVars(w io.Writer) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "VARIABLE\tDEFAULT\tMEANING")
 	for _, v := range EnvVars() {
 		def := v.Default
 		if def == "" {
-			def = "(empty)"
+			def = "empty"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", v.Name, def, v.Help)
+		if head := v.Name + " (default " + def + ")"; len(head) <= helpWidth {
+			fmt.Fprintln(w, head)
+		} else {
+			// A long list default: break it after its commas, adding no
+			// spaces, so each line can be copied as it is.
+			items := strings.SplitAfter(def, ",")
+			fmt.Fprintln(w, v.Name+" (default")
+			printWrapped(w, "      ", items, "")
+			fmt.Fprintln(w, "    )")
+		}
+		printWrapped(w, "    ", strings.Fields(v.Help), " ")
 	}
-	tw.Flush()
+}
+
+// printWrapped writes words joined by sep in lines of at most helpWidth
+// columns, each starting with indent. A word longer than a line gets a line
+// of its own.
+func printWrapped(w io.Writer, indent string, words []string, sep string) {
+	line := ""
+	for _, word := range words {
+		if line != "" && len(indent)+len(line)+len(sep)+len(word) > helpWidth {
+			fmt.Fprintln(w, indent+line)
+			line = ""
+		}
+		if line != "" {
+			line += sep
+		}
+		line += word
+	}
+	if line != "" {
+		fmt.Fprintln(w, indent+line)
+	}
 }

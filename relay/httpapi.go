@@ -167,7 +167,8 @@ func (b apiBackend) filterPublished(ctx context.Context, p httpapi.Publication) 
 
 // Publish implements httpapi.Backend. A message goes through
 // filter-message first, so what is retained is what was delivered; a
-// message a plugin drops is neither delivered nor retained (delivered 0).
+// message a plugin drops is neither delivered nor retained, and says so
+// (dropped, delivered 0).
 // A retained message is stored before
 // it is broadcast, so a member joining meanwhile gets it at least once
 // (possibly twice: replayed and live) rather than not at all.
@@ -179,6 +180,7 @@ func (b apiBackend) Publish(ctx context.Context, p httpapi.Publication) (httpapi
 			return out, err
 		}
 		if !deliver { // dropped: reached no one, and not retained
+			out.Dropped = true
 			if ch := b.s.hub.Lookup(p.Channel, p.Protocol); ch != nil {
 				out.Channel = ch.ID
 			}

@@ -138,7 +138,7 @@ func TestHTTPTokenJoinPublishDeliver(t *testing.T) {
 	// Publishing to a channel nobody is in reaches no one, without error.
 	st, pub = backend.post("/v1/publish", map[string]any{"channel": "empty", "protocol": "jobs", "cmd": "x"})
 	wantStatus(t, st, pub, http.StatusOK, "")
-	if fmt.Sprint(pub["delivered"]) != "0" || fmt.Sprint(pub["channel"]) != "0" {
+	if fmt.Sprint(pub["delivered"]) != "0" || fmt.Sprint(pub["channel"]) != "0" || pub["dropped"] != false {
 		t.Fatalf("publish to empty channel %v", pub)
 	}
 	b.ExpectNone(50 * time.Millisecond)

@@ -1,6 +1,7 @@
 package relay_test
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -354,9 +355,18 @@ func TestHTTPAPIRunsHooks(t *testing.T) {
 	// failed one is an error for the caller.
 	st, m = publish("drop", nil, 60)
 	wantStatus(t, st, m, http.StatusOK, "")
-	if fmt.Sprint(m["delivered"]) != "0" || m["retained"] != false || fmt.Sprint(m["channel"]) != ch {
-		t.Fatalf("dropped publish %v", m)
+	if fmt.Sprint(m["delivered"]) != "0" || m["retained"] != false || fmt.Sprint(m["channel"]) != ch || m["dropped"] != true {
+		t.Fatalf("dropped publish %v, want dropped true", m)
 	}
+	// The embedding API says the same.
+	if res, err := r.Publish(context.Background(), relay.Message{Channel: "h", Protocol: "p", Cmd: "drop"}); err != nil || !res.Dropped || res.Delivered != 0 {
+		t.Fatalf("Server.Publish of a dropped message: %+v, %v", res, err)
+	}
+	if res, err := r.Publish(context.Background(), relay.Message{Channel: "h", Protocol: "p", Cmd: "pass"}); err != nil || res.Dropped || res.Delivered != 2 {
+		t.Fatalf("Server.Publish of a passed message: %+v, %v", res, err)
+	}
+	g.NextMap() // the passed message
+	late.NextMap()
 	st, m = publish("deny", nil, 0)
 	wantStatus(t, st, m, http.StatusForbidden, "chaos_denied")
 	st, m = publish("loop", nil, 0)

@@ -36,6 +36,9 @@ type Published struct {
 	Channel int64
 	// Delivered counts the members the message was queued for.
 	Delivered int
+	// Dropped reports that a filter-message plugin dropped the message:
+	// it reached no one and was not retained.
+	Dropped bool
 	// RetainedUntil is when the retained message expires; zero when the
 	// message was not retained.
 	RetainedUntil time.Time
@@ -103,7 +106,7 @@ func (s *Server) Publish(ctx context.Context, m Message) (Published, error) {
 	if err != nil {
 		return Published{}, fmt.Errorf("relay: publish: %w", asError(err))
 	}
-	return Published{Channel: res.Channel, Delivered: res.Delivered, RetainedUntil: res.RetainedUntil}, nil
+	return Published{Channel: res.Channel, Delivered: res.Delivered, Dropped: res.Dropped, RetainedUntil: res.RetainedUntil}, nil
 }
 
 // MintToken mints a grant token with the rules of POST /v1/tokens (and of

@@ -70,6 +70,9 @@ func New(cfg Config) (*Server, error) {
 	if s.log == nil {
 		s.log = cfg.NewLogger(os.Stderr)
 	}
+	for _, w := range cfg.EnvWarnings {
+		s.log.Warn("environment variable ignored: "+w.Name+" "+w.Problem, "var", w.Name, "did_you_mean", w.Closest)
+	}
 	tokens := cfg.AuthorityTokens
 	if cfg.AuthorityTokensFile != "" {
 		b, err := os.ReadFile(cfg.AuthorityTokensFile)
@@ -123,6 +126,12 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("/v1/", s.serveAPI)
 	if cfg.MetricsAddr == "" {
 		s.mux.Handle("GET /metrics", s.ops)
+	} else {
+		// Not a WebSocket endpoint either: answer what a scraper pointed at
+		// the wrong port needs to hear.
+		s.mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "relay: metrics are served on RELAY_METRICS_ADDR, not on this port", http.StatusNotFound)
+		})
 	}
 	s.mux.Handle("GET "+jsclient.Path, jsclient.Handler(nil)) // the browser SDK: relay.js, relay.mjs, relay.d.ts
 	s.mux.HandleFunc("/", s.serveWebSocket)
@@ -171,6 +180,13 @@ func (s *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
 func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 		http.Error(w, "relay: this is a WebSocket endpoint (DRC protocol); see /healthz for probes", http.StatusUpgradeRequired)
+		return
+	}
+	if v := strings.TrimSpace(r.Header.Get("Sec-WebSocket-Version")); v != "13" {
+		// RFC 6455 4.4: name the version the relay speaks, as the
+		// reference server does.
+		w.Header().Set("Sec-WebSocket-Version", "13")
+		http.Error(w, "relay: unsupported WebSocket version; this relay speaks version 13", http.StatusUpgradeRequired)
 		return
 	}
 	if s.draining.Load() {

@@ -157,9 +157,10 @@ func (c *conn) join(req *protocol.Request, binary bool) {
 	hooked := c.srv.plugins.Enabled(plugin.AuthorizeJoin)
 	var refused protocol.Code // the built-in refusal authorize-join may overturn
 	alreadyCounted := current != nil && !current.auth
+	var g token.Grant // the grant claimed, if any
 	if !c.isAuthority(req, proto, !protocol.Flag(req, "ipauth", "false")) {
 		tok := protocol.Token(req)
-		g, err := token.Grant{}, token.ErrUnknown
+		err := token.ErrUnknown
 		if tok != "" {
 			g, err = c.srv.tokens.Claim(context.Background(), tok, name, proto, c.id)
 		}
@@ -168,7 +169,7 @@ func (c *conn) join(req *protocol.Request, binary bool) {
 		} else {
 			if c.nonAuth >= c.srv.cfg.MaxChannelsPerClient && !alreadyCounted {
 				if err == nil {
-					c.srv.tokens.Release(context.Background(), tok, c.id)
+					c.srv.tokens.Release(context.Background(), tok, c.id, g)
 				}
 				c.replyError(binary, 0, protocol.CodeMaxChannelLimitReached)
 				return
@@ -195,16 +196,14 @@ func (c *conn) join(req *protocol.Request, binary bool) {
 		}
 		if !ok {
 			if held != "" {
-				c.srv.tokens.Release(context.Background(), held, c.id)
+				c.srv.tokens.Release(context.Background(), held, c.id, g)
 			}
 			return
 		}
 	}
 
 	ch, replaced := c.srv.hub.Join(c, name, proto, info, held, binary)
-	if replaced != "" {
-		c.srv.tokens.Release(context.Background(), replaced, c.id)
-	}
+	c.release(replaced)
 	if current != nil && !current.auth {
 		c.nonAuth--
 	}
@@ -279,14 +278,25 @@ func (c *conn) leave(req *protocol.Request, binary bool) {
 }
 
 func (c *conn) leaveChannel(m *membership, binary bool) {
-	tok, _ := c.srv.hub.Leave(c, m.ch, binary)
-	if tok != "" {
-		c.srv.tokens.Release(context.Background(), tok, c.id)
-	}
+	left, _ := c.srv.hub.Leave(c, m.ch, binary)
+	c.release(left)
 	if !m.auth {
 		c.nonAuth--
 	}
 	delete(c.chans, m.ch.ID)
+}
+
+// release re-arms the grant token a membership held, carrying the state the
+// member had at the end (its mode, its extra after any SET_EXTRA, its
+// authority), so a client rejoining with the token gets that state back.
+func (c *conn) release(r hub.Released) {
+	if r.Token == "" {
+		return
+	}
+	now := token.Grant{Mode: r.Info.Mode, Extra: r.Info.Extra, MakeAuth: r.Info.Auth}
+	if err := c.srv.tokens.Release(context.Background(), r.Token, c.id, now); err != nil {
+		c.log().Warn("releasing a grant token failed", "err", err)
+	}
 }
 
 // leaveAll leaves every channel, as on disconnect.

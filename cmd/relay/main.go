@@ -48,9 +48,10 @@ func usage() {
 	fmt.Fprintf(os.Stderr, `relay %s: a DRC-compatible WebSocket relay.
 
 Usage: relay              serve (configured by environment variables only)
-       relay healthcheck  exit 0 if the relay on this machine is ready, 1 if not
+       relay healthcheck  exit 0 if the relay here is ready, 1 if not
        relay plugins precompile -cache DIR FILE.wasm...
-                          compile plugins into the cache DIR (RELAY_PLUGIN_CACHE_DIR)
+                          compile plugins into the cache DIR
+                          (the directory RELAY_PLUGIN_CACHE_DIR names)
        relay -version     print the version
        relay -h           this help
 

@@ -11,9 +11,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 
@@ -95,8 +97,8 @@ func TestRunDrainExit(t *testing.T) {
 	if !strings.Contains(body.String(), `relay_build_info{goversion=`) || !strings.Contains(body.String(), `version="v0.0.0-test"`) {
 		t.Fatalf("no build info in metrics:\n%.2000s", body.String())
 	}
-	if resp, err := http.Get(base + "/metrics"); err != nil || resp.StatusCode != http.StatusUpgradeRequired {
-		t.Fatalf("/metrics on the public port: %v %v", resp, err)
+	if resp, err := http.Get(base + "/metrics"); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("/metrics on the public port: %v %v, want 404", resp, err)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -125,6 +127,68 @@ func TestRunDrainExit(t *testing.T) {
 	if !strings.Contains(logs.String(), `"msg":"listening"`) {
 		t.Fatalf("no JSON start log:\n%s", logs.String())
 	}
+	// Durations read as the variables and the text log write them.
+	if !strings.Contains(logs.String(), `"msg":"shutting down","deadline":"8s"`) {
+		t.Fatalf("the JSON log does not write the shutdown deadline as \"8s\":\n%s", logs.String())
+	}
+}
+
+// TestMisspeltVariablesWarn: every RELAY_* variable the relay does not read
+// is named once at start, with the variable it most likely meant, and so is
+// a plugin configuration for a plugin that is not loaded; the relay still
+// serves.
+func TestMisspeltVariablesWarn(t *testing.T) {
+	bin := buildRelay(t)
+	port := freePort(t)
+	cmd := exec.Command(bin)
+	cmd.Env = []string{fmt.Sprintf("PORT=%d", port), "RELAY_HOST=127.0.0.1", "RELAY_LOG_FORMAT=text",
+		"RELAY_ORIGIN=https://app.example", "RELAY_PLUGIN=/plugins/jwt-auth.wasm", "relay_token_ttl=5s",
+		"RELAY_PLUGIN_CONFIG_JWT_AUTH={}", "RELAY_COMPLETELY_DIFFERENT=1"}
+	var logs syncBuffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), "msg=listening") {
+		if time.Now().After(deadline) {
+			t.Fatalf("never listening:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, want := range []string{
+		`var=RELAY_ORIGIN did_you_mean=RELAY_ORIGINS`,
+		`var=RELAY_PLUGIN did_you_mean=RELAY_PLUGINS`,
+		`var=relay_token_ttl did_you_mean=RELAY_TOKEN_TTL`,
+		`"environment variable ignored: RELAY_PLUGIN_CONFIG_JWT_AUTH configures a plugin, but RELAY_PLUGINS names none"`,
+		`var=RELAY_COMPLETELY_DIFFERENT did_you_mean=""`,
+	} {
+		if n := strings.Count(logs.String(), want); n != 1 {
+			t.Errorf("%d log lines with %s, want 1:\n%s", n, want, logs.String())
+		}
+	}
+	if n := strings.Count(logs.String(), "level=WARN"); n != 5 {
+		t.Errorf("%d warnings, want 5:\n%s", n, logs.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer a child process writes while the test reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func TestHealthcheckFailsWithoutRelay(t *testing.T) {
@@ -156,8 +220,14 @@ func TestHelpListsEveryVariable(t *testing.T) {
 	bin := buildRelay(t)
 	out, _ := exec.Command(bin, "-h").CombinedOutput()
 	for _, v := range relay.EnvVars() {
-		if !strings.Contains(string(out), v.Name) {
-			t.Errorf("-h does not list %s", v.Name)
+		if !strings.Contains(string(out), "\n"+v.Name+" (default") {
+			t.Errorf("-h does not list %s at the start of a line", v.Name)
+		}
+	}
+	// It fits a terminal.
+	for i, line := range strings.Split(string(out), "\n") {
+		if n := utf8.RuneCountInString(line); n > 80 {
+			t.Errorf("-h line %d is %d columns: %s", i+1, n, line)
 		}
 	}
 }

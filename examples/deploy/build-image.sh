@@ -2,7 +2,7 @@
 # build-image.sh OUTDIR: build the file layout of the relay container image.
 #
 # This script is the one place that says how the image's contents are built.
-# The Dockerfile's build stage runs it, and examples/deploy/deploy_test.go
+# The Dockerfile's build stage runs it, and examples/deploy/image_test.go
 # runs it too and then starts the result the way the image does, so what CI
 # tests is what ships.
 #

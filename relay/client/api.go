@@ -107,6 +107,9 @@ type PublishResponse struct {
 	Channel int64 `json:"channel"`
 	// Delivered counts the members the message was sent to.
 	Delivered int `json:"delivered"`
+	// Dropped reports that a filter-message plugin dropped the message:
+	// it reached no one and was not retained.
+	Dropped bool `json:"dropped"`
 	// Retained reports whether the message was kept for late joiners,
 	// until RetainedUntil.
 	Retained      bool       `json:"retained"`

@@ -102,6 +102,7 @@ type Publication struct {
 type Published struct {
 	Channel   int64 // 0 when the channel has no members
 	Delivered int
+	Dropped   bool // a filter-message plugin dropped it
 	// RetainedUntil is set when the message was retained.
 	RetainedUntil time.Time
 }
@@ -478,6 +479,7 @@ type publishResponse struct {
 	Success       bool   `json:"success"`
 	Channel       int64  `json:"channel"`
 	Delivered     int    `json:"delivered"`
+	Dropped       bool   `json:"dropped"`
 	Retained      bool   `json:"retained"`
 	RetainedUntil string `json:"retained_until,omitempty"`
 }
@@ -499,7 +501,7 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
-	out := publishResponse{Success: true, Channel: res.Channel, Delivered: res.Delivered}
+	out := publishResponse{Success: true, Channel: res.Channel, Delivered: res.Delivered, Dropped: res.Dropped}
 	if !res.RetainedUntil.IsZero() {
 		out.Retained = true
 		out.RetainedUntil = res.RetainedUntil.UTC().Format(time.RFC3339Nano)

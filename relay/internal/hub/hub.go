@@ -37,6 +37,13 @@ type Recipient interface {
 	Send(f Frame) bool
 }
 
+// Released is a grant token a member stopped holding and the member's info
+// at that moment. Token is "" when the member held none.
+type Released struct {
+	Token string
+	Info  protocol.MemberInfo
+}
+
 // Hub is channel membership and delivery. Memory serves one process; a
 // clustered hub (several instances sharing channels through NATS) implements
 // the same interface, so the protocol code above it does not change.
@@ -46,14 +53,19 @@ type Hub interface {
 	// notification to the members allowed to see r. Joining a channel r
 	// is already in replaces its info and sends JOINED again. token is the
 	// grant token r joined with ("" for none); the token it replaces, if
-	// any and different, is returned so the caller can release it.
-	Join(r Recipient, name, protocol string, info protocol.MemberInfo, token string, binary bool) (ch *Channel, replaced string)
+	// any and different, is returned with the info r had until now, so the
+	// caller can release it.
+	Join(r Recipient, name, protocol string, info protocol.MemberInfo, token string, binary bool) (ch *Channel, replaced Released)
 	// Leave removes r from ch, sends LEFT to r (in its frame type) and to
 	// the members allowed to see r (as text), and returns the grant token
-	// r had joined with. ok is false if r was not a member.
-	Leave(r Recipient, ch *Channel, binary bool) (token string, ok bool)
-	// SetExtra replaces member id's extra and tells every member allowed to
-	// see it. It returns false if id is not a member.
+	// r had joined with and r's info as it was when it left (SET_EXTRA
+	// included), for re-arming that token. ok is false if r was not a
+	// member.
+	Leave(r Recipient, ch *Channel, binary bool) (left Released, ok bool)
+	// SetExtra replaces member id's extra and tells the members allowed to
+	// see id: everyone when id is an authority, else only the members with
+	// mode 2 (authorities included); id itself is told only under the same
+	// rule. It returns false if id is not a member.
 	SetExtra(ch *Channel, id int64, extra []byte, binary bool) bool
 	// Member returns member id's info.
 	Member(ch *Channel, id int64) (protocol.MemberInfo, bool)

@@ -29,7 +29,7 @@ func NewMemory() *Memory {
 }
 
 // Join implements Hub.
-func (h *Memory) Join(r Recipient, name, proto string, info protocol.MemberInfo, token string, binary bool) (*Channel, string) {
+func (h *Memory) Join(r Recipient, name, proto string, info protocol.MemberInfo, token string, binary bool) (*Channel, Released) {
 	for {
 		ch := h.findOrCreate(name, proto)
 		ch.mu.Lock()
@@ -59,13 +59,13 @@ func (h *Memory) findOrCreate(name, proto string) *Channel {
 }
 
 // joinLocked adds or updates the member and sends JOINED. ch.mu must be held.
-func (h *Memory) joinLocked(ch *Channel, r Recipient, info protocol.MemberInfo, token string, binary bool) string {
+func (h *Memory) joinLocked(ch *Channel, r Recipient, info protocol.MemberInfo, token string, binary bool) Released {
 	id := r.ClientID()
-	replaced := ""
+	var replaced Released
 	self := ch.byID[id]
 	if self != nil {
 		if self.token != token {
-			replaced = self.token
+			replaced = Released{Token: self.token, Info: self.info}
 		}
 		self.token = token
 		ch.setInfoLocked(self, info)
@@ -111,13 +111,13 @@ func (h *Memory) joinLocked(ch *Channel, r Recipient, info protocol.MemberInfo, 
 }
 
 // Leave implements Hub.
-func (h *Memory) Leave(r Recipient, ch *Channel, binary bool) (string, bool) {
+func (h *Memory) Leave(r Recipient, ch *Channel, binary bool) (Released, bool) {
 	id := r.ClientID()
 	ch.mu.Lock()
 	m := ch.byID[id]
 	if m == nil {
 		ch.mu.Unlock()
-		return "", false
+		return Released{}, false
 	}
 	ch.removeLocked(m)
 	empty := len(ch.members) == 0
@@ -151,7 +151,7 @@ func (h *Memory) Leave(r Recipient, ch *Channel, binary bool) (string, bool) {
 		}
 		h.mu.Unlock()
 	}
-	return m.token, true
+	return Released{Token: m.token, Info: m.info}, true
 }
 
 // SetExtra implements Hub.
@@ -164,8 +164,10 @@ func (h *Memory) SetExtra(ch *Channel, id int64, extra []byte, binary bool) bool
 	}
 	target.info.Extra = extra
 	f := Frame{Data: protocol.AppendSetExtra(make([]byte, 0, 96+len(extra)), ch.ID, id, extra), Binary: binary}
-	for _, m := range ch.members {
-		if m.id == id || canSee(m.info.Mode, target.info) {
+	// Unlike JOINED, the target has no exception: a guest in mode 0 or 1
+	// is not told about its own new extra, as the reference server does.
+	for _, m := range ch.viewersLocked(target.info) {
+		if canSee(m.info.Mode, target.info) {
 			m.r.Send(f)
 		}
 	}

@@ -24,7 +24,7 @@ func (r *recorder) Send(f Frame) bool {
 }
 
 // TestVisibilityModel drives random joins (every mix of authority and
-// mode), re-joins with another mode and leaves, and checks after each step
+// mode), re-joins with another mode, SET_EXTRAs and leaves, and checks after each step
 // who was told and what the joiner's client list holds against the
 // protocol's rule applied to the whole membership in join order: the hub
 // keeps an index of the members that matter to guests, and it must agree
@@ -55,6 +55,22 @@ func TestVisibilityModel(t *testing.T) {
 		r := recs[rng.IntN(len(recs))]
 		for _, o := range recs {
 			o.frames = nil
+		}
+		if i := find(r.id); i >= 0 && rng.IntN(5) == 0 {
+			// SET_EXTRA: told are the members that may see the target,
+			// the target itself under the same rule (no exception).
+			target := model[i].info
+			if !h.SetExtra(ch, r.id, []byte(fmt.Sprintf(`{"step":%d}`, step)), false) {
+				t.Fatalf("step %d: SET_EXTRA on a member failed", step)
+			}
+			var want []int64
+			for _, e := range model {
+				if target.Auth || e.info.Auth || e.info.Mode == protocol.ModeSendToAny {
+					want = append(want, e.id)
+				}
+			}
+			checkTold(t, step, recs, want)
+			continue
 		}
 		if i := find(r.id); i >= 0 && rng.IntN(3) == 0 {
 			// Leave: the leaver and those who may see it are told.

@@ -39,16 +39,16 @@ func TestExactExpiryAndRejoin(t *testing.T) {
 		t.Fatalf("claim of a held token: %v", err)
 	}
 	clk.t = clk.t.Add(24 * time.Hour) // held: no expiry
-	s.Release(ctx, tok, 2)            // not the holder: no effect
+	s.Release(ctx, tok, 2, g)         // not the holder: no effect
 	if _, err := s.Claim(ctx, tok, "c", "p", 2); !errors.Is(err, token.ErrInUse) {
 		t.Fatalf("release by a non-holder freed the token: %v", err)
 	}
-	s.Release(ctx, tok, 1)
+	s.Release(ctx, tok, 1, g)
 	clk.t = clk.t.Add(10*time.Second - time.Nanosecond)
 	if _, err := s.Claim(ctx, tok, "c", "p", 2); err != nil {
 		t.Fatalf("rejoin within the window: %v", err)
 	}
-	s.Release(ctx, tok, 2)
+	s.Release(ctx, tok, 2, g)
 	clk.t = clk.t.Add(10 * time.Second)
 	if _, err := s.Claim(ctx, tok, "c", "p", 3); !errors.Is(err, token.ErrExpired) {
 		t.Fatalf("claim after the rejoin window: %v", err)
@@ -109,5 +109,30 @@ func TestConcurrentClaimsOneWinner(t *testing.T) {
 	wg.Wait()
 	if wins != 1 {
 		t.Fatalf("%d clients claimed one token", wins)
+	}
+}
+
+// TestReleaseCarriesCurrentState: a token re-armed on leave gives the next
+// claim the member's state at the time it left, still bound to its channel;
+// a release by someone else changes nothing.
+func TestReleaseCarriesCurrentState(t *testing.T) {
+	ctx := context.Background()
+	s := token.NewMemory(nil)
+	tok, _, _ := s.Mint(ctx, token.Grant{Channel: "c", Protocol: "p", Mode: 0, Extra: []byte(`{"n":1}`)}, time.Minute)
+	if _, err := s.Claim(ctx, tok, "c", "p", 1); err != nil {
+		t.Fatal(err)
+	}
+	s.Release(ctx, tok, 2, token.Grant{Mode: 2, Extra: []byte(`{"x":0}`)}) // not the holder
+	now := token.Grant{Channel: "other", Protocol: "q", Mode: 1, Extra: []byte(`{"n":2}`), MakeAuth: true}
+	s.Release(ctx, tok, 1, now)
+	if _, err := s.Claim(ctx, tok, "other", "q", 3); !errors.Is(err, token.ErrWrongChannel) {
+		t.Fatalf("the release moved the token to another channel: %v", err)
+	}
+	g, err := s.Claim(ctx, tok, "c", "p", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Channel != "c" || g.Protocol != "p" || g.Mode != 1 || string(g.Extra) != `{"n":2}` || !g.MakeAuth {
+		t.Fatalf("rejoin got %+v, want the state at release", g)
 	}
 }
