@@ -76,6 +76,9 @@ type Config struct {
 	// PingInterval is how often the relay pings each client; a client that
 	// does not answer within the same interval is dropped.
 	PingInterval time.Duration `env:"RELAY_PING_INTERVAL" envDefault:"30s" help:"Keepalive ping interval; a client that does not answer within one interval is dropped."`
+	// ReadParking parks idle connections on an epoll set instead of a
+	// reader goroutine each (Linux; elsewhere it has no effect).
+	ReadParking bool `env:"RELAY_READ_PARKING" envDefault:"true" help:"Park idle connections on an epoll set (Linux) instead of holding a reader goroutine for each: less memory per idle connection; false keeps a goroutine per connection."`
 	// ShutdownTimeout bounds a graceful shutdown (SIGTERM/SIGINT).
 	ShutdownTimeout time.Duration `env:"RELAY_SHUTDOWN_TIMEOUT" envDefault:"8s" help:"Longest a graceful shutdown may take: flush queues, close every client with 1012, exit."`
 

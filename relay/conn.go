@@ -35,6 +35,7 @@ type conn struct {
 	srv    *Server
 	ws     *websocket.Conn
 	sock   *corkConn
+	park   *parkedReader // nil: a reader goroutine (readLoop) serves the client
 	addr   auth.Client
 	origin string
 
@@ -62,16 +63,21 @@ type conn struct {
 
 var _ hub.Recipient = (*conn)(nil)
 
-func newConn(s *Server, id int64, ws *websocket.Conn, sock *corkConn, addr auth.Client, origin string) *conn {
-	return &conn{
+func newConn(s *Server, id int64, ws *websocket.Conn, sock *corkConn, park *parkedReader, addr auth.Client, origin string) *conn {
+	c := &conn{
 		id:     id,
 		srv:    s,
 		ws:     ws,
 		sock:   sock,
+		park:   park,
 		addr:   addr,
 		origin: origin,
 		chans:  map[int64]*membership{},
 	}
+	if park != nil {
+		park.c = c
+	}
+	return c
 }
 
 // log returns the logger for this client's lines. It is built when a line
@@ -90,13 +96,23 @@ func (c *conn) debug(msg string, args ...any) {
 // ClientID implements hub.Recipient.
 func (c *conn) ClientID() int64 { return c.id }
 
-// run serves the client until its connection ends, then leaves every
-// channel it was in.
-func (c *conn) run() {
+// serve starts serving the client: on a parked connection it returns at
+// once (the poller's workers read it); otherwise it runs a reader goroutine.
+// Either way end runs once when the connection ends.
+func (c *conn) serve() {
 	c.debug("connected", "addr", c.addr, "origin", c.origin)
-	c.ws.SetReadLimit(-1) // readLoop enforces the limit with its own close reason
+	c.ws.SetReadLimit(-1) // readMessage enforces the limit with its own close reason
 	c.pingStop = time.AfterFunc(c.srv.cfg.PingInterval, c.keepalive)
-	reason := c.readLoop()
+	if c.park != nil {
+		c.park.start()
+		return
+	}
+	go func() { c.end(c.readLoop()) }()
+}
+
+// end leaves every channel the client was in and finishes its connection.
+func (c *conn) end(reason protocol.CloseReason) {
+	defer c.srv.serving.Done()
 	c.pingStop.Stop()
 	first := c.markClosing(reason)
 	// Leave before the close handshake, which may wait for the peer: the
@@ -112,30 +128,41 @@ func (c *conn) run() {
 
 var readBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
-// readLoop reads and handles messages until the connection fails or a
-// message is over the limit.
+// readLoop is the reader goroutine of a connection that is not parked: it
+// reads and handles messages until the connection ends.
 func (c *conn) readLoop() protocol.CloseReason {
-	limit := c.srv.cfg.MaxMessageBytes
 	for {
-		typ, r, err := c.ws.Reader(context.Background())
-		if err != nil {
-			return protocol.CloseClientGone
+		if reason, err := c.readMessage(); err != nil {
+			return reason
 		}
-		bp := readBufs.Get().(*[]byte)
-		data, err := readLimited(r, (*bp)[:0], limit)
-		if err != nil {
-			readBufs.Put(bp)
-			if errors.Is(err, errTooBig) {
-				c.log().Info("message over the size limit", "limit", limit)
-				return protocol.CloseMessageTooBig
-			}
-			return protocol.CloseClientGone
-		}
-		c.srv.metrics.BytesIn.Add(float64(len(data)))
-		c.handle(data, typ == websocket.MessageBinary)
-		*bp = data[:0]
-		readBufs.Put(bp)
 	}
+}
+
+// readMessage reads one message, enforces the limits on it and handles it;
+// both readers (readLoop, and a parked connection's step) call it for each
+// message. A non-nil error ends the connection with the reason returned,
+// except errParked: a parked connection has nothing to read now.
+func (c *conn) readMessage() (protocol.CloseReason, error) {
+	limit := c.srv.cfg.MaxMessageBytes
+	typ, r, err := c.ws.Reader(context.Background())
+	if err != nil {
+		return protocol.CloseClientGone, err
+	}
+	bp := readBufs.Get().(*[]byte)
+	data, err := readLimited(r, (*bp)[:0], limit)
+	if err != nil {
+		readBufs.Put(bp)
+		if errors.Is(err, errTooBig) {
+			c.log().Info("message over the size limit", "limit", limit)
+			return protocol.CloseMessageTooBig, err
+		}
+		return protocol.CloseClientGone, err
+	}
+	c.srv.metrics.BytesIn.Add(float64(len(data)))
+	c.handle(data, typ == websocket.MessageBinary)
+	*bp = data[:0]
+	readBufs.Put(bp)
+	return 0, nil
 }
 
 var errTooBig = errors.New("message too big")
@@ -300,6 +327,15 @@ func (c *conn) closeSocket(reason protocol.CloseReason) {
 	default:
 		c.ws.Close(websocket.StatusCode(reason.Status()), reason.Text())
 	}
+	c.wakeReader()
+}
+
+// wakeReader lets a parked connection see that its socket closed, so its
+// end runs (a reader goroutine sees it by itself).
+func (c *conn) wakeReader() {
+	if c.park != nil {
+		c.park.wake()
+	}
 }
 
 func (c *conn) closeReason() protocol.CloseReason {
@@ -356,6 +392,8 @@ const readBufferBytes = 512
 type hijackWriter struct {
 	http.ResponseWriter
 	sock **corkConn
+	park **parkedReader // nil: no parking; else set to the reader when the socket can park
+	p    *poller
 }
 
 func (h hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -365,6 +403,15 @@ func (h hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	cc := &corkConn{Conn: nc}
 	*h.sock = cc
+	if h.park != nil {
+		// A parked connection reads through its parkedReader, which
+		// borrows a buffer only while it reads; the bufio.Reader the
+		// library requires above it is the smallest bufio allows.
+		if pr := newParkedReader(h.p, nc, brw.Reader); pr != nil {
+			*h.park, cc.park = pr, pr
+			return cc, bufio.NewReadWriter(bufio.NewReaderSize(cc, 16), bufio.NewWriterSize(cc, 256)), nil
+		}
+	}
 	// The WebSocket library reads through this buffer for the life of the
 	// connection. net/http's is 4 KB; readBufferBytes still takes a couple
 	// of small messages per read system call and saves 3.5 KB per
@@ -384,6 +431,7 @@ func (h hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // through.
 type corkConn struct {
 	net.Conn
+	park   *parkedReader // the connection's parked reader, or nil
 	mu     sync.Mutex
 	corked bool
 	buf    []byte
@@ -399,6 +447,16 @@ func (c *corkConn) cut(d time.Duration) {
 	c.Conn.SetWriteDeadline(at)
 }
 
+// Read reads through the parked reader on a parked connection: the
+// library reads the connection it was handed, through a bufio.Reader it
+// resets onto it.
+func (c *corkConn) Read(p []byte) (int, error) {
+	if c.park != nil {
+		return c.park.Read(p)
+	}
+	return c.Conn.Read(p)
+}
+
 var corkBufs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
 
 func (c *corkConn) Write(p []byte) (int, error) {
@@ -407,6 +465,9 @@ func (c *corkConn) Write(p []byte) (int, error) {
 	if c.corked {
 		c.buf = append(c.buf, p...)
 		return len(p), nil
+	}
+	if c.park != nil {
+		c.park.beforeBlockingWrite()
 	}
 	return c.Conn.Write(p)
 }

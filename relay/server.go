@@ -57,7 +57,9 @@ type Server struct {
 
 	mu      sync.Mutex
 	live    map[*conn]struct{} // connected WebSockets; guarded by mu
-	serving sync.WaitGroup     // one per connection's read loop
+	serving sync.WaitGroup     // one per connection, until its end
+	poller  *poller            // parked connections' epoll set, started by the first; guarded by mu
+	polled  bool               // poller was started (or failed to); guarded by mu
 }
 
 // New returns a Server for cfg. It fails when cfg does not validate or a
@@ -208,7 +210,12 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 
 	var cork *corkConn
-	ws, err := websocket.Accept(hijackWriter{w, &cork}, r, &websocket.AcceptOptions{
+	var park *parkedReader
+	hw := hijackWriter{ResponseWriter: w, sock: &cork}
+	if p := s.parkPoller(); p != nil {
+		hw.park, hw.p = &park, p
+	}
+	ws, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
 		InsecureSkipVerify: true, // the origin was checked above, with the relay's own rules
 		CompressionMode:    websocket.CompressionDisabled,
 	})
@@ -217,20 +224,48 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.metrics.ConnectionsTotal.Inc()
-	c := newConn(s, id, ws, cork, addr, origin)
+	c := newConn(s, id, ws, cork, park, addr, origin)
 	if !s.register(c) {
 		ws.Close(websocket.StatusCode(protocol.CloseServerRestart.Status()), protocol.CloseServerRestart.Text())
 		return
 	}
-	// Serve the client on its own goroutine and let the handler return:
-	// net/http keeps the request, the response's buffers and its own 4 KB
-	// writer alive until the handler returns, and the handler goroutine's
-	// deep stack with them, which was most of an idle connection's memory
-	// (BENCHMARKS.md, "Memory per idle connection").
-	go func() {
-		defer s.serving.Done()
-		c.run()
-	}()
+	// Serve the client off the handler goroutine and let the handler
+	// return: net/http keeps the request, the response's buffers and its
+	// own 4 KB writer alive until the handler returns, and the handler
+	// goroutine's deep stack with them, which was most of an idle
+	// connection's memory (BENCHMARKS.md, "Memory per idle connection").
+	c.serve()
+}
+
+// parkPoller returns the epoll set idle connections park on, starting it
+// with the first connection, or nil when connections are not parked
+// (RELAY_READ_PARKING=false, not Linux, or the server is draining).
+func (s *Server) parkPoller() *poller {
+	if !s.cfg.ReadParking || !parkingAvailable {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.polled && !s.draining.Load() {
+		s.polled = true
+		p, err := newPoller(s.log)
+		if err != nil {
+			s.log.Warn("read parking unavailable; one reader goroutine per connection", "err", err)
+		}
+		s.poller = p
+	}
+	return s.poller
+}
+
+// stopPoller stops the epoll set once every connection has ended.
+func (s *Server) stopPoller() {
+	s.mu.Lock()
+	p := s.poller
+	s.poller, s.polled = nil, true
+	s.mu.Unlock()
+	if p != nil {
+		p.close()
+	}
 }
 
 // register adds c unless the server is draining; the caller owes
@@ -316,11 +351,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	defer s.plugins.Close(context.Background())
 	select {
 	case <-done:
+		s.stopPoller()
 		return nil
 	case <-ctx.Done():
 		s.mu.Lock()
 		for c := range s.live {
 			c.ws.CloseNow()
+			c.wakeReader()
 		}
 		s.mu.Unlock()
 		// The read loops end promptly once their sockets are closed.
@@ -328,6 +365,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		case <-done:
 		case <-time.After(time.Second):
 		}
+		s.stopPoller()
 		return fmt.Errorf("relay: shutdown: %w", ctx.Err())
 	}
 }

@@ -1,0 +1,465 @@
+package relay
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/relay-project/relay/relay/protocol"
+)
+
+// parkingAvailable: this system has an epoll-based parked reader.
+const parkingAvailable = true
+
+// poller is a server's epoll set of parked connections and the bounded pool
+// of workers that read them when they become readable.
+type poller struct {
+	log  *slog.Logger
+	epfd int
+	wake int // an eventfd in the set: written to stop the loop
+
+	mu      sync.Mutex
+	conns   map[uint64]*parkedReader // registered connections by key
+	nextKey uint64
+	queue   []*parkedReader // readable connections waiting for a worker
+	workers int             // pool workers alive (detached ones not counted)
+	idle    int             // workers waiting for a signal
+	max     int
+	signal  chan struct{} // a connection was queued (one token per idle worker woken)
+	quit    chan struct{} // closed by close
+	stopped chan struct{} // closed when the event loop has returned
+}
+
+// workerIdleTimeout is how long a pool worker waits for work before it
+// ends: a quiet server holds no workers.
+const workerIdleTimeout = time.Second
+
+// newPoller starts an epoll set and its event loop.
+func newPoller(log *slog.Logger) (*poller, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, err
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN} // key 0
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, efd, &ev); err != nil {
+		unix.Close(epfd)
+		unix.Close(efd)
+		return nil, err
+	}
+	p := &poller{
+		log: log, epfd: epfd, wake: efd,
+		conns: map[uint64]*parkedReader{},
+		// Workers only run a connection's waiting messages and never wait
+		// on a socket (a step that would leaves the pool first), so a few
+		// per core keep every core busy.
+		max:     max(16, 4*runtime.GOMAXPROCS(0)),
+		stopped: make(chan struct{}),
+		quit:    make(chan struct{}),
+	}
+	p.signal = make(chan struct{}, p.max)
+	go p.loop()
+	return p, nil
+}
+
+// loop hands each readable connection to the pool until close.
+func (p *poller) loop() {
+	defer close(p.stopped)
+	events := make([]unix.EpollEvent, 256)
+	for {
+		n, err := unix.EpollWait(p.epfd, events, -1)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			p.log.Error("read parking: epoll_wait failed", "err", err)
+			return
+		}
+		for _, ev := range events[:n] {
+			key := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
+			if key == 0 {
+				return
+			}
+			p.mu.Lock()
+			pr := p.conns[key]
+			p.mu.Unlock()
+			if pr != nil {
+				pr.wake()
+			}
+		}
+	}
+}
+
+// close stops the event loop and the idle workers. Connections still
+// registered are the caller's to close.
+func (p *poller) close() {
+	var one = [8]byte{1}
+	unix.Write(p.wake, one[:])
+	<-p.stopped
+	unix.Close(p.epfd)
+	unix.Close(p.wake)
+	close(p.quit)
+}
+
+// submit queues pr for a worker, starting one if none is idle and the pool
+// is not full. It never blocks.
+func (p *poller) submit(pr *parkedReader) {
+	p.mu.Lock()
+	p.queue = append(p.queue, pr)
+	switch {
+	case p.idle > 0:
+		p.mu.Unlock()
+		select {
+		case p.signal <- struct{}{}:
+		default:
+		}
+	case p.workers < p.max:
+		p.workers++
+		p.mu.Unlock()
+		go p.work()
+	default:
+		p.mu.Unlock()
+	}
+}
+
+// work runs queued connections until none comes for workerIdleTimeout or
+// the poller closes, or until a step leaves the pool to wait on its socket
+// (the goroutine then ends with it).
+func (p *poller) work() {
+	idle := time.NewTimer(workerIdleTimeout)
+	defer idle.Stop()
+	p.mu.Lock()
+	for {
+		for len(p.queue) == 0 {
+			p.idle++
+			p.mu.Unlock()
+			idle.Reset(workerIdleTimeout)
+			var stop bool
+			select {
+			case <-p.signal:
+			case <-idle.C:
+				stop = true
+			case <-p.quit:
+				stop = true
+			}
+			p.mu.Lock()
+			p.idle--
+			if stop && len(p.queue) == 0 {
+				p.workers--
+				p.mu.Unlock()
+				return
+			}
+		}
+		pr := p.queue[0]
+		p.queue[0] = nil
+		p.queue = p.queue[1:]
+		if len(p.queue) == 0 {
+			p.queue = p.queue[:0:0] // do not keep a burst's backing array
+		}
+		p.mu.Unlock()
+		if !pr.step() {
+			return // detached: the pool already counts a worker fewer
+		}
+		p.mu.Lock()
+	}
+}
+
+// leavePool takes the calling worker out of the pool's count and starts a
+// replacement if connections are waiting.
+func (p *poller) leavePool() {
+	p.mu.Lock()
+	p.workers--
+	start := len(p.queue) > 0 && p.idle == 0 && p.workers < p.max
+	if start {
+		p.workers++
+	}
+	p.mu.Unlock()
+	if start {
+		go p.work()
+	}
+}
+
+// The states of a parked reader.
+const (
+	parkIdle    int32 = iota // parked: waiting on the epoll set
+	parkRunning              // a step is reading
+	parkAgain                // a step is reading and was woken again: it reads once more
+	parkDone                 // the connection has ended
+)
+
+// parkedReader is what the WebSocket library reads through (below a
+// minimal bufio.Reader) on a parked connection. During a step it reads
+// the socket without blocking: at a message boundary with nothing waiting
+// it fails with errParked; in the middle of a frame it leaves the pool and
+// waits for the rest like a goroutine-per-connection reader would.
+type parkedReader struct {
+	c   *conn
+	p   *poller
+	nc  net.Conn
+	raw syscall.RawConn
+	key uint64
+
+	state    atomic.Int32
+	stepping atomic.Bool // a step is running: reads do not block between messages
+	pooled   atomic.Bool // the running step holds a pool worker
+
+	// Read state, used under the library's read lock.
+	track frameTracker
+	buf   *[]byte // borrowed from parkBufs during a step; nil while parked
+	r, w  int
+}
+
+var parkBufs = sync.Pool{New: func() any { b := make([]byte, parkReadBufferBytes); return &b }}
+
+// newParkedReader wraps nc, whose early bytes br may already hold, or
+// returns nil when nc has no socket to park (the caller then uses a reader
+// goroutine).
+func newParkedReader(p *poller, nc net.Conn, br *bufio.Reader) *parkedReader {
+	sc, ok := nc.(syscall.Conn)
+	if !ok || p == nil {
+		return nil
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	pr := &parkedReader{p: p, nc: nc, raw: raw}
+	if n := br.Buffered(); n > 0 {
+		early, _ := br.Peek(n)
+		pr.buf = parkBufs.Get().(*[]byte)
+		if n > len(*pr.buf) {
+			b := make([]byte, n)
+			pr.buf = &b
+		}
+		pr.w = copy(*pr.buf, early)
+	}
+	pr.state.Store(parkRunning)
+	return pr
+}
+
+// start registers the connection in the epoll set (not yet armed) and runs
+// a first step, which reads what the client sent early and arms it.
+func (pr *parkedReader) start() {
+	p := pr.p
+	p.mu.Lock()
+	p.nextKey++
+	pr.key = p.nextKey
+	p.conns[pr.key] = pr
+	p.mu.Unlock()
+	ev := pr.event(0)
+	var err error
+	if cerr := pr.raw.Control(func(fd uintptr) {
+		err = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev)
+	}); cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		// The step that follows reads a closed socket and ends the client.
+		pr.c.ws.CloseNow()
+	}
+	p.submit(pr)
+}
+
+func (pr *parkedReader) event(events uint32) unix.EpollEvent {
+	return unix.EpollEvent{
+		Events: events | unix.EPOLLONESHOT,
+		Fd:     int32(uint32(pr.key)),
+		Pad:    int32(uint32(pr.key >> 32)),
+	}
+}
+
+// arm waits for the socket to become readable (or to fail). Level-triggered:
+// bytes that arrived since the step's last read wake it at once. Control
+// keeps the descriptor open for the call, so a closed socket's number,
+// reused by another connection, is never armed with this key.
+func (pr *parkedReader) arm() {
+	ev := pr.event(unix.EPOLLIN | unix.EPOLLRDHUP)
+	var err error
+	if cerr := pr.raw.Control(func(fd uintptr) {
+		err = unix.EpollCtl(pr.p.epfd, unix.EPOLL_CTL_MOD, int(fd), &ev)
+	}); cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		pr.wake() // closed: a step ends the client
+	}
+}
+
+// wake schedules a step: the socket is readable, or the connection is
+// closing and its end must run.
+func (pr *parkedReader) wake() {
+	for {
+		switch s := pr.state.Load(); s {
+		case parkIdle:
+			if pr.state.CompareAndSwap(parkIdle, parkRunning) {
+				pr.p.submit(pr)
+				return
+			}
+		case parkRunning:
+			if pr.state.CompareAndSwap(parkRunning, parkAgain) {
+				return
+			}
+		default: // parkAgain, parkDone
+			return
+		}
+	}
+}
+
+// step reads and handles the waiting messages, on a pool worker, then
+// parks the connection or ends it. It reports whether it still holds its
+// worker (false: it left the pool, and its goroutine ends with the step).
+func (pr *parkedReader) step() bool {
+	c := pr.c
+	pr.pooled.Store(true)
+	for {
+		var reason, err = c.readParked(pr)
+		if err == nil {
+			continue
+		}
+		if errors.Is(err, errParked) {
+			pr.releaseBuf()
+			// Settle the worker before the connection can be stepped again.
+			pooled := pr.pooled.Swap(false)
+			if pr.state.CompareAndSwap(parkRunning, parkIdle) {
+				pr.arm()
+				return pooled
+			}
+			pr.pooled.Store(pooled)
+			pr.state.Store(parkRunning) // woken while reading: read again
+			continue
+		}
+		// The end may wait on the close handshake: not on a pool worker.
+		pr.leavePool()
+		pr.releaseBuf()
+		pr.state.Store(parkDone)
+		pr.p.mu.Lock()
+		delete(pr.p.conns, pr.key)
+		pr.p.mu.Unlock()
+		c.end(reason)
+		return false
+	}
+}
+
+// readParked reads one message for a step. Once the connection is closing,
+// a close handshake on another goroutine may hold the library's read lock:
+// the step leaves the pool and reads (blocking) until the socket closes.
+func (c *conn) readParked(pr *parkedReader) (protocol.CloseReason, error) {
+	if c.closing.Load() {
+		pr.leavePool()
+	} else {
+		pr.stepping.Store(true)
+		defer pr.stepping.Store(false)
+	}
+	return c.readMessage()
+}
+
+// leavePool releases the step's pool worker, once: from here the step
+// may block on its socket without holding up other connections.
+func (pr *parkedReader) leavePool() {
+	if pr.pooled.CompareAndSwap(true, false) {
+		pr.p.leavePool()
+	}
+}
+
+// beforeBlockingWrite is called before a control frame is written straight
+// to the socket (a pong, a close frame): a client that sends pings without
+// reading its socket would otherwise hold a pool worker in the write.
+func (pr *parkedReader) beforeBlockingWrite() {
+	if pr.stepping.Load() {
+		pr.leavePool()
+	}
+}
+
+func (pr *parkedReader) releaseBuf() {
+	if pr.buf != nil && pr.r == pr.w {
+		if len(*pr.buf) == parkReadBufferBytes {
+			parkBufs.Put(pr.buf)
+		}
+		pr.buf, pr.r, pr.w = nil, 0, 0
+	}
+}
+
+var errWouldBlock = errors.New("would block")
+
+// Read implements io.Reader for the library's bufio.Reader.
+func (pr *parkedReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if pr.r < pr.w {
+		n := copy(p, (*pr.buf)[pr.r:pr.w])
+		pr.r += n
+		pr.track.feed(p[:n])
+		return n, nil
+	}
+	if !pr.stepping.Load() {
+		// A close handshake, or a step that left the pool because the
+		// connection is closing: an ordinary blocking read.
+		n, err := pr.nc.Read(p)
+		pr.track.feed(p[:n])
+		return n, err
+	}
+	// Small reads (frame headers, small messages) go through the borrowed
+	// buffer, one system call for several; large payloads straight to p.
+	dst := p
+	if len(p) < parkReadBufferBytes {
+		if pr.buf == nil {
+			pr.buf = parkBufs.Get().(*[]byte)
+		}
+		pr.r, pr.w = 0, 0
+		dst = *pr.buf
+	}
+	n, err := pr.tryRead(dst)
+	if err == errWouldBlock {
+		if pr.track.betweenMessages() {
+			return 0, errParked
+		}
+		// Part of a frame or message has arrived: wait for the rest off
+		// the pool, so slow senders cannot exhaust it.
+		pr.leavePool()
+		n, err = pr.nc.Read(dst)
+	}
+	if &dst[0] != &p[0] {
+		pr.w = n
+		n = copy(p, (*pr.buf)[:n])
+		pr.r = n
+	}
+	pr.track.feed(p[:n])
+	return n, err
+}
+
+// tryRead reads what the socket holds now, without waiting.
+func (pr *parkedReader) tryRead(p []byte) (n int, err error) {
+	cerr := pr.raw.Read(func(fd uintptr) bool {
+		for {
+			n, err = unix.Read(int(fd), p)
+			if err != unix.EINTR {
+				return true
+			}
+		}
+	})
+	switch {
+	case cerr != nil:
+		return 0, cerr
+	case err == unix.EAGAIN:
+		return 0, errWouldBlock
+	case err != nil:
+		return 0, err
+	case n <= 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
