@@ -387,6 +387,11 @@ func (c *conn) keepalive() {
 // readBufferBytes is the size of each connection's read buffer.
 const readBufferBytes = 512
 
+// parkedWriteBufferBytes is a parked connection's control-frame writer:
+// enough for the relay's pings and close frames in one write; a larger
+// pong goes out in two.
+const parkedWriteBufferBytes = 64
+
 // hijackWriter hands the WebSocket library a corkable socket, so the write
 // loop decides when bytes reach the kernel.
 type hijackWriter struct {
@@ -409,7 +414,7 @@ func (h hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		// library requires above it is the smallest bufio allows.
 		if pr := newParkedReader(h.p, nc, brw.Reader); pr != nil {
 			*h.park, cc.park = pr, pr
-			return cc, bufio.NewReadWriter(bufio.NewReaderSize(cc, 16), bufio.NewWriterSize(cc, 256)), nil
+			return cc, bufio.NewReadWriter(bufio.NewReaderSize(cc, 16), bufio.NewWriterSize(cc, parkedWriteBufferBytes)), nil
 		}
 	}
 	// The WebSocket library reads through this buffer for the life of the

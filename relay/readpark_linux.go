@@ -28,8 +28,8 @@ type poller struct {
 	wake int // an eventfd in the set: written to stop the loop
 
 	mu      sync.Mutex
-	conns   map[uint64]*parkedReader // registered connections by key
-	nextKey uint64
+	slots   []*parkedReader // registered connections by key-1 (a slice: a map entry per connection cost ~100 B)
+	free    []uint32        // unused slots
 	queue   []*parkedReader // readable connections waiting for a worker
 	workers int             // pool workers alive (detached ones not counted)
 	idle    int             // workers waiting for a signal
@@ -62,7 +62,6 @@ func newPoller(log *slog.Logger) (*poller, error) {
 	}
 	p := &poller{
 		log: log, epfd: epfd, wake: efd,
-		conns: map[uint64]*parkedReader{},
 		// Workers only run a connection's waiting messages and never wait
 		// on a socket (a step that would leaves the pool first), so a few
 		// per core keep every core busy.
@@ -89,12 +88,17 @@ func (p *poller) loop() {
 			return
 		}
 		for _, ev := range events[:n] {
-			key := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
+			key := uint32(ev.Fd)
 			if key == 0 {
 				return
 			}
+			// A stale event may name a slot since reused: the wake is
+			// then spurious, and a step finds nothing to read.
+			var pr *parkedReader
 			p.mu.Lock()
-			pr := p.conns[key]
+			if int(key) <= len(p.slots) {
+				pr = p.slots[key-1]
+			}
 			p.mu.Unlock()
 			if pr != nil {
 				pr.wake()
@@ -210,7 +214,7 @@ type parkedReader struct {
 	p   *poller
 	nc  net.Conn
 	raw syscall.RawConn
-	key uint64
+	key uint32 // its slot in the poller, plus one
 
 	state    atomic.Int32
 	stepping atomic.Bool // a step is running: reads do not block between messages
@@ -255,9 +259,14 @@ func newParkedReader(p *poller, nc net.Conn, br *bufio.Reader) *parkedReader {
 func (pr *parkedReader) start() {
 	p := pr.p
 	p.mu.Lock()
-	p.nextKey++
-	pr.key = p.nextKey
-	p.conns[pr.key] = pr
+	if n := len(p.free); n > 0 {
+		pr.key = p.free[n-1]
+		p.free = p.free[:n-1]
+		p.slots[pr.key-1] = pr
+	} else {
+		p.slots = append(p.slots, pr)
+		pr.key = uint32(len(p.slots))
+	}
 	p.mu.Unlock()
 	ev := pr.event(0)
 	var err error
@@ -276,8 +285,7 @@ func (pr *parkedReader) start() {
 func (pr *parkedReader) event(events uint32) unix.EpollEvent {
 	return unix.EpollEvent{
 		Events: events | unix.EPOLLONESHOT,
-		Fd:     int32(uint32(pr.key)),
-		Pad:    int32(uint32(pr.key >> 32)),
+		Fd:     int32(pr.key),
 	}
 }
 
@@ -346,7 +354,8 @@ func (pr *parkedReader) step() bool {
 		pr.releaseBuf()
 		pr.state.Store(parkDone)
 		pr.p.mu.Lock()
-		delete(pr.p.conns, pr.key)
+		pr.p.slots[pr.key-1] = nil
+		pr.p.free = append(pr.p.free, pr.key)
 		pr.p.mu.Unlock()
 		c.end(reason)
 		return false
