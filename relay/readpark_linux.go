@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -25,7 +26,8 @@ const parkingAvailable = true
 type poller struct {
 	log  *slog.Logger
 	epfd int
-	wake int // an eventfd in the set: written to stop the loop
+	file *os.File        // epfd, in Go's own poller: the loop waits there, not in a blocked system call
+	rc   syscall.RawConn // file's
 
 	mu      sync.Mutex
 	slots   []*parkedReader // registered connections by key-1 (a slice: a map entry per connection cost ~100 B)
@@ -36,6 +38,7 @@ type poller struct {
 	max     int
 	signal  chan struct{} // a connection was queued (one token per idle worker woken)
 	quit    chan struct{} // closed by close
+	parked  atomic.Int64  // connections in parkIdle
 	stopped chan struct{} // closed when the event loop has returned
 }
 
@@ -49,19 +52,21 @@ func newPoller(log *slog.Logger) (*poller, error) {
 	if err != nil {
 		return nil, err
 	}
-	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
-	if err != nil {
+	// An epoll set is itself pollable: non-blocking, Go's poller tells the
+	// loop when it has events, so waiting for them holds no OS thread and a
+	// wake-up is an ordinary goroutine wake-up.
+	if err := unix.SetNonblock(epfd, true); err != nil {
 		unix.Close(epfd)
 		return nil, err
 	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN} // key 0
-	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, efd, &ev); err != nil {
-		unix.Close(epfd)
-		unix.Close(efd)
+	file := os.NewFile(uintptr(epfd), "epoll")
+	rc, err := file.SyscallConn()
+	if err != nil {
+		file.Close()
 		return nil, err
 	}
 	p := &poller{
-		log: log, epfd: epfd, wake: efd,
+		log: log, epfd: epfd, file: file, rc: rc,
 		// Workers only run a connection's waiting messages and never wait
 		// on a socket (a step that would leaves the pool first), so a few
 		// per core keep every core busy.
@@ -79,24 +84,26 @@ func (p *poller) loop() {
 	defer close(p.stopped)
 	events := make([]unix.EpollEvent, 256)
 	for {
-		n, err := unix.EpollWait(p.epfd, events, -1)
-		if err == unix.EINTR {
-			continue
-		}
+		var n int
+		var werr error
+		err := p.rc.Read(func(fd uintptr) bool {
+			n, werr = unix.EpollWait(int(fd), events, 0)
+			return n > 0 || werr != nil && werr != unix.EINTR
+		})
 		if err != nil {
-			p.log.Error("read parking: epoll_wait failed", "err", err)
+			return // closed
+		}
+		if werr != nil {
+			p.log.Error("read parking: epoll_wait failed", "err", werr)
 			return
 		}
 		for _, ev := range events[:n] {
 			key := uint32(ev.Fd)
-			if key == 0 {
-				return
-			}
 			// A stale event may name a slot since reused: the wake is
 			// then spurious, and a step finds nothing to read.
 			var pr *parkedReader
 			p.mu.Lock()
-			if int(key) <= len(p.slots) {
+			if key != 0 && int(key) <= len(p.slots) {
 				pr = p.slots[key-1]
 			}
 			p.mu.Unlock()
@@ -110,12 +117,17 @@ func (p *poller) loop() {
 // close stops the event loop and the idle workers. Connections still
 // registered are the caller's to close.
 func (p *poller) close() {
-	var one = [8]byte{1}
-	unix.Write(p.wake, one[:])
+	p.file.Close()
 	<-p.stopped
-	unix.Close(p.epfd)
-	unix.Close(p.wake)
 	close(p.quit)
+}
+
+func (p *poller) parkedNow() int { return int(p.parked.Load()) }
+
+func (p *poller) workersNow() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.workers
 }
 
 // submit queues pr for a worker, starting one if none is idle and the pool
@@ -254,8 +266,8 @@ func newParkedReader(p *poller, nc net.Conn, br *bufio.Reader) *parkedReader {
 	return pr
 }
 
-// start registers the connection in the epoll set (not yet armed) and runs
-// a first step, which reads what the client sent early and arms it.
+// start registers the connection in the epoll set and runs a first step,
+// which reads what the client sent early.
 func (pr *parkedReader) start() {
 	p := pr.p
 	p.mu.Lock()
@@ -268,7 +280,10 @@ func (pr *parkedReader) start() {
 		pr.key = uint32(len(p.slots))
 	}
 	p.mu.Unlock()
-	ev := pr.event(0)
+	// Edge-triggered: bytes arriving wake the connection once; a step
+	// reads until the socket is empty, so no edge is missed, and parking
+	// needs no system call.
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(pr.key)}
 	var err error
 	if cerr := pr.raw.Control(func(fd uintptr) {
 		err = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev)
@@ -282,30 +297,6 @@ func (pr *parkedReader) start() {
 	p.submit(pr)
 }
 
-func (pr *parkedReader) event(events uint32) unix.EpollEvent {
-	return unix.EpollEvent{
-		Events: events | unix.EPOLLONESHOT,
-		Fd:     int32(pr.key),
-	}
-}
-
-// arm waits for the socket to become readable (or to fail). Level-triggered:
-// bytes that arrived since the step's last read wake it at once. Control
-// keeps the descriptor open for the call, so a closed socket's number,
-// reused by another connection, is never armed with this key.
-func (pr *parkedReader) arm() {
-	ev := pr.event(unix.EPOLLIN | unix.EPOLLRDHUP)
-	var err error
-	if cerr := pr.raw.Control(func(fd uintptr) {
-		err = unix.EpollCtl(pr.p.epfd, unix.EPOLL_CTL_MOD, int(fd), &ev)
-	}); cerr != nil {
-		err = cerr
-	}
-	if err != nil {
-		pr.wake() // closed: a step ends the client
-	}
-}
-
 // wake schedules a step: the socket is readable, or the connection is
 // closing and its end must run.
 func (pr *parkedReader) wake() {
@@ -313,6 +304,7 @@ func (pr *parkedReader) wake() {
 		switch s := pr.state.Load(); s {
 		case parkIdle:
 			if pr.state.CompareAndSwap(parkIdle, parkRunning) {
+				pr.p.parked.Add(-1)
 				pr.p.submit(pr)
 				return
 			}
@@ -342,7 +334,7 @@ func (pr *parkedReader) step() bool {
 			// Settle the worker before the connection can be stepped again.
 			pooled := pr.pooled.Swap(false)
 			if pr.state.CompareAndSwap(parkRunning, parkIdle) {
-				pr.arm()
+				pr.p.parked.Add(1)
 				return pooled
 			}
 			pr.pooled.Store(pooled)

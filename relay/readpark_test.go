@@ -175,6 +175,10 @@ func TestParkedIdleConnectionsHoldNoGoroutine(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	_, body := httpGetAll(t, "http://"+r.Addr+"/metrics")
+	if got := metric(t, body, "relay_read_parked_connections"); got != k+1 {
+		t.Errorf("relay_read_parked_connections %v, want %d", got, k+1)
+	}
 	// And they still answer.
 	conns[k/2].write(clientFrame(1, fmt.Sprintf(`{"cmd":"X","channel":%d,"to":-1}`, chans[k/2])))
 	conns[k/2].expectText(`"cmd":"X"`)

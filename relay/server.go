@@ -106,6 +106,8 @@ func New(cfg Config) (*Server, error) {
 		Connections:  func() float64 { return float64(s.Clients()) },
 		Channels:     func() float64 { return float64(s.Channels()) },
 		QueuedBytes:  s.queuedBytes,
+		ReadParked:   func() float64 { return s.readStat(func(p *poller) int { return p.parkedNow() }) },
+		ReadWorkers:  func() float64 { return s.readStat(func(p *poller) int { return p.workersNow() }) },
 		Disconnects:  func(r protocol.CloseReason) float64 { return float64(s.closed[r].Load()) },
 		BuildVersion: cfg.Version,
 	})
@@ -255,6 +257,17 @@ func (s *Server) parkPoller() *poller {
 		s.poller = p
 	}
 	return s.poller
+}
+
+// readStat reads a figure of the poller, 0 without one.
+func (s *Server) readStat(f func(*poller) int) float64 {
+	s.mu.Lock()
+	p := s.poller
+	s.mu.Unlock()
+	if p == nil {
+		return 0
+	}
+	return float64(f(p))
 }
 
 // stopPoller stops the epoll set once every connection has ended.
