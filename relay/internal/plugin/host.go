@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -23,6 +24,11 @@ type Host struct {
 	logger *slog.Logger
 	rt     wazero.Runtime
 	cache  wazero.CompilationCache
+	// memRT compiles, without the cache, the plugins whose compiled code
+	// could not be written to it (a read-only image); see compile.
+	memRT    wazero.Runtime
+	memRTErr error
+	memOnce  sync.Once
 	// plugins in configured order; chains[h] are those implementing h.
 	plugins []*loaded
 	chains  [numHooks][]*loaded
@@ -33,6 +39,7 @@ type Host struct {
 type loaded struct {
 	host     *Host
 	spec     Spec
+	rt       wazero.Runtime // h.rt, or h.memRT when the cache could not take it
 	compiled wazero.CompiledModule
 	hooks    uint32 // bit h set when the plugin implements Hook h
 	pool     *pool
@@ -45,7 +52,6 @@ type loaded struct {
 // configuration. Any failure stops Load with an error naming the plugin.
 // Close releases everything.
 func Load(ctx context.Context, cfg Config, logger *slog.Logger) (*Host, error) {
-	defaultCache := cfg.CacheDir == ""
 	cfg = cfg.withDefaults()
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -56,25 +62,22 @@ func Load(ctx context.Context, cfg Config, logger *slog.Logger) (*Host, error) {
 		return h, nil
 	}
 
-	rc := runtimeConfig().
-		WithMemoryLimitPages(uint32(cfg.MemoryLimitMB) * 16).
-		WithMemoryCapacityFromMax(true)
+	rc := h.runtimeConfig()
 	if cfg.CacheDir != CacheDirOff {
 		cache, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
-		switch {
-		case err == nil:
+		if err == nil {
 			h.cache = cache
 			rc = rc.WithCompilationCache(cache)
-		case !defaultCache:
-			return nil, fmt.Errorf("plugin compilation cache %s: %w", cfg.CacheDir, err)
-		default:
-			// The default location may not exist in a container; an
-			// explicit RELAY_PLUGIN_CACHE_DIR fails start-up instead.
-			logger.Warn("plugin compilation cache unavailable, compiling without it", "dir", cfg.CacheDir, "error", err.Error())
+		} else {
+			// A read-only root file system (the normal case on
+			// Kubernetes) must not stop the relay: compiling costs
+			// start-up time, not correctness.
+			logger.Warn("plugin compilation cache unavailable: plugins are compiled in memory at every start",
+				"dir", cfg.CacheDir, "error", err.Error())
 		}
 	}
 	h.rt = wazero.NewRuntimeWithConfig(ctx, rc)
-	if err := h.instantiateHostModules(ctx); err != nil {
+	if err := instantiateHostModules(ctx, h.rt); err != nil {
 		_ = h.Close(ctx)
 		return nil, err
 	}
@@ -122,11 +125,11 @@ func Load(ctx context.Context, cfg Config, logger *slog.Logger) (*Host, error) {
 	return h, nil
 }
 
-func (h *Host) instantiateHostModules(ctx context.Context) error {
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, h.rt); err != nil {
+func instantiateHostModules(ctx context.Context, rt wazero.Runtime) error {
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
 		return fmt.Errorf("plugin host: wasi: %w", err)
 	}
-	_, err := h.rt.NewHostModuleBuilder(hostModule).
+	_, err := rt.NewHostModuleBuilder(hostModule).
 		NewFunctionBuilder().
 		WithGoModuleFunction(api.GoModuleFunc(hostLogFn), []api.ValueType{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32}, nil).
 		WithParameterNames("level", "ptr", "len").
@@ -138,6 +141,50 @@ func (h *Host) instantiateHostModules(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("plugin host: host module: %w", err)
 	}
+	return nil
+}
+
+// runtimeConfig is the runtime configuration of h's runtimes, without a
+// compilation cache.
+func (h *Host) runtimeConfig() wazero.RuntimeConfig {
+	return runtimeConfig().
+		WithMemoryLimitPages(uint32(h.cfg.MemoryLimitMB) * 16).
+		WithMemoryCapacityFromMax(true)
+}
+
+// memoryRuntime returns the runtime without a compilation cache, creating
+// it on first use.
+func (h *Host) memoryRuntime(ctx context.Context) (wazero.Runtime, error) {
+	h.memOnce.Do(func() {
+		h.memRT = wazero.NewRuntimeWithConfig(ctx, h.runtimeConfig())
+		h.memRTErr = instantiateHostModules(ctx, h.memRT)
+	})
+	return h.memRT, h.memRTErr
+}
+
+// compile compiles bin in h.rt, which reads and writes the compilation
+// cache. wazero fails a compilation whose result it cannot write to the
+// cache (a read-only directory, a full disk), even though the code is fine:
+// then the module is compiled again in a runtime without cache, with a
+// warning, so that a plugin missing from a read-only image cache still
+// loads. A module that also fails there is broken; that error is returned.
+func (p *loaded) compile(ctx context.Context, bin []byte) error {
+	h := p.host
+	compiled, err := h.rt.CompileModule(ctx, bin)
+	if err == nil || h.cache == nil {
+		p.rt, p.compiled = h.rt, compiled
+		return err
+	}
+	rt, rerr := h.memoryRuntime(ctx)
+	if rerr != nil {
+		return rerr
+	}
+	if compiled, rerr = rt.CompileModule(ctx, bin); rerr != nil {
+		return rerr
+	}
+	h.logger.Warn("plugin compilation cache cannot be written: plugin compiled in memory, which it will be again at every start (fill the cache at build time with relay plugins precompile to start faster)",
+		"plugin", p.spec.Name, "dir", h.cfg.CacheDir, "error", err.Error())
+	p.rt, p.compiled = rt, compiled
 	return nil
 }
 
@@ -172,6 +219,13 @@ func hostNowFn(_ context.Context, _ api.Module, stack []uint64) {
 	stack[0] = uint64(time.Now().UnixNano())
 }
 
+// The WASI entry points: a command module (plain `go build`) exports
+// _start, a library (reactor, -buildmode=c-shared) _initialize.
+const (
+	exportStart      = "_start"
+	exportInitialize = "_initialize"
+)
+
 // load compiles the plugin, checks it and creates its first instance.
 func (p *loaded) load(ctx context.Context) error {
 	name, path := p.spec.Name, p.spec.Path
@@ -179,8 +233,7 @@ func (p *loaded) load(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("plugin %s: %w", name, err)
 	}
-	p.compiled, err = p.host.rt.CompileModule(ctx, bin)
-	if err != nil {
+	if err := p.compile(ctx, bin); err != nil {
 		return fmt.Errorf("plugin %s (%s): cannot compile: %w", name, path, err)
 	}
 	for _, f := range p.compiled.ImportedFunctions() {
@@ -193,6 +246,11 @@ func (p *loaded) load(ctx context.Context) error {
 		}
 	}
 	exports := p.compiled.ExportedFunctions()
+	if exports[exportStart] != nil && exports[exportInitialize] == nil {
+		// A plain `go build` makes a command module: its runtime starts
+		// only in _start, so every hook would trap ("call _start first").
+		return fmt.Errorf("plugin %s (%s): built as a WASI command (it exports _start, not _initialize): build it as a library with GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared", name, path)
+	}
 	for _, e := range []string{exportABIVersion, exportBuffer} {
 		if _, ok := exports[e]; !ok {
 			return fmt.Errorf("plugin %s (%s): not a relay plugin: it does not export %s", name, path, e)
@@ -212,6 +270,9 @@ func (p *loaded) load(ctx context.Context) error {
 	p.pool = newPool(p, p.host.cfg.Instances)
 	p.pool.slots <- struct{}{}
 	in, err := p.newInstance(ctx)
+	if errors.Is(err, errConfigRejected) {
+		err = fmt.Errorf("%w (%s)", err, p.spec.configOrigin())
+	}
 	if err != nil {
 		<-p.pool.slots
 		return fmt.Errorf("plugin %s (%s): %w", name, path, err)
@@ -224,6 +285,11 @@ func (p *loaded) load(ctx context.Context) error {
 				in.hooks[hk] = nil
 			}
 		}
+	}
+	if err == nil && p.hooks == 0 {
+		// Handlers registered from main() never run in a library module,
+		// so the plugin would load and do nothing.
+		err = errors.New("registers no hook: register the handlers (sdk.HandleAuthorizeJoin, HandleFilterMessage, HandleTokenCreate) from an init function, not from main, which a -buildmode=c-shared module never runs")
 	}
 	if err != nil {
 		p.pool.discard(in)
@@ -254,6 +320,9 @@ func (h *Host) Close(ctx context.Context) error {
 		}
 	}
 	err := h.rt.Close(ctx)
+	if h.memRT != nil {
+		err = errors.Join(err, h.memRT.Close(ctx))
+	}
 	if h.cache != nil {
 		err = errors.Join(err, h.cache.Close(ctx))
 	}
@@ -264,6 +333,26 @@ func (h *Host) Close(ctx context.Context) error {
 // building its input.
 func (h *Host) Enabled(hook Hook) bool {
 	return h != nil && hook >= 0 && hook < numHooks && len(h.chains[hook]) > 0
+}
+
+// PluginHooks returns the hooks each loaded plugin implements, as hook
+// names joined by commas, keyed by plugin name; the relay logs it at
+// start.
+func (h *Host) PluginHooks() []slog.Attr {
+	if h == nil {
+		return nil
+	}
+	attrs := make([]slog.Attr, len(h.plugins))
+	for i, p := range h.plugins {
+		var names []string
+		for hk := range numHooks {
+			if p.hooks&(1<<hk) != 0 {
+				names = append(names, hk.String())
+			}
+		}
+		attrs[i] = slog.String(p.spec.Name, strings.Join(names, ","))
+	}
+	return attrs
 }
 
 // Plugins returns the loaded plugins' names in order.

@@ -54,7 +54,7 @@ func (p *loaded) newInstance(ctx context.Context) (*instance, error) {
 		WithSysWalltime().
 		WithSysNanotime().
 		WithSysNanosleep()
-	mod, err := p.host.rt.InstantiateModule(ictx, p.compiled, mc)
+	mod, err := p.rt.InstantiateModule(ictx, p.compiled, mc)
 	if err != nil {
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
@@ -91,7 +91,7 @@ func (p *loaded) newInstance(ctx context.Context) (*instance, error) {
 		switch {
 		case errors.Is(err, ErrPluginError):
 			in.close()
-			return nil, fmt.Errorf("plugin rejected its configuration: %s", a.msg)
+			return nil, fmt.Errorf("%w: %s", errConfigRejected, a.msg)
 		case err != nil:
 			in.close()
 			return nil, fmt.Errorf("%s: %w", exportConfigure, err)
