@@ -24,11 +24,6 @@ type Host struct {
 	logger *slog.Logger
 	rt     wazero.Runtime
 	cache  wazero.CompilationCache
-	// memRT compiles, without the cache, the plugins whose compiled code
-	// could not be written to it (a read-only image); see compile.
-	memRT    wazero.Runtime
-	memRTErr error
-	memOnce  sync.Once
 	// plugins in configured order; chains[h] are those implementing h.
 	plugins []*loaded
 	chains  [numHooks][]*loaded
@@ -39,7 +34,6 @@ type Host struct {
 type loaded struct {
 	host     *Host
 	spec     Spec
-	rt       wazero.Runtime // h.rt, or h.memRT when the cache could not take it
 	compiled wazero.CompiledModule
 	hooks    uint32 // bit h set when the plugin implements Hook h
 	pool     *pool
@@ -62,7 +56,9 @@ func Load(ctx context.Context, cfg Config, logger *slog.Logger) (*Host, error) {
 		return h, nil
 	}
 
-	rc := h.runtimeConfig()
+	rc := runtimeConfig().
+		WithMemoryLimitPages(uint32(cfg.MemoryLimitMB) * 16).
+		WithMemoryCapacityFromMax(true)
 	if cfg.CacheDir != CacheDirOff {
 		cache, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
 		if err == nil {
@@ -77,7 +73,7 @@ func Load(ctx context.Context, cfg Config, logger *slog.Logger) (*Host, error) {
 		}
 	}
 	h.rt = wazero.NewRuntimeWithConfig(ctx, rc)
-	if err := instantiateHostModules(ctx, h.rt); err != nil {
+	if err := h.instantiateHostModules(ctx); err != nil {
 		_ = h.Close(ctx)
 		return nil, err
 	}
@@ -125,11 +121,11 @@ func Load(ctx context.Context, cfg Config, logger *slog.Logger) (*Host, error) {
 	return h, nil
 }
 
-func instantiateHostModules(ctx context.Context, rt wazero.Runtime) error {
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+func (h *Host) instantiateHostModules(ctx context.Context) error {
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, h.rt); err != nil {
 		return fmt.Errorf("plugin host: wasi: %w", err)
 	}
-	_, err := rt.NewHostModuleBuilder(hostModule).
+	_, err := h.rt.NewHostModuleBuilder(hostModule).
 		NewFunctionBuilder().
 		WithGoModuleFunction(api.GoModuleFunc(hostLogFn), []api.ValueType{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32}, nil).
 		WithParameterNames("level", "ptr", "len").
@@ -144,47 +140,26 @@ func instantiateHostModules(ctx context.Context, rt wazero.Runtime) error {
 	return nil
 }
 
-// runtimeConfig is the runtime configuration of h's runtimes, without a
-// compilation cache.
-func (h *Host) runtimeConfig() wazero.RuntimeConfig {
-	return runtimeConfig().
-		WithMemoryLimitPages(uint32(h.cfg.MemoryLimitMB) * 16).
-		WithMemoryCapacityFromMax(true)
-}
-
-// memoryRuntime returns the runtime without a compilation cache, creating
-// it on first use.
-func (h *Host) memoryRuntime(ctx context.Context) (wazero.Runtime, error) {
-	h.memOnce.Do(func() {
-		h.memRT = wazero.NewRuntimeWithConfig(ctx, h.runtimeConfig())
-		h.memRTErr = instantiateHostModules(ctx, h.memRT)
-	})
-	return h.memRT, h.memRTErr
-}
-
 // compile compiles bin in h.rt, which reads and writes the compilation
 // cache. wazero fails a compilation whose result it cannot write to the
-// cache (a read-only directory, a full disk), even though the code is fine:
-// then the module is compiled again in a runtime without cache, with a
-// warning, so that a plugin missing from a read-only image cache still
-// loads. A module that also fails there is broken; that error is returned.
+// cache (a read-only directory, a full disk) although the code is fine, so
+// a plugin missing from a read-only image cache would stop the start-up.
+// wazero has kept that machine code in memory, though, and compiling again
+// finds it there without writing: the relay warns and serves. (A wazero
+// upgrade that changes this fails TestUnwritablePluginCacheStillServes.)
 func (p *loaded) compile(ctx context.Context, bin []byte) error {
 	h := p.host
 	compiled, err := h.rt.CompileModule(ctx, bin)
 	if err == nil || h.cache == nil {
-		p.rt, p.compiled = h.rt, compiled
+		p.compiled = compiled
 		return err
 	}
-	rt, rerr := h.memoryRuntime(ctx)
-	if rerr != nil {
-		return rerr
-	}
-	if compiled, rerr = rt.CompileModule(ctx, bin); rerr != nil {
-		return rerr
+	var err2 error
+	if p.compiled, err2 = h.rt.CompileModule(ctx, bin); err2 != nil {
+		return err // the module itself is broken
 	}
 	h.logger.Warn("plugin compilation cache cannot be written: plugin compiled in memory, which it will be again at every start (fill the cache at build time with relay plugins precompile to start faster)",
 		"plugin", p.spec.Name, "dir", h.cfg.CacheDir, "error", err.Error())
-	p.rt, p.compiled = rt, compiled
 	return nil
 }
 
@@ -320,9 +295,6 @@ func (h *Host) Close(ctx context.Context) error {
 		}
 	}
 	err := h.rt.Close(ctx)
-	if h.memRT != nil {
-		err = errors.Join(err, h.memRT.Close(ctx))
-	}
 	if h.cache != nil {
 		err = errors.Join(err, h.cache.Close(ctx))
 	}

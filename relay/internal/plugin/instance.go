@@ -54,7 +54,7 @@ func (p *loaded) newInstance(ctx context.Context) (*instance, error) {
 		WithSysWalltime().
 		WithSysNanotime().
 		WithSysNanosleep()
-	mod, err := p.rt.InstantiateModule(ictx, p.compiled, mc)
+	mod, err := p.host.rt.InstantiateModule(ictx, p.compiled, mc)
 	if err != nil {
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
