@@ -75,6 +75,7 @@ func TestSDKReadmeSetup(t *testing.T) {
 		plugintest.SkipOrFail(t, "sh is not installed; the README's commands need a shell")
 	}
 	doc := readSDKReadme(t)
+	checkSDKPublishable(t)
 	const clone = "git clone https://github.com/relay-project/relay.git"
 	if doc.setup[0] != clone {
 		t.Fatalf("README's setup starts with %q, want the clone %q", doc.setup[0], clone)
@@ -138,11 +139,12 @@ func TestSDKReadmeSetup(t *testing.T) {
 	}
 }
 
-// The SDK can be published as it is (plugin-sdk/README.md, "Versions"):
-// its module path is the repository's plus the directory, so tags
-// plugin-sdk/vX.Y.Z version it, and its go.mod has no dependency or
-// replace that a consumer would trip over.
-func TestSDKModuleIsPublishable(t *testing.T) {
+// checkSDKPublishable checks what plugin-sdk/README.md ("Versions") says
+// makes the SDK publishable as it is: its module path is the repository's
+// plus the directory, so tags plugin-sdk/vX.Y.Z version it, and its go.mod
+// has no dependency or replace that a consumer would trip over.
+func checkSDKPublishable(t *testing.T) {
+	t.Helper()
 	root := plugintest.RepoRoot(t)
 	b, err := os.ReadFile(filepath.Join(root, "plugin-sdk", "go.mod"))
 	if err != nil {
