@@ -111,7 +111,7 @@ type Config struct {
 	PluginInstances int `env:"RELAY_PLUGIN_INSTANCES" envDefault:"0" help:"Most instances of one plugin running at once (a pool shared by all connections); 0 means the number of CPUs."`
 	// PluginCacheDir keeps compiled plugins between starts; empty means the
 	// user cache directory, "off" disables the cache.
-	PluginCacheDir string `env:"RELAY_PLUGIN_CACHE_DIR" help:"Directory where compiled plugins are cached between starts; empty means $XDG_CACHE_HOME/relay/plugins (or ~/.cache/...), off disables it."`
+	PluginCacheDir string `env:"RELAY_PLUGIN_CACHE_DIR" help:"Directory where compiled plugins are cached between starts; empty means $XDG_CACHE_HOME/relay/plugins (or ~/.cache/...), off disables it. A cache that cannot be written (read-only file system) is a warning: plugins missing from it are compiled in memory at every start."`
 	// PluginFailAuthorizeJoin is the authorize-join failure policy.
 	PluginFailAuthorizeJoin string `env:"RELAY_PLUGIN_FAIL_AUTHORIZE_JOIN" envDefault:"closed" help:"When an authorize-join plugin fails: closed refuses the JOIN, open skips the plugin."`
 	// PluginFailFilterMessage is the filter-message failure policy.
