@@ -55,6 +55,15 @@ type conn struct {
 	chans   map[int64]*membership
 	nonAuth int // memberships without authority
 
+	// Limits (limits.go), owned by the read loop.
+	authority  bool        // proved authority: exempt from the join timeout and, by default, the rate limit
+	joinTimer  *time.Timer // closes the connection while it is in no channel; nil when exempt
+	msgTimer   *time.Timer // bounds a message that waits for the network; created on first use
+	msgWaited  bool        // the current message waited for the network: msgTimer runs
+	msgHeld    int64       // bytes of the current message charged to Server.unfinished
+	rateTokens float64     // messages the client may send now (negative: refused messages owed)
+	rateLast   time.Duration
+
 	// Plugin scratch (plugins.go), owned by the read loop.
 	body      []byte           // the message body handed to filter-message
 	rewritten protocol.Request // a message rewritten by filter-message
@@ -72,6 +81,10 @@ func newConn(s *Server, ws *websocket.Conn, sock *corkConn, addr netip.Addr, ori
 		addr:   addr,
 		origin: origin,
 		chans:  map[int64]*membership{},
+
+		authority:  s.auths.ByAddrAnyProtocol(addr),
+		rateTokens: float64(s.cfg.ClientBurst),
+		rateLast:   time.Since(s.started),
 	}
 }
 
@@ -97,12 +110,15 @@ func (c *conn) run() {
 	c.debug("connected", "addr", c.addr, "origin", c.origin)
 	c.ws.SetReadLimit(-1) // readLoop enforces the limit with its own close reason
 	c.pingStop = time.AfterFunc(c.srv.cfg.PingInterval, c.keepalive)
+	c.sock.midMessage = c.readMidMessage
+	c.armJoinTimeout()
 	reason := c.readLoop()
 	c.pingStop.Stop()
 	first := c.markClosing(reason)
 	// Leave before the close handshake, which may wait for the peer: the
 	// other members hear of the departure at once.
 	c.leaveAll()
+	c.stopLimitTimers()
 	c.srv.unregister(c)
 	c.srv.closed[c.closeReason()].Add(1)
 	if first {
@@ -123,17 +139,33 @@ func (c *conn) readLoop() protocol.CloseReason {
 			return protocol.CloseClientGone
 		}
 		bp := readBufs.Get().(*[]byte)
+		c.sock.inMessage.Store(true)
 		data, err := readLimited(r, (*bp)[:0], limit)
+		c.messageEnded()
 		if err != nil {
 			readBufs.Put(bp)
-			if errors.Is(err, errTooBig) {
+			switch {
+			case errors.Is(err, errTooBig):
 				c.log().Info("message over the size limit", "limit", limit)
 				return protocol.CloseMessageTooBig
+			case errors.Is(err, errUnfinishedBudget):
+				return protocol.CloseUnfinishedBudget
 			}
 			return protocol.CloseClientGone
 		}
 		c.srv.metrics.BytesIn.Add(float64(len(data)))
-		c.handle(data, typ == websocket.MessageBinary)
+		binary := typ == websocket.MessageBinary
+		allowed, abuse := true, false
+		if c.rateLimited() {
+			allowed, abuse = c.takeRateToken(binary)
+		}
+		if abuse {
+			readBufs.Put(bp)
+			return protocol.CloseRateLimited
+		}
+		if allowed {
+			c.handle(data, binary)
+		}
 		*bp = data[:0]
 		readBufs.Put(bp)
 	}
@@ -174,8 +206,12 @@ func (c *conn) Send(f hub.Frame) bool {
 	c.mu.Lock()
 	if queued := c.queued; queued+len(f.Data) > c.srv.cfg.OutboundQueueBytes {
 		c.mu.Unlock()
-		c.log().Warn("slow consumer", "queued_bytes", queued, "limit", c.srv.cfg.OutboundQueueBytes)
-		go c.closeWith(protocol.CloseSlowConsumer)
+		// Only the first overflow logs and closes: a broadcast storm
+		// calls Send thousands of times before the close takes effect.
+		if c.markClosing(protocol.CloseSlowConsumer) {
+			c.log().Warn("slow consumer", "queued_bytes", queued, "limit", c.srv.cfg.OutboundQueueBytes)
+			go c.closeSocket(protocol.CloseSlowConsumer)
+		}
 		return false
 	}
 	c.queue = append(c.queue, f)
@@ -217,8 +253,11 @@ func (c *conn) writeLoop() {
 		if err := c.writeBatch(batch); err != nil {
 			reason := protocol.CloseClientGone
 			if errors.Is(err, errWriteTimeout) {
-				c.log().Warn("slow consumer: write timed out", "timeout", c.srv.cfg.WriteTimeout)
 				reason = protocol.CloseWriteTimeout
+			}
+			first := c.markClosing(reason)
+			if first && reason == protocol.CloseWriteTimeout {
+				c.log().Warn("slow consumer: write timed out", "timeout", c.srv.cfg.WriteTimeout)
 			}
 			c.mu.Lock()
 			c.queue, c.queued, c.writing = nil, 0, false
@@ -227,7 +266,9 @@ func (c *conn) writeLoop() {
 				c.drained = nil
 			}
 			c.mu.Unlock()
-			go c.closeWith(reason)
+			if first {
+				go c.closeSocket(reason)
+			}
 			return
 		}
 		clear(batch) // drop references to shared frames
@@ -245,8 +286,13 @@ const maxKeptBatch = 1024
 
 var errWriteTimeout = errors.New("write timed out")
 
-// slowCloseGrace is how long a slow consumer's close frame may take.
-const slowCloseGrace = 250 * time.Millisecond
+// slowCloseGrace is how long the close handshake with a client that does
+// not read or does not answer may take; policyCloseGrace the same for a
+// client closed for what it sent (or did not send) in time.
+const (
+	slowCloseGrace   = 250 * time.Millisecond
+	policyCloseGrace = time.Second
+)
 
 // writeBatch frames the batch itself into the corked socket and uncorks:
 // one write system call. The WebSocket library's per-message Write (a
@@ -288,15 +334,28 @@ func (c *conn) markClosing(reason protocol.CloseReason) bool {
 // closeSocket ends the connection: a close frame with reason's code, or at
 // once when the peer is gone or not answering.
 func (c *conn) closeSocket(reason protocol.CloseReason) {
+	if reason.Policy() {
+		// Tell the client why first: its queued answers (rate_limited
+		// among them) go out before the close frame, if they can soon.
+		ctx, cancel := context.WithTimeout(context.Background(), policyCloseGrace)
+		c.drain(ctx)
+		cancel()
+	}
 	c.sock.endData()
-	switch reason {
-	case protocol.CloseClientGone, protocol.ClosePingTimeout:
+	switch {
+	case reason == protocol.CloseClientGone:
 		c.ws.CloseNow()
-	case protocol.CloseSlowConsumer, protocol.CloseWriteTimeout:
-		// The socket is likely full: give the close frame a moment to get
-		// through, then cut the connection, so the client leaves its
-		// channels now rather than after the write timeout.
+	case reason == protocol.CloseSlowConsumer, reason == protocol.CloseWriteTimeout, reason == protocol.ClosePingTimeout:
+		// The socket is likely full, or the peer silent: give the close
+		// frame a moment to get through, then cut the connection, so the
+		// client leaves its channels now rather than after the library's
+		// 5 s handshake wait.
 		c.sock.cut(slowCloseGrace)
+		c.ws.Close(websocket.StatusCode(reason.Status()), reason.Text())
+	case reason.Policy():
+		// The peer may be an attacker that never answers the close: bound
+		// the handshake so it holds nothing for long.
+		c.sock.cut(policyCloseGrace)
 		c.ws.Close(websocket.StatusCode(reason.Status()), reason.Text())
 	default:
 		c.ws.Close(websocket.StatusCode(reason.Status()), reason.Text())
@@ -315,10 +374,19 @@ func (c *conn) shutdown(ctx context.Context) {
 	if !c.markClosing(protocol.CloseServerRestart) {
 		return
 	}
+	c.drain(ctx)
+	c.closeSocket(protocol.CloseServerRestart)
+}
+
+// drain waits until the write loop has written what is queued, or ctx
+// ends. The connection must be closing, so nothing more is queued.
+func (c *conn) drain(ctx context.Context) {
 	c.mu.Lock()
 	var wait chan struct{}
 	if c.writing {
-		c.drained = make(chan struct{})
+		if c.drained == nil {
+			c.drained = make(chan struct{})
+		}
 		wait = c.drained
 	}
 	c.mu.Unlock()
@@ -328,7 +396,6 @@ func (c *conn) shutdown(ctx context.Context) {
 		case <-ctx.Done():
 		}
 	}
-	c.closeSocket(protocol.CloseServerRestart)
 }
 
 // keepalive pings the client and schedules the next ping; a client that
@@ -364,17 +431,22 @@ func (h hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	// net/http may have left its read deadline (RELAY_HTTP_READ_TIMEOUT)
+	// on the socket: a WebSocket lives longer than one request.
+	nc.SetDeadline(time.Time{})
 	cc := &corkConn{Conn: nc}
 	*h.sock = cc
 	// The WebSocket library reads through this buffer for the life of the
 	// connection. net/http's is 4 KB; readBufferBytes still takes a couple
 	// of small messages per read system call and saves 3.5 KB per
 	// connection (larger payloads are read straight into the message).
-	// Keep net/http's when it already holds bytes the client sent early.
-	br := brw.Reader
-	if br.Buffered() == 0 {
-		br = bufio.NewReaderSize(cc, readBufferBytes)
+	// Bytes the client sent early, already in net/http's buffer, are
+	// handed over through corkConn, so every read passes its checks.
+	if n := brw.Reader.Buffered(); n > 0 {
+		early, _ := brw.Reader.Peek(n)
+		cc.early = append([]byte(nil), early...)
 	}
+	br := bufio.NewReaderSize(cc, readBufferBytes)
 	// A small write buffer: corked writes are gathered in corkConn, and the
 	// only uncorked writes are control frames (at most 127 bytes).
 	return cc, bufio.NewReadWriter(br, bufio.NewWriterSize(cc, 256)), nil
@@ -391,13 +463,35 @@ type corkConn struct {
 	cutAt  atomic.Int64 // unix nanoseconds after which writes fail; 0: none
 
 	dataEnded atomic.Bool // the close frame is on its way: no more data frames
+
+	// Reading. early holds bytes net/http had buffered past the upgrade
+	// request. While the read loop is inside a message (inMessage), a read
+	// from the network goes through midMessage (limits.go), which bounds
+	// how long and how many bytes an unfinished message may hold.
+	early      []byte
+	inMessage  atomic.Bool
+	midMessage func(net.Conn, []byte) (int, error)
 }
 
-// cut makes every write, including one blocked now, fail after d.
+// Read serves early bytes first, then reads the network.
+func (c *corkConn) Read(p []byte) (int, error) {
+	if len(c.early) > 0 {
+		n := copy(p, c.early)
+		c.early = c.early[n:]
+		return n, nil
+	}
+	if c.inMessage.Load() && c.midMessage != nil {
+		return c.midMessage(c.Conn, p)
+	}
+	return c.Conn.Read(p)
+}
+
+// cut makes every read and write, including ones blocked now, fail after
+// d.
 func (c *corkConn) cut(d time.Duration) {
 	at := time.Now().Add(d)
 	c.cutAt.Store(at.UnixNano())
-	c.Conn.SetWriteDeadline(at)
+	c.Conn.SetDeadline(at)
 }
 
 var corkBufs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}

@@ -49,6 +49,9 @@ type Server struct {
 
 	lastClientID atomic.Int64
 	draining     atomic.Bool
+	started      time.Time                               // the monotonic epoch of rate-limit clocks
+	unfinished   atomic.Int64                            // bytes held in unfinished messages (limits.go)
+	budgetLogged atomic.Int64                            // when the unfinished-bytes budget was last logged, unix nanoseconds
 	closed       [protocol.NumCloseReasons]atomic.Uint64 // disconnects by reason
 
 	mu      sync.Mutex
@@ -62,7 +65,7 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, live: map[*conn]struct{}{}}
+	s := &Server{cfg: cfg, log: cfg.Logger, live: map[*conn]struct{}{}, started: time.Now()}
 	if s.log == nil {
 		s.log = cfg.NewLogger(os.Stderr)
 	}
@@ -92,6 +95,7 @@ func New(cfg Config) (*Server, error) {
 		Connections:  func() float64 { return float64(s.Clients()) },
 		Channels:     func() float64 { return float64(s.Channels()) },
 		QueuedBytes:  s.queuedBytes,
+		Unfinished:   func() float64 { return float64(s.unfinished.Load()) },
 		Disconnects:  func(r protocol.CloseReason) float64 { return float64(s.closed[r].Load()) },
 		BuildVersion: cfg.Version,
 	})
@@ -287,11 +291,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
+		// Cut the sockets themselves: a close handshake in progress with a
+		// client that does not read would hold the library for 5 s more.
 		s.mu.Lock()
+		left := make([]*conn, 0, len(s.live))
 		for c := range s.live {
-			c.ws.CloseNow()
+			c.sock.cut(0)
+			left = append(left, c)
 		}
 		s.mu.Unlock()
+		for _, c := range left {
+			c.ws.CloseNow()
+		}
 		// The read loops end promptly once their sockets are closed.
 		select {
 		case <-done:

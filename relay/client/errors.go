@@ -28,7 +28,8 @@ const (
 	CodeInvalidTo                Code = "invalid_to"
 
 	// Codes of the relay beyond DRC's: try again later (unavailable, and
-	// a failed plugin under a closed failure policy), or a plugin's refusal
+	// a failed plugin under a closed failure policy), slow down
+	// (rate_limited: the request was dropped), or a plugin's refusal
 	// without a code of its own. Plugins may send codes of their own too.
 	CodeUnavailable     Code = "unavailable"
 	CodePluginError     Code = "plugin_error"
@@ -36,6 +37,7 @@ const (
 	CodePluginBadOutput Code = "plugin_bad_output"
 	CodePluginDenied    Code = "plugin_denied"
 	CodeInternal        Code = "internal_error"
+	CodeRateLimited     Code = "rate_limited"
 
 	// Codes used only by the HTTP API.
 	CodeMissingInvalidLifetime Code = "missing_invalid_lifetime"

@@ -137,6 +137,18 @@ func (a *Authorities) ByAddr(addr netip.Addr, protocol string) bool {
 	return false
 }
 
+// ByAddrAnyProtocol reports whether addr is an authority for at least one
+// protocol: such a connection has proved it is an operator's backend.
+func (a *Authorities) ByAddrAnyProtocol(addr netip.Addr) bool {
+	addr = addr.Unmap()
+	for _, r := range a.ips {
+		if r.prefix.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
 // ByToken reports whether token is a static authority token for protocol.
 // The comparison takes the same time whichever token (if any) matches: it
 // compares SHA-256 digests in constant time and visits every entry.
