@@ -22,6 +22,9 @@ type rawConn struct {
 	t  *testing.T
 	nc net.Conn
 	br *bufio.Reader
+	// ignore, when set, drops data messages that are not answers to
+	// this connection (notifications about other members).
+	ignore func(string) bool
 }
 
 // WebSocket opcodes (RFC 6455 section 5.2).
@@ -127,6 +130,9 @@ func (c *rawConn) next() string {
 		}
 		switch op {
 		case opText, opBinary:
+			if c.ignore != nil && c.ignore(string(p)) {
+				continue
+			}
 			return string(p)
 		case opClose:
 			c.t.Fatalf("closed while waiting for a message: %q", p)
