@@ -100,7 +100,7 @@ type Config struct {
 
 	// HTTPReadTimeout bounds reading one HTTP request, headers and body,
 	// on the server cmd/relay builds (http.Server.ReadTimeout).
-	HTTPReadTimeout time.Duration `env:"RELAY_HTTP_READ_TIMEOUT" envDefault:"10s" help:"Longest reading one HTTP request (headers and body) may take before its connection is closed (cmd/relay's http.Server ReadTimeout; a WebSocket is exempt once upgraded)."`
+	HTTPReadTimeout time.Duration `env:"RELAY_HTTP_READ_TIMEOUT" envDefault:"10s" help:"Longest reading one HTTP request (headers and body) may take; a slower HTTP API body gets 408 request_timeout and the connection is closed (cmd/relay's http.Server ReadTimeout; a WebSocket is exempt once upgraded)."`
 	// HTTPIdleTimeout closes a keep-alive HTTP connection idle this long,
 	// on the server cmd/relay builds (http.Server.IdleTimeout).
 	HTTPIdleTimeout time.Duration `env:"RELAY_HTTP_IDLE_TIMEOUT" envDefault:"60s" help:"A keep-alive HTTP connection idle this long between requests is closed (cmd/relay's http.Server IdleTimeout)."`

@@ -44,6 +44,7 @@ const (
 	CodeMissingInvalidRetain   Code = "missing_invalid_retain"
 	CodeMissingInvalidFields   Code = "missing_invalid_fields"
 	CodeRequestTooLarge        Code = "request_too_large"
+	CodeRequestTimeout         Code = "request_timeout"
 	CodeInvalidContentType     Code = "invalid_content_type"
 	CodeRetainLimitReached     Code = "retain_limit_reached"
 	CodeNotFound               Code = "not_found"
