@@ -57,8 +57,8 @@ type conn struct {
 
 	// Limits (limits.go), owned by the read loop.
 	authority  bool        // proved authority: exempt from the join timeout and, by default, the rate limit
-	joinTimer  *time.Timer // closes the connection while it is in no channel; nil when exempt
-	msgTimer   *time.Timer // bounds a message that waits for the network; created on first use
+	joinTimer  *time.Timer // closes the connection while it is in no channel; nil otherwise
+	msgTimer   *time.Timer // bounds a message that waits for the network; nil otherwise
 	msgWaited  bool        // the current message waited for the network: msgTimer runs
 	msgHeld    int64       // bytes of the current message charged to Server.unfinished
 	rateTokens float64     // messages the client may send now (negative: refused messages owed)
@@ -110,7 +110,7 @@ func (c *conn) run() {
 	c.debug("connected", "addr", c.addr, "origin", c.origin)
 	c.ws.SetReadLimit(-1) // readLoop enforces the limit with its own close reason
 	c.pingStop = time.AfterFunc(c.srv.cfg.PingInterval, c.keepalive)
-	c.sock.midMessage = c.readMidMessage
+	c.sock.owner = c
 	c.armJoinTimeout()
 	reason := c.readLoop()
 	c.pingStop.Stop()
@@ -466,11 +466,11 @@ type corkConn struct {
 
 	// Reading. early holds bytes net/http had buffered past the upgrade
 	// request. While the read loop is inside a message (inMessage), a read
-	// from the network goes through midMessage (limits.go), which bounds
-	// how long and how many bytes an unfinished message may hold.
-	early      []byte
-	inMessage  atomic.Bool
-	midMessage func(net.Conn, []byte) (int, error)
+	// from the network goes through owner.readMidMessage (limits.go), which
+	// bounds how long and how many bytes an unfinished message may hold.
+	early     []byte
+	inMessage atomic.Bool
+	owner     *conn
 }
 
 // Read serves early bytes first, then reads the network.
@@ -480,8 +480,8 @@ func (c *corkConn) Read(p []byte) (int, error) {
 		c.early = c.early[n:]
 		return n, nil
 	}
-	if c.inMessage.Load() && c.midMessage != nil {
-		return c.midMessage(c.Conn, p)
+	if c.inMessage.Load() && c.owner != nil {
+		return c.owner.readMidMessage(c.Conn, p)
 	}
 	return c.Conn.Read(p)
 }

@@ -12,9 +12,9 @@ import (
 // unfinished messages, idle connections and message rates bounded?"): how
 // long a message may take to arrive, how many bytes unfinished messages may
 // hold in all, how long a connection may stay in no channel, and how fast it
-// may send. An idle connection pays for them with at most one stopped timer
-// and no goroutine, so they survive the read loop being replaced by epoll
-// parking.
+// may send. A timer exists only while it runs and no limit needs a
+// goroutine, so an idle joined connection pays a few fields for them, and
+// they survive the read loop being replaced by epoll parking.
 
 // proveAuthority records that the connection is an operator's backend: it
 // came from an authority address or sent a valid authority token, or holds
@@ -26,9 +26,7 @@ func (c *conn) proveAuthority() {
 		return
 	}
 	c.authority = true
-	if c.joinTimer != nil {
-		c.joinTimer.Stop()
-	}
+	c.joinedChannel()
 }
 
 // armJoinTimeout starts the join timeout: on connecting, and on leaving
@@ -40,15 +38,15 @@ func (c *conn) armJoinTimeout() {
 	}
 	if c.joinTimer == nil {
 		c.joinTimer = time.AfterFunc(d, c.joinExpired)
-		return
 	}
-	c.joinTimer.Reset(d)
 }
 
-// joinedChannel stops the join timeout.
+// joinedChannel stops the join timeout and drops its timer: a joined idle
+// connection holds none.
 func (c *conn) joinedChannel() {
 	if c.joinTimer != nil {
 		c.joinTimer.Stop()
+		c.joinTimer = nil
 	}
 }
 
@@ -86,11 +84,7 @@ func (c *conn) readMidMessage(nc net.Conn, p []byte) (int, error) {
 	}
 	if !c.msgWaited {
 		c.msgWaited = true
-		if c.msgTimer == nil {
-			c.msgTimer = time.AfterFunc(c.srv.cfg.MessageTimeout, c.messageExpired)
-		} else {
-			c.msgTimer.Reset(c.srv.cfg.MessageTimeout)
-		}
+		c.msgTimer = time.AfterFunc(c.srv.cfg.MessageTimeout, c.messageExpired)
 	}
 	n, err := nc.Read(p)
 	if n > 0 {
@@ -113,6 +107,7 @@ func (c *conn) messageEnded() {
 	}
 	c.msgWaited = false
 	c.msgTimer.Stop()
+	c.msgTimer = nil // an idle connection holds no timer
 	c.srv.unfinished.Add(-c.msgHeld)
 	c.msgHeld = 0
 }

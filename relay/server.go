@@ -30,6 +30,12 @@ import (
 // mux; every request that asks for a WebSocket upgrade becomes a client, and
 // GET /healthz and GET /readyz answer probes. GET /sdk/relay.js (also
 // relay.mjs and relay.d.ts) serves the browser SDK; see package jsclient.
+//
+// Serve it from an http.Server with ReadHeaderTimeout, ReadTimeout
+// (Config.HTTPReadTimeout) and IdleTimeout (Config.HTTPIdleTimeout) set, as
+// cmd/relay does: the Server bounds what a WebSocket may hold, the
+// http.Server what a plain HTTP client may. The deadlines an upgraded
+// connection inherits from the http.Server are cleared.
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
