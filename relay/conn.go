@@ -440,13 +440,12 @@ func (h hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	// connection. net/http's is 4 KB; readBufferBytes still takes a couple
 	// of small messages per read system call and saves 3.5 KB per
 	// connection (larger payloads are read straight into the message).
-	// Bytes the client sent early, already in net/http's buffer, are
-	// handed over through corkConn, so every read passes its checks.
-	if n := brw.Reader.Buffered(); n > 0 {
-		early, _ := brw.Reader.Peek(n)
-		cc.early = append([]byte(nil), early...)
+	// Keep net/http's when it already holds bytes the client sent early
+	// (the library then reads the rest through cc, as every other read).
+	br := brw.Reader
+	if br.Buffered() == 0 {
+		br = bufio.NewReaderSize(cc, readBufferBytes)
 	}
-	br := bufio.NewReaderSize(cc, readBufferBytes)
 	// A small write buffer: corked writes are gathered in corkConn, and the
 	// only uncorked writes are control frames (at most 127 bytes).
 	return cc, bufio.NewReadWriter(br, bufio.NewWriterSize(cc, 256)), nil
@@ -464,22 +463,15 @@ type corkConn struct {
 
 	dataEnded atomic.Bool // the close frame is on its way: no more data frames
 
-	// Reading. early holds bytes net/http had buffered past the upgrade
-	// request. While the read loop is inside a message (inMessage), a read
-	// from the network goes through owner.readMidMessage (limits.go), which
-	// bounds how long and how many bytes an unfinished message may hold.
-	early     []byte
+	// While the read loop is inside a message (inMessage), a read from the
+	// network goes through owner.readMidMessage (limits.go), which bounds
+	// how long and how many bytes an unfinished message may hold.
 	inMessage atomic.Bool
 	owner     *conn
 }
 
-// Read serves early bytes first, then reads the network.
+// Read reads the network, through the message limits mid-message.
 func (c *corkConn) Read(p []byte) (int, error) {
-	if len(c.early) > 0 {
-		n := copy(p, c.early)
-		c.early = c.early[n:]
-		return n, nil
-	}
 	if c.inMessage.Load() && c.owner != nil {
 		return c.owner.readMidMessage(c.Conn, p)
 	}

@@ -1,9 +1,12 @@
 package relay_test
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -329,4 +332,30 @@ func TestSlowConsumerLoggedOnce(t *testing.T) {
 	if n := strings.Count(logs.String(), `msg="slow consumer"`); n != 1 {
 		t.Fatalf("slow consumer logged %d times, want once", n)
 	}
+}
+
+// TestMessageTimeoutEarlyBytes: a message whose start arrives with the
+// upgrade request (already in net/http's buffer) is bounded like any
+// other.
+func TestMessageTimeoutEarlyBytes(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	r := startRelay(t, func(c *relay.Config) { c.MessageTimeout = timeout })
+	nc, err := net.Dial("tcp", r.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	req := fmt.Sprintf("GET / HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", r.Addr)
+	start := time.Now()
+	nc.Write(append([]byte(req), frame(false, opText, []byte(`{"cmd":"X","p":"`))...)) // one write: one segment
+	c := &rawConn{t: t, nc: nc, br: bufio.NewReader(nc)}
+	if resp, err := http.ReadResponse(c.br, nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake: %v %v", resp, err)
+	}
+	code, reason := c.closeCode(5 * time.Second)
+	if code != protocol.StatusPolicyViolation || reason != protocol.CloseMessageTimeout.Text() {
+		t.Fatalf("closed with %d %q, want 1008 %q", code, reason, protocol.CloseMessageTimeout.Text())
+	}
+	within(t, "closed", time.Since(start), timeout, timeout+2*time.Second)
 }
