@@ -73,7 +73,7 @@ var _ hub.Recipient = (*conn)(nil)
 
 func newConn(s *Server, ws *websocket.Conn, sock *corkConn, addr netip.Addr, origin string) *conn {
 	id := s.lastClientID.Add(1)
-	return &conn{
+	c := &conn{
 		id:     id,
 		srv:    s,
 		ws:     ws,
@@ -86,6 +86,8 @@ func newConn(s *Server, ws *websocket.Conn, sock *corkConn, addr netip.Addr, ori
 		rateTokens: float64(s.cfg.ClientBurst),
 		rateLast:   time.Since(s.started),
 	}
+	sock.owner = c
+	return c
 }
 
 // log returns the logger for this client's lines. It is built when a line
@@ -110,7 +112,6 @@ func (c *conn) run() {
 	c.debug("connected", "addr", c.addr, "origin", c.origin)
 	c.ws.SetReadLimit(-1) // readLoop enforces the limit with its own close reason
 	c.pingStop = time.AfterFunc(c.srv.cfg.PingInterval, c.keepalive)
-	c.sock.owner = c
 	c.armJoinTimeout()
 	reason := c.readLoop()
 	c.pingStop.Stop()

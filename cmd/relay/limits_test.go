@@ -127,7 +127,7 @@ func TestShutdownTimeoutIsHard(t *testing.T) {
 		t.Fatalf("exit: %v\n%s", err, logs.String())
 	}
 	elapsed := time.Since(start)
-	if elapsed > timeout+500*time.Millisecond {
+	if elapsed > timeout+time.Second { // 5 s and more before the fix
 		t.Fatalf("exited %v after SIGTERM with RELAY_SHUTDOWN_TIMEOUT=2s\n%s", elapsed, logs.String())
 	}
 	t.Logf("exited %v after SIGTERM", elapsed)
