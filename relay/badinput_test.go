@@ -213,6 +213,13 @@ var badInputs = []badInput{
 			}
 		}
 	}},
+	{name: "ping flood", frames: func(int) []byte {
+		var b []byte
+		for range 3 * badBurst {
+			b = append(b, frame(true, opPing, []byte("p"))...)
+		}
+		return b
+	}, want: want{close: protocol.StatusPolicyViolation}},
 	{name: "invalid data flood", frames: func(int) []byte {
 		var b []byte
 		for range 3 * badBurst {

@@ -87,9 +87,9 @@ type Config struct {
 	// unless it has proved authority. 0 disables it.
 	JoinTimeout time.Duration `env:"RELAY_JOIN_TIMEOUT" envDefault:"30s" help:"A connection in no channel this long after connecting, or after leaving its last channel, is closed with 1008 join_timeout; connections from an authority address or that sent a valid authority token are exempt. 0 disables it."`
 	// ClientRate is the sustained number of messages per second one
-	// connection may send (every WebSocket message counts); 0 disables
-	// the limit.
-	ClientRate int `env:"RELAY_CLIENT_RATE" envDefault:"100" help:"Messages per second one connection may send, sustained; past it (and RELAY_CLIENT_BURST) a message is dropped with errorcode rate_limited, and a client that keeps sending is closed with 1008 rate_limited. 0 disables it."`
+	// connection may send (every WebSocket message and ping counts); 0
+	// disables the limit.
+	ClientRate int `env:"RELAY_CLIENT_RATE" envDefault:"100" help:"Messages (and pings) per second one connection may send, sustained; past it (and RELAY_CLIENT_BURST) a message is dropped with errorcode rate_limited, and a client that keeps sending is closed with 1008 rate_limited. 0 disables it."`
 	// ClientBurst is how many messages one connection may send at once
 	// above ClientRate.
 	ClientBurst int `env:"RELAY_CLIENT_BURST" envDefault:"300" help:"Messages one connection may send at once before RELAY_CLIENT_RATE applies; a refused client that sends this many more is closed."`

@@ -158,7 +158,7 @@ func (c *conn) readLoop() protocol.CloseReason {
 		binary := typ == websocket.MessageBinary
 		allowed, abuse := true, false
 		if c.rateLimited() {
-			allowed, abuse = c.takeRateToken(binary)
+			allowed, abuse = c.checkRate(binary)
 		}
 		if abuse {
 			readBufs.Put(bp)

@@ -138,12 +138,40 @@ func (c *conn) rateLimited() bool {
 	return c.srv.cfg.ClientRate > 0 && (!c.authority || c.srv.cfg.ClientRateAuthorities)
 }
 
+// checkRate charges one message to the connection's rate and answers
+// rate_limited when it is refused.
+func (c *conn) checkRate(binary bool) (allowed, abuse bool) {
+	allowed, abuse = c.takeRateToken()
+	if !allowed && !abuse {
+		c.kind = kindInvalid
+		c.replyError(binary, 0, protocol.CodeRateLimited)
+	}
+	return allowed, abuse
+}
+
+// pingReceived charges a client's ping to its rate, as the WebSocket
+// library's ping callback: a pong costs a write like an answer does. Past
+// the rate the ping gets no pong; a client that keeps pinging is closed
+// like a message flood. Once closing, the library's close handshake may
+// read pings from another goroutine; they are answered as usual.
+func (c *conn) pingReceived() bool {
+	if c.closing.Load() || !c.rateLimited() {
+		return true
+	}
+	allowed, abuse := c.takeRateToken()
+	if abuse && c.markClosing(protocol.CloseRateLimited) {
+		c.debug("rate limit exceeded by pings; closing", "rate", c.srv.cfg.ClientRate)
+		go c.closeSocket(protocol.CloseRateLimited)
+	}
+	return allowed
+}
+
 // takeRateToken charges one message to the connection's token bucket:
 // RELAY_CLIENT_BURST tokens, refilled at RELAY_CLIENT_RATE per second. A
-// message without a token is refused with rate_limited and still charged,
-// so the bucket goes into debt; a client that owes a whole burst kept
-// sending while refused, and is disconnected (abuse).
-func (c *conn) takeRateToken(binary bool) (allowed, abuse bool) {
+// message without a token is refused and still charged, so the bucket goes
+// into debt; a client that owes a whole burst kept sending while refused,
+// and is disconnected (abuse).
+func (c *conn) takeRateToken() (allowed, abuse bool) {
 	now := time.Since(c.srv.started)
 	burst := float64(c.srv.cfg.ClientBurst)
 	c.rateTokens = min(burst, c.rateTokens+(now-c.rateLast).Seconds()*float64(c.srv.cfg.ClientRate))
@@ -156,7 +184,5 @@ func (c *conn) takeRateToken(binary bool) (allowed, abuse bool) {
 		c.debug("rate limit exceeded; closing", "rate", c.srv.cfg.ClientRate, "burst", c.srv.cfg.ClientBurst)
 		return false, true
 	}
-	c.kind = kindInvalid
-	c.replyError(binary, 0, protocol.CodeRateLimited)
 	return false, false
 }

@@ -187,16 +187,18 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	addr := s.addrs.Resolve(r)
 
 	var cork *corkConn
+	var c *conn // set before its read loop starts, the only reader of pings
 	ws, err := websocket.Accept(hijackWriter{w, &cork}, r, &websocket.AcceptOptions{
 		InsecureSkipVerify: true, // the origin was checked above, with the relay's own rules
 		CompressionMode:    websocket.CompressionDisabled,
+		OnPingReceived:     func(context.Context, []byte) bool { return c.pingReceived() },
 	})
 	if err != nil {
 		s.log.Debug("websocket handshake failed", "addr", r.RemoteAddr, "err", err)
 		return
 	}
 	s.metrics.ConnectionsTotal.Inc()
-	c := newConn(s, ws, cork, addr, origin)
+	c = newConn(s, ws, cork, addr, origin)
 	if !s.register(c) {
 		ws.Close(websocket.StatusCode(protocol.CloseServerRestart.Status()), protocol.CloseServerRestart.Text())
 		return
