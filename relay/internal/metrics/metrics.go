@@ -45,6 +45,7 @@ type Gauges struct {
 	Connections  func() float64
 	Channels     func() float64
 	QueuedBytes  func() float64
+	Unfinished   func() float64 // bytes held in unfinished messages
 	Disconnects  func(protocol.CloseReason) float64
 	BuildVersion string
 }
@@ -90,6 +91,7 @@ func New(reg prometheus.Registerer, g Gauges) *Metrics {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "relay_connections", Help: "WebSocket connections open now."}, g.Connections),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "relay_channels", Help: "Channels that exist now."}, g.Channels),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "relay_outbound_queued_bytes", Help: "Bytes waiting in every client's outbound queue."}, g.QueuedBytes),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "relay_unfinished_message_bytes", Help: "Bytes held in messages that started arriving but are not whole yet (capped by RELAY_UNFINISHED_BYTES)."}, g.Unfinished),
 	)
 	for _, r := range protocol.CloseReasons() {
 		r := r
