@@ -81,7 +81,36 @@ type Config struct {
 	ReadParking bool `env:"RELAY_READ_PARKING" envDefault:"true" help:"Park idle connections on an epoll set (Linux) instead of holding a reader goroutine for each: less memory per idle connection; false keeps a goroutine per connection."`
 	// ShutdownTimeout bounds a graceful shutdown (SIGTERM/SIGINT).
 	ShutdownTimeout time.Duration `env:"RELAY_SHUTDOWN_TIMEOUT" envDefault:"8s" help:"Longest a graceful shutdown may take: flush queues, close every client with 1012, exit."`
+	// MessageTimeout bounds how long a message may take to arrive once its
+	// first frame has: a client still sending one then is closed with 1008
+	// (message_timeout).
+	MessageTimeout time.Duration `env:"RELAY_MESSAGE_TIMEOUT" envDefault:"5s" help:"Longest a message may take to arrive once it has started (a fragmented or trickled message); past it the connection is closed with 1008 message_timeout."`
+	// UnfinishedBytes caps the bytes of unfinished messages (started, not
+	// yet whole) held for every client together; a client whose message
+	// would pass it is closed with 1013 (unfinished_budget).
+	UnfinishedBytes int `env:"RELAY_UNFINISHED_BYTES" envDefault:"67108864" help:"Most bytes of unfinished messages (started but not yet whole) the relay holds for all clients together; a client whose message passes it is closed with 1013 unfinished_budget."`
+	// JoinTimeout closes a connection that is in no channel this long after
+	// connecting or after leaving its last channel (1008, join_timeout),
+	// unless it has proved authority. 0 disables it.
+	JoinTimeout time.Duration `env:"RELAY_JOIN_TIMEOUT" envDefault:"30s" help:"A connection in no channel this long after connecting, or after leaving its last channel, is closed with 1008 join_timeout; connections from an authority address or that sent a valid authority token are exempt. 0 disables it."`
+	// ClientRate is the sustained number of messages per second one
+	// connection may send (every WebSocket message and ping counts); 0
+	// disables the limit.
+	ClientRate int `env:"RELAY_CLIENT_RATE" envDefault:"100" help:"Messages (and pings) per second one connection may send, sustained; past it (and RELAY_CLIENT_BURST) a message is dropped with errorcode rate_limited, and a client that keeps sending is closed with 1008 rate_limited. 0 disables it."`
+	// ClientBurst is how many messages one connection may send at once
+	// above ClientRate.
+	ClientBurst int `env:"RELAY_CLIENT_BURST" envDefault:"300" help:"Messages one connection may send at once before RELAY_CLIENT_RATE applies; a refused client that sends this many more is closed."`
+	// ClientRateAuthorities applies ClientRate to authorities too. By
+	// default a connection that has proved authority is not limited: a
+	// backend publishing thousands of messages a second is normal.
+	ClientRateAuthorities bool `env:"RELAY_CLIENT_RATE_AUTHORITIES" envDefault:"false" help:"Apply RELAY_CLIENT_RATE to authorities too (by default a connection from an authority address, with an authority token or an authority membership is not rate limited)."`
 
+	// HTTPReadTimeout bounds reading one HTTP request, headers and body,
+	// on the server cmd/relay builds (http.Server.ReadTimeout).
+	HTTPReadTimeout time.Duration `env:"RELAY_HTTP_READ_TIMEOUT" envDefault:"10s" help:"Longest reading one HTTP request (headers and body) may take; a slower HTTP API body gets 408 request_timeout and the connection is closed (cmd/relay's http.Server ReadTimeout; a WebSocket is exempt once upgraded)."`
+	// HTTPIdleTimeout closes a keep-alive HTTP connection idle this long,
+	// on the server cmd/relay builds (http.Server.IdleTimeout).
+	HTTPIdleTimeout time.Duration `env:"RELAY_HTTP_IDLE_TIMEOUT" envDefault:"60s" help:"A keep-alive HTTP connection idle this long between requests is closed (cmd/relay's http.Server IdleTimeout)."`
 	// HTTPMaxBodyBytes caps the body of an HTTP API request (/v1/).
 	HTTPMaxBodyBytes int `env:"RELAY_HTTP_MAX_BODY_BYTES" envDefault:"65536" help:"Largest body the HTTP API (/v1/) accepts; a larger one gets 413 request_too_large."`
 	// RetainMax is the longest a message published through the HTTP API
@@ -114,7 +143,7 @@ type Config struct {
 	PluginInstances int `env:"RELAY_PLUGIN_INSTANCES" envDefault:"0" help:"Most instances of one plugin running at once (a pool shared by all connections); 0 means the number of CPUs."`
 	// PluginCacheDir keeps compiled plugins between starts; empty means the
 	// user cache directory, "off" disables the cache.
-	PluginCacheDir string `env:"RELAY_PLUGIN_CACHE_DIR" help:"Directory where compiled plugins are cached between starts; empty means $XDG_CACHE_HOME/relay/plugins (or ~/.cache/...), off disables it."`
+	PluginCacheDir string `env:"RELAY_PLUGIN_CACHE_DIR" help:"Directory where compiled plugins are cached between starts; empty means $XDG_CACHE_HOME/relay/plugins (or ~/.cache/...), off disables it. A cache that cannot be written (read-only file system) is a warning: plugins missing from it are compiled in memory at every start."`
 	// PluginFailAuthorizeJoin is the authorize-join failure policy.
 	PluginFailAuthorizeJoin string `env:"RELAY_PLUGIN_FAIL_AUTHORIZE_JOIN" envDefault:"closed" help:"When an authorize-join plugin fails: closed refuses the JOIN, open skips the plugin."`
 	// PluginFailFilterMessage is the filter-message failure policy.
@@ -235,6 +264,9 @@ func (c *Config) Validate() error {
 		{"RELAY_WRITE_TIMEOUT", c.WriteTimeout},
 		{"RELAY_PING_INTERVAL", c.PingInterval},
 		{"RELAY_SHUTDOWN_TIMEOUT", c.ShutdownTimeout},
+		{"RELAY_MESSAGE_TIMEOUT", c.MessageTimeout},
+		{"RELAY_HTTP_READ_TIMEOUT", c.HTTPReadTimeout},
+		{"RELAY_HTTP_IDLE_TIMEOUT", c.HTTPIdleTimeout},
 	}
 	for _, p := range positive {
 		if p.v <= 0 {
@@ -258,6 +290,18 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxMessageBytes < 64 {
 		bad("RELAY_MAX_MESSAGE_BYTES", "at least 64", c.MaxMessageBytes)
+	}
+	if c.UnfinishedBytes < c.MaxMessageBytes {
+		bad("RELAY_UNFINISHED_BYTES", fmt.Sprintf("at least RELAY_MAX_MESSAGE_BYTES (%d)", c.MaxMessageBytes), c.UnfinishedBytes)
+	}
+	if c.JoinTimeout < 0 {
+		bad("RELAY_JOIN_TIMEOUT", "0 (off) or a positive duration such as 30s", c.JoinTimeout)
+	}
+	if c.ClientRate < 0 {
+		bad("RELAY_CLIENT_RATE", "0 (off) or a number of messages per second", c.ClientRate)
+	}
+	if c.ClientRate > 0 && c.ClientBurst < 1 {
+		bad("RELAY_CLIENT_BURST", "at least 1", c.ClientBurst)
 	}
 	if c.OutboundQueueBytes < c.MaxMessageBytes {
 		bad("RELAY_OUTBOUND_QUEUE_BYTES", fmt.Sprintf("at least RELAY_MAX_MESSAGE_BYTES (%d)", c.MaxMessageBytes), c.OutboundQueueBytes)

@@ -30,6 +30,12 @@ func TestBadValueNamesTheVariable(t *testing.T) {
 		{"RELAY_TOKEN_TTL", "-1s", "RELAY_TOKEN_TTL=-1s: want a positive duration"},
 		{"RELAY_LOG_LEVEL", "loud", "RELAY_LOG_LEVEL=loud: want debug, info, warn or error"},
 		{"RELAY_MAX_MESSAGE_BYTES", "10", "RELAY_MAX_MESSAGE_BYTES=10: want at least 64"},
+		{"RELAY_MESSAGE_TIMEOUT", "0s", "RELAY_MESSAGE_TIMEOUT=0s: want a positive duration"},
+		{"RELAY_UNFINISHED_BYTES", "1000", "RELAY_UNFINISHED_BYTES=1000: want at least RELAY_MAX_MESSAGE_BYTES (65536)"},
+		{"RELAY_JOIN_TIMEOUT", "-1s", "RELAY_JOIN_TIMEOUT=-1s: want 0 (off) or a positive duration"},
+		{"RELAY_CLIENT_RATE", "-5", "RELAY_CLIENT_RATE=-5: want 0 (off) or a number of messages per second"},
+		{"RELAY_CLIENT_BURST", "0", "RELAY_CLIENT_BURST=0: want at least 1"},
+		{"RELAY_HTTP_IDLE_TIMEOUT", "0s", "RELAY_HTTP_IDLE_TIMEOUT=0s: want a positive duration"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv(tc.name, tc.value)

@@ -56,6 +56,15 @@ type conn struct {
 	chans   map[int64]*membership
 	nonAuth int // memberships without authority
 
+	// Limits (limits.go), owned by the read loop.
+	authority  bool        // proved authority: exempt from the join timeout and, by default, the rate limit
+	joinTimer  *time.Timer // closes the connection while it is in no channel; nil otherwise
+	msgTimer   *time.Timer // bounds a message that waits for the network; nil otherwise
+	msgWaited  bool        // the current message waited for the network: msgTimer runs
+	msgHeld    int64       // bytes of the current message charged to Server.unfinished
+	rateTokens float64     // messages the client may send now (negative: refused messages owed)
+	rateLast   time.Duration
+
 	// Plugin scratch (plugins.go), owned by the read loop.
 	body      []byte           // the message body handed to filter-message
 	rewritten protocol.Request // a message rewritten by filter-message
@@ -73,7 +82,12 @@ func newConn(s *Server, id int64, ws *websocket.Conn, sock *corkConn, park *park
 		addr:   addr,
 		origin: origin,
 		chans:  map[int64]*membership{},
+
+		authority:  s.auths.ByAddrAnyProtocol(addr),
+		rateTokens: float64(s.cfg.ClientBurst),
+		rateLast:   time.Since(s.started),
 	}
+	sock.owner = c
 	if park != nil {
 		park.c = c
 	}
@@ -103,6 +117,7 @@ func (c *conn) serve() {
 	c.debug("connected", "addr", c.addr, "origin", c.origin)
 	c.ws.SetReadLimit(-1) // readMessage enforces the limit with its own close reason
 	c.pingStop = time.AfterFunc(c.srv.cfg.PingInterval, c.keepalive)
+	c.armJoinTimeout()
 	if c.park != nil {
 		c.park.start()
 		return
@@ -118,6 +133,7 @@ func (c *conn) end(reason protocol.CloseReason) {
 	// Leave before the close handshake, which may wait for the peer: the
 	// other members hear of the departure at once.
 	c.leaveAll()
+	c.stopLimitTimers()
 	c.srv.unregister(c)
 	c.srv.closed[c.closeReason()].Add(1)
 	if first {
@@ -149,21 +165,39 @@ func (c *conn) readMessage() (protocol.CloseReason, error) {
 		return protocol.CloseClientGone, err
 	}
 	bp := readBufs.Get().(*[]byte)
+	c.sock.inMessage.Store(true)
 	data, err := readLimited(r, (*bp)[:0], limit)
+	c.messageEnded()
 	if err != nil {
 		readBufs.Put(bp)
-		if errors.Is(err, errTooBig) {
+		switch {
+		case errors.Is(err, errTooBig):
 			c.log().Info("message over the size limit", "limit", limit)
 			return protocol.CloseMessageTooBig, err
+		case errors.Is(err, errUnfinishedBudget):
+			return protocol.CloseUnfinishedBudget, err
 		}
 		return protocol.CloseClientGone, err
 	}
 	c.srv.metrics.BytesIn.Add(float64(len(data)))
-	c.handle(data, typ == websocket.MessageBinary)
+	binary := typ == websocket.MessageBinary
+	allowed, abuse := true, false
+	if c.rateLimited() {
+		allowed, abuse = c.checkRate(binary)
+	}
+	if abuse {
+		readBufs.Put(bp)
+		return protocol.CloseRateLimited, errRateAbuse
+	}
+	if allowed {
+		c.handle(data, binary)
+	}
 	*bp = data[:0]
 	readBufs.Put(bp)
 	return 0, nil
 }
+
+var errRateAbuse = errors.New("message rate limit exceeded")
 
 var errTooBig = errors.New("message too big")
 
@@ -200,8 +234,12 @@ func (c *conn) Send(f hub.Frame) bool {
 	c.mu.Lock()
 	if queued := c.queued; queued+len(f.Data) > c.srv.cfg.OutboundQueueBytes {
 		c.mu.Unlock()
-		c.log().Warn("slow consumer", "queued_bytes", queued, "limit", c.srv.cfg.OutboundQueueBytes)
-		go c.closeWith(protocol.CloseSlowConsumer)
+		// Only the first overflow logs and closes: a broadcast storm
+		// calls Send thousands of times before the close takes effect.
+		if c.markClosing(protocol.CloseSlowConsumer) {
+			c.log().Warn("slow consumer", "queued_bytes", queued, "limit", c.srv.cfg.OutboundQueueBytes)
+			go c.closeSocket(protocol.CloseSlowConsumer)
+		}
 		return false
 	}
 	c.queue = append(c.queue, f)
@@ -243,8 +281,11 @@ func (c *conn) writeLoop() {
 		if err := c.writeBatch(batch); err != nil {
 			reason := protocol.CloseClientGone
 			if errors.Is(err, errWriteTimeout) {
-				c.log().Warn("slow consumer: write timed out", "timeout", c.srv.cfg.WriteTimeout)
 				reason = protocol.CloseWriteTimeout
+			}
+			first := c.markClosing(reason)
+			if first && reason == protocol.CloseWriteTimeout {
+				c.log().Warn("slow consumer: write timed out", "timeout", c.srv.cfg.WriteTimeout)
 			}
 			c.mu.Lock()
 			c.queue, c.queued, c.writing = nil, 0, false
@@ -253,7 +294,9 @@ func (c *conn) writeLoop() {
 				c.drained = nil
 			}
 			c.mu.Unlock()
-			go c.closeWith(reason)
+			if first {
+				go c.closeSocket(reason)
+			}
 			return
 		}
 		clear(batch) // drop references to shared frames
@@ -271,8 +314,13 @@ const maxKeptBatch = 1024
 
 var errWriteTimeout = errors.New("write timed out")
 
-// slowCloseGrace is how long a slow consumer's close frame may take.
-const slowCloseGrace = 250 * time.Millisecond
+// slowCloseGrace is how long the close handshake with a client that does
+// not read or does not answer may take; policyCloseGrace the same for a
+// client closed for what it sent (or did not send) in time.
+const (
+	slowCloseGrace   = 250 * time.Millisecond
+	policyCloseGrace = time.Second
+)
 
 // writeBatch frames the batch itself into the corked socket and uncorks:
 // one write system call. The WebSocket library's per-message Write (a
@@ -314,15 +362,28 @@ func (c *conn) markClosing(reason protocol.CloseReason) bool {
 // closeSocket ends the connection: a close frame with reason's code, or at
 // once when the peer is gone or not answering.
 func (c *conn) closeSocket(reason protocol.CloseReason) {
+	if reason.Policy() {
+		// Tell the client why first: its queued answers (rate_limited
+		// among them) go out before the close frame, if they can soon.
+		ctx, cancel := context.WithTimeout(context.Background(), policyCloseGrace)
+		c.drain(ctx)
+		cancel()
+	}
 	c.sock.endData()
-	switch reason {
-	case protocol.CloseClientGone, protocol.ClosePingTimeout:
+	switch {
+	case reason == protocol.CloseClientGone:
 		c.ws.CloseNow()
-	case protocol.CloseSlowConsumer, protocol.CloseWriteTimeout:
-		// The socket is likely full: give the close frame a moment to get
-		// through, then cut the connection, so the client leaves its
-		// channels now rather than after the write timeout.
+	case reason == protocol.CloseSlowConsumer, reason == protocol.CloseWriteTimeout, reason == protocol.ClosePingTimeout:
+		// The socket is likely full, or the peer silent: give the close
+		// frame a moment to get through, then cut the connection, so the
+		// client leaves its channels now rather than after the library's
+		// 5 s handshake wait.
 		c.sock.cut(slowCloseGrace)
+		c.ws.Close(websocket.StatusCode(reason.Status()), reason.Text())
+	case reason.Policy():
+		// The peer may be an attacker that never answers the close: bound
+		// the handshake so it holds nothing for long.
+		c.sock.cut(policyCloseGrace)
 		c.ws.Close(websocket.StatusCode(reason.Status()), reason.Text())
 	default:
 		c.ws.Close(websocket.StatusCode(reason.Status()), reason.Text())
@@ -350,10 +411,19 @@ func (c *conn) shutdown(ctx context.Context) {
 	if !c.markClosing(protocol.CloseServerRestart) {
 		return
 	}
+	c.drain(ctx)
+	c.closeSocket(protocol.CloseServerRestart)
+}
+
+// drain waits until the write loop has written what is queued, or ctx
+// ends. The connection must be closing, so nothing more is queued.
+func (c *conn) drain(ctx context.Context) {
 	c.mu.Lock()
 	var wait chan struct{}
 	if c.writing {
-		c.drained = make(chan struct{})
+		if c.drained == nil {
+			c.drained = make(chan struct{})
+		}
 		wait = c.drained
 	}
 	c.mu.Unlock()
@@ -363,7 +433,6 @@ func (c *conn) shutdown(ctx context.Context) {
 		case <-ctx.Done():
 		}
 	}
-	c.closeSocket(protocol.CloseServerRestart)
 }
 
 // keepalive pings the client and schedules the next ping; a client that
@@ -406,6 +475,9 @@ func (h hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	// net/http may have left its read deadline (RELAY_HTTP_READ_TIMEOUT)
+	// on the socket: a WebSocket lives longer than one request.
+	nc.SetDeadline(time.Time{})
 	cc := &corkConn{Conn: nc}
 	*h.sock = cc
 	if h.park != nil {
@@ -421,7 +493,8 @@ func (h hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	// connection. net/http's is 4 KB; readBufferBytes still takes a couple
 	// of small messages per read system call and saves 3.5 KB per
 	// connection (larger payloads are read straight into the message).
-	// Keep net/http's when it already holds bytes the client sent early.
+	// Keep net/http's when it already holds bytes the client sent early
+	// (the library then reads the rest through cc, as every other read).
 	br := brw.Reader
 	if br.Buffered() == 0 {
 		br = bufio.NewReaderSize(cc, readBufferBytes)
@@ -443,23 +516,35 @@ type corkConn struct {
 	cutAt  atomic.Int64 // unix nanoseconds after which writes fail; 0: none
 
 	dataEnded atomic.Bool // the close frame is on its way: no more data frames
+
+	// While the read loop is inside a message (inMessage), a read from the
+	// network goes through owner.readMidMessage (limits.go), which bounds
+	// how long and how many bytes an unfinished message may hold.
+	inMessage atomic.Bool
+	owner     *conn
 }
 
-// cut makes every write, including one blocked now, fail after d.
-func (c *corkConn) cut(d time.Duration) {
-	at := time.Now().Add(d)
-	c.cutAt.Store(at.UnixNano())
-	c.Conn.SetWriteDeadline(at)
-}
-
-// Read reads through the parked reader on a parked connection: the
-// library reads the connection it was handed, through a bufio.Reader it
-// resets onto it.
+// Read reads the network, through the message limits mid-message.
+//
+// On a parked connection it reads through the parked reader (which applies
+// the message limits to its own network reads): the library reads the
+// connection it was handed, through a bufio.Reader it resets onto it.
 func (c *corkConn) Read(p []byte) (int, error) {
 	if c.park != nil {
 		return c.park.Read(p)
 	}
+	if c.inMessage.Load() && c.owner != nil {
+		return c.owner.readMidMessage(c.Conn, p)
+	}
 	return c.Conn.Read(p)
+}
+
+// cut makes every read and write, including ones blocked now, fail after
+// d.
+func (c *corkConn) cut(d time.Duration) {
+	at := time.Now().Add(d)
+	c.cutAt.Store(at.UnixNano())
+	c.Conn.SetDeadline(at)
 }
 
 var corkBufs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}

@@ -60,7 +60,9 @@ func loadPlugins(cfg Config, log *slog.Logger, m *metrics.Metrics) (*plugin.Host
 	if err != nil {
 		return nil, fmt.Errorf("relay: RELAY_PLUGINS: %w", err)
 	}
-	log.Info("plugins loaded", "plugins", h.Plugins())
+	// Each plugin with its hooks: a plugin that does less than its author
+	// meant shows here.
+	log.Info("plugins loaded", slog.GroupAttrs("plugins", h.PluginHooks()...))
 	return h, nil
 }
 

@@ -19,7 +19,10 @@ var errParked = errors.New("relay: nothing to read; connection parked")
 // parkReadBufferBytes is the buffer a parked reader borrows while it reads
 // (returned when the connection parks). The library reads through a
 // minimal bufio.Reader above it, which is all a parked connection keeps.
-const parkReadBufferBytes = 4096
+// The size of a reader goroutine's buffer (readBufferBytes): the bytes read
+// with a message's header are not charged to the unfinished-messages budget,
+// so both readers charge alike.
+const parkReadBufferBytes = readBufferBytes
 
 // frameTracker follows WebSocket frame boundaries in the byte stream handed
 // to the library, so the parked reader knows whether the library, asking

@@ -406,32 +406,24 @@ func (pr *parkedReader) Read(p []byte) (int, error) {
 		pr.track.feed(p[:n])
 		return n, nil
 	}
-	if !pr.stepping.Load() {
-		// A close handshake, or a step that left the pool because the
-		// connection is closing: an ordinary blocking read.
-		n, err := pr.nc.Read(p)
-		pr.track.feed(p[:n])
-		return n, err
-	}
 	// Small reads (frame headers, small messages) go through the borrowed
 	// buffer, one system call for several; large payloads straight to p.
 	dst := p
-	if len(p) < parkReadBufferBytes {
+	if len(p) < parkReadBufferBytes && pr.stepping.Load() {
 		if pr.buf == nil {
 			pr.buf = parkBufs.Get().(*[]byte)
 		}
 		pr.r, pr.w = 0, 0
 		dst = *pr.buf
 	}
-	n, err := pr.tryRead(dst)
-	if err == errWouldBlock {
-		if pr.track.betweenMessages() {
-			return 0, errParked
-		}
-		// Part of a frame or message has arrived: wait for the rest off
-		// the pool, so slow senders cannot exhaust it.
-		pr.leavePool()
-		n, err = pr.nc.Read(dst)
+	// Inside a message, the network read is bounded by the message limits
+	// (limits.go), as a reader goroutine's is.
+	var n int
+	var err error
+	if c := pr.c; c.sock.inMessage.Load() {
+		n, err = c.readMidMessage((*parkedNet)(pr), dst)
+	} else {
+		n, err = (*parkedNet)(pr).Read(dst)
 	}
 	if &dst[0] != &p[0] {
 		pr.w = n
@@ -439,6 +431,30 @@ func (pr *parkedReader) Read(p []byte) (int, error) {
 		pr.r = n
 	}
 	pr.track.feed(p[:n])
+	return n, err
+}
+
+// parkedNet is a parked reader's network side.
+type parkedNet parkedReader
+
+// Read reads the socket. During a step it does not wait: at a message
+// boundary with nothing waiting it fails with errParked; in the middle of
+// a frame or message it leaves the pool and waits for the rest off it, so
+// slow senders cannot exhaust the pool. Otherwise (a close handshake, a
+// closing connection's last step) it is an ordinary blocking read.
+func (pn *parkedNet) Read(p []byte) (int, error) {
+	pr := (*parkedReader)(pn)
+	if !pr.stepping.Load() {
+		return pr.nc.Read(p)
+	}
+	n, err := pr.tryRead(p)
+	if err == errWouldBlock {
+		if pr.track.betweenMessages() {
+			return 0, errParked
+		}
+		pr.leavePool()
+		n, err = pr.nc.Read(p)
+	}
 	return n, err
 }
 

@@ -31,6 +31,12 @@ import (
 // mux; every request that asks for a WebSocket upgrade becomes a client, and
 // GET /healthz and GET /readyz answer probes. GET /sdk/relay.js (also
 // relay.mjs and relay.d.ts) serves the browser SDK; see package jsclient.
+//
+// Serve it from an http.Server with ReadHeaderTimeout, ReadTimeout
+// (Config.HTTPReadTimeout) and IdleTimeout (Config.HTTPIdleTimeout) set, as
+// cmd/relay does: the Server bounds what a WebSocket may hold, the
+// http.Server what a plain HTTP client may. The deadlines an upgraded
+// connection inherits from the http.Server are cleared.
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
@@ -51,9 +57,12 @@ type Server struct {
 
 	unknownAddrLog rateLog // a trusted proxy's unusable forwarded values (trust.go)
 
-	ids      *clientid.Source // client ids, never reused (package clientid)
-	draining atomic.Bool
-	closed   [protocol.NumCloseReasons]atomic.Uint64 // disconnects by reason
+	ids          *clientid.Source // client ids, never reused (package clientid)
+	draining     atomic.Bool
+	started      time.Time                               // the monotonic epoch of rate-limit clocks
+	unfinished   atomic.Int64                            // bytes held in unfinished messages (limits.go)
+	budgetLogged atomic.Int64                            // when the unfinished-bytes budget was last logged, unix nanoseconds
+	closed       [protocol.NumCloseReasons]atomic.Uint64 // disconnects by reason
 
 	mu      sync.Mutex
 	live    map[*conn]struct{} // connected WebSockets; guarded by mu
@@ -68,7 +77,7 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, live: map[*conn]struct{}{}}
+	s := &Server{cfg: cfg, log: cfg.Logger, live: map[*conn]struct{}{}, started: time.Now()}
 	if s.log == nil {
 		s.log = cfg.NewLogger(os.Stderr)
 	}
@@ -106,6 +115,7 @@ func New(cfg Config) (*Server, error) {
 		Connections:  func() float64 { return float64(s.Clients()) },
 		Channels:     func() float64 { return float64(s.Channels()) },
 		QueuedBytes:  s.queuedBytes,
+		Unfinished:   func() float64 { return float64(s.unfinished.Load()) },
 		ReadParked:   func() float64 { return s.readStat(func(p *poller) int { return p.parkedNow() }) },
 		ReadWorkers:  func() float64 { return s.readStat(func(p *poller) int { return p.workersNow() }) },
 		Disconnects:  func(r protocol.CloseReason) float64 { return float64(s.closed[r].Load()) },
@@ -212,6 +222,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 
 	var cork *corkConn
+	var c *conn // set before its read loop starts, the only reader of pings
 	var park *parkedReader
 	hw := hijackWriter{ResponseWriter: w, sock: &cork}
 	if p := s.parkPoller(); p != nil {
@@ -220,13 +231,14 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	ws, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
 		InsecureSkipVerify: true, // the origin was checked above, with the relay's own rules
 		CompressionMode:    websocket.CompressionDisabled,
+		OnPingReceived:     func(context.Context, []byte) bool { return c.pingReceived() },
 	})
 	if err != nil {
 		s.log.Debug("websocket handshake failed", "addr", r.RemoteAddr, "err", err)
 		return
 	}
 	s.metrics.ConnectionsTotal.Inc()
-	c := newConn(s, id, ws, cork, park, addr, origin)
+	c = newConn(s, id, ws, cork, park, addr, origin)
 	if !s.register(c) {
 		ws.Close(websocket.StatusCode(protocol.CloseServerRestart.Status()), protocol.CloseServerRestart.Text())
 		return
@@ -367,12 +379,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.stopPoller()
 		return nil
 	case <-ctx.Done():
+		// Cut the sockets themselves: a close handshake in progress with a
+		// client that does not read would hold the library for 5 s more.
 		s.mu.Lock()
+		left := make([]*conn, 0, len(s.live))
 		for c := range s.live {
+			c.sock.cut(0)
+			left = append(left, c)
+		}
+		s.mu.Unlock()
+		for _, c := range left {
 			c.ws.CloseNow()
 			c.wakeReader()
 		}
-		s.mu.Unlock()
 		// The read loops end promptly once their sockets are closed.
 		select {
 		case <-done:

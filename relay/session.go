@@ -94,7 +94,11 @@ func (c *conn) replyError(binary bool, channel int64, code protocol.Code) {
 // isAuthority reports whether the client is a permanent authority for
 // protocol: by address (unless ipAuth is false) or by static token.
 func (c *conn) isAuthority(req *protocol.Request, proto string, ipAuth bool) bool {
-	return (ipAuth && c.srv.auths.ByAddr(c.addr, proto)) || c.srv.auths.ByToken(protocol.Token(req), proto)
+	if (ipAuth && c.srv.auths.ByAddr(c.addr, proto)) || c.srv.auths.ByToken(protocol.Token(req), proto) {
+		c.proveAuthority()
+		return true
+	}
+	return false
 }
 
 // grant mints a grant token. Only permanent authorities may.
@@ -211,6 +215,10 @@ func (c *conn) join(req *protocol.Request, binary bool) {
 		c.nonAuth++
 	}
 	c.chans[ch.ID] = &membership{ch: ch, auth: info.Auth, mode: info.Mode}
+	c.joinedChannel()
+	if info.Auth {
+		c.proveAuthority()
+	}
 	c.srv.replayRetained(c, ch, binary)
 }
 
@@ -284,6 +292,9 @@ func (c *conn) leaveChannel(m *membership, binary bool) {
 		c.nonAuth--
 	}
 	delete(c.chans, m.ch.ID)
+	if len(c.chans) == 0 {
+		c.armJoinTimeout() // not once closing: leaveAll runs then
+	}
 }
 
 // release re-arms the grant token a membership held, carrying the state the

@@ -300,6 +300,19 @@ func attack(ctx context.Context, s *soak, i int) {
 				continue
 			}
 		}
+		if i%4 == 3 {
+			// A flooder: a burst of requests without waiting for the
+			// answers, past any per-connection rate a relay may have.
+			if err := flood(ctx, s, ws, who); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				s.closed(who, err)
+				ws.CloseNow()
+				ws = nil
+			}
+			continue
+		}
 		a := attacks[n%len(attacks)]
 		typ := websocket.MessageText
 		if a.binary {
@@ -330,4 +343,26 @@ func attack(ctx context.Context, s *soak, i int) {
 		ws.CloseNow()
 		ws = nil
 	}
+}
+
+// flood writes a burst of requests, then reads the answers; it returns the
+// error that ended the connection, if one did.
+func flood(ctx context.Context, s *soak, ws *websocket.Conn, who string) error {
+	const burst = 400
+	for range burst {
+		if err := send(ctx, ws, `{"cmd":"HI","channel":987654,"to":-1}`); err != nil {
+			return err
+		}
+		s.attacks.Add(1)
+	}
+	for range burst {
+		f, err := readFrame(ctx, ws, 5*time.Second)
+		if err != nil {
+			return err
+		}
+		if f.Success != nil && !*f.Success {
+			s.refused(who, f.ErrorCode)
+		}
+	}
+	return nil
 }

@@ -30,7 +30,7 @@ func TestSoakShort(t *testing.T) {
 	if rep.Members != 20 || rep.Published == 0 || rep.Received != rep.Published*10 {
 		t.Fatalf("published %d, received %d by %d members: want every message at every member", rep.Published, rep.Received, rep.Members)
 	}
-	if rep.Churned == 0 || rep.Attacks < int64(len(attacks)) || len(rep.Refusals) == 0 || rep.Closes["1009 message too big"] == 0 {
+	if rep.Churned == 0 || rep.Attacks < int64(len(attacks)) || len(rep.Refusals) == 0 || rep.Closes["1009 message too big"] == 0 || rep.Refusals["rate_limited"] == 0 {
 		t.Fatalf("no real load: %s", out.String())
 	}
 }

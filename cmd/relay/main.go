@@ -123,7 +123,11 @@ func run() error {
 		return fmt.Errorf("relay: listen on %s (PORT, RELAY_HOST): %w", cfg.Addr(), err)
 	}
 	serveErr := make(chan error, 2)
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	// The timeouts bound what a plain HTTP client may hold: a request that
+	// arrives slowly and a keep-alive connection left idle. A WebSocket
+	// leaves them behind at the upgrade (the relay clears the deadlines).
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: cfg.HTTPReadTimeout, IdleTimeout: cfg.HTTPIdleTimeout}
 	go func() { serveErr <- hs.Serve(ln) }()
 	var ops *http.Server
 	if cfg.MetricsAddr != "" {
@@ -131,7 +135,8 @@ func run() error {
 		if err != nil {
 			return fmt.Errorf("relay: listen on RELAY_METRICS_ADDR=%s: %w", cfg.MetricsAddr, err)
 		}
-		ops = &http.Server{Handler: srv.OpsHandler(), ReadHeaderTimeout: 10 * time.Second}
+		ops = &http.Server{Handler: srv.OpsHandler(), ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout: cfg.HTTPReadTimeout, IdleTimeout: cfg.HTTPIdleTimeout}
 		go func() { serveErr <- ops.Serve(oln) }()
 		log.Info("serving metrics and health", "addr", oln.Addr().String())
 	}

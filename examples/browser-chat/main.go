@@ -82,6 +82,7 @@ func run(ctx context.Context, o options) error {
 
 	mux := http.NewServeMux()
 	mux.Handle("GET /{$}", rl.Page(page))
+	demo.HandleFavicon(mux)
 	// POST /token?room=R&name=N: a send-to-any token for room R, valid 30 s
 	// for its first JOIN. A real backend would check the visitor's session
 	// here; the name travels in the token's extra, so every member sees it.

@@ -58,6 +58,11 @@ func TestChat(t *testing.T) {
 	if _, err := alice.Screenshot(ctx, "browser-chat"); err != nil {
 		t.Fatal(err)
 	}
+	for name, p := range map[string]*browsertest.Page{"alice": alice, "bob": bob} {
+		if errs := p.ConsoleErrors(ctx); len(errs) > 0 {
+			t.Errorf("%s's page logged errors (a 404 is a missing file): %q", name, errs)
+		}
+	}
 }
 
 func open(ctx context.Context, t *testing.T, b *browsertest.Browser, url string) *browsertest.Page {

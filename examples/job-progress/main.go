@@ -121,6 +121,7 @@ func run(ctx context.Context, o options) error {
 
 	mux := http.NewServeMux()
 	mux.Handle("GET /{$}", rl.Page(page))
+	demo.HandleFavicon(mux)
 	mux.HandleFunc("POST /jobs", b.create)
 	mux.HandleFunc("POST /jobs/{id}/start", func(w http.ResponseWriter, r *http.Request) { b.start(jobCtx, w, r) })
 	mux.HandleFunc("GET /reports/{id}", b.report)

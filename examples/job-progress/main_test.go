@@ -62,8 +62,13 @@ func TestJobProgress(t *testing.T) {
 		Width    string
 		JoinMode int
 		CanSend  string
+		Button   struct {
+			Disabled bool
+			Text     string
+		}
 	}
 	err = p.Eval(ctx, `(async () => ({
+		Button: { Disabled: document.getElementById('start').disabled, Text: document.getElementById('start').textContent },
 		Updates: job.updates,
 		Ready: getComputedStyle(document.getElementById('ready')).display !== 'none',
 		Link: document.getElementById('link').getAttribute('href'),
@@ -82,6 +87,9 @@ func TestJobProgress(t *testing.T) {
 	if seen.JoinMode != 0 || seen.CanSend != "access_denied" {
 		t.Errorf("page joined with mode %d and sending gave %q, want receive only (0, access_denied)", seen.JoinMode, seen.CanSend)
 	}
+	if seen.Button.Disabled || seen.Button.Text != "Build another report" {
+		t.Errorf("after Done the button is %+v, want enabled and saying Build another report", seen.Button)
+	}
 	// The link works.
 	res, err := http.Get(strings.TrimSuffix(url, "/") + seen.Link)
 	if err != nil {
@@ -92,7 +100,33 @@ func TestJobProgress(t *testing.T) {
 	if res.StatusCode != http.StatusOK || !strings.HasPrefix(string(body), "Quarterly report ") {
 		t.Errorf("GET %s: %d %q", seen.Link, res.StatusCode, body)
 	}
+	// The bar's last step is animated; the screenshot shows it full.
+	if err := p.WaitFor(ctx, `(() => { const f = document.getElementById('fill'); return f.offsetWidth >= f.parentElement.clientWidth; })()`, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := p.Screenshot(ctx, "job-progress"); err != nil {
 		t.Fatal(err)
+	}
+
+	// The button builds another report, followed from the start.
+	first := seen.Link
+	if err := p.Eval(ctx, `document.getElementById('start').click(), null`, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitFor(ctx, `job.done && document.getElementById('link').getAttribute('href') !== '`+first+`'`, 15*time.Second); err != nil {
+		t.Fatalf("second report: %v\npage logs: %v", err, p.Logs(ctx))
+	}
+	var again struct {
+		Updates  int
+		Disabled bool
+	}
+	if err := p.Eval(ctx, `({Updates: job.updates, Disabled: document.getElementById('start').disabled})`, &again); err != nil {
+		t.Fatal(err)
+	}
+	if again.Updates != len(stages) || again.Disabled {
+		t.Errorf("second report: %+v, want %d updates and the button enabled", again, len(stages))
+	}
+	if errs := p.ConsoleErrors(ctx); len(errs) > 0 {
+		t.Errorf("the page logged errors (a 404 is a missing file): %q", errs)
 	}
 }

@@ -37,11 +37,27 @@ func TestInBrowser(t *testing.T) {
 			if err := p.Goto(ctx, appURL+"/"); err != nil {
 				t.Fatal(err)
 			}
+			// Styled like the other demos: their font, a header bar, a card.
+			var look struct{ Font, Header, Card string }
+			if err := p.Eval(ctx, `({Font: getComputedStyle(document.body).fontFamily,
+				Header: getComputedStyle(document.querySelector('header')).backgroundColor,
+				Card: getComputedStyle(document.querySelector('main')).backgroundColor})`, &look); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(look.Font, "system-ui") || look.Header != "rgb(29, 92, 87)" || look.Card != "rgb(255, 255, 255)" {
+				t.Errorf("home page is not styled like the other demos: %+v", look)
+			}
+			if _, err := p.Screenshot(ctx, "report-ready-home"); err != nil {
+				t.Fatal(err)
+			}
 			if err := p.Eval(ctx, `(document.querySelector('form button').click(), true)`, nil); err != nil {
 				t.Fatal(err)
 			}
 			if !tc.late {
 				waitIn(ctx, t, p, `location.pathname === '/reports' && document.getElementById('status').textContent === 'Working on it…'`)
+				if _, err := p.Screenshot(ctx, "report-ready-waiting"); err != nil {
+					t.Fatal(err)
+				}
 				release <- struct{}{} // the job ends now that the page has joined
 			}
 			waitIn(ctx, t, p, `location.pathname === '/reports' && !!document.querySelector('#status a')`)
@@ -63,10 +79,8 @@ func TestInBrowser(t *testing.T) {
 			if err := p.Eval(ctx, `document.body.innerText`, &body); err != nil || !strings.HasPrefix(body, "Report ") {
 				t.Fatalf("report page %q: %v", body, err)
 			}
-			for _, l := range p.Logs(ctx) {
-				if strings.Contains(strings.ToLower(l), "error") {
-					t.Errorf("page console: %s", l)
-				}
+			if errs := p.ConsoleErrors(ctx); len(errs) > 0 {
+				t.Errorf("the pages logged errors (a 404 is a missing file): %q", errs)
 			}
 		})
 	}

@@ -20,6 +20,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	_ "embed"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -35,6 +36,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/relay-project/relay/examples/internal/demo"
 	"github.com/relay-project/relay/relay/client"
 )
 
@@ -107,7 +109,7 @@ func Run(ctx context.Context, ln net.Listener, cfg Config, log *slog.Logger) err
 	mux.HandleFunc("GET /{$}", app.home)
 	mux.HandleFunc("POST /reports", app.start)
 	mux.HandleFunc("GET /reports/{id}", app.report)
-	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	demo.HandleFavicon(mux)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -142,9 +144,9 @@ type app struct {
 
 func (a *app) home(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	fmt.Fprint(w, `<!doctype html><title>Reports</title>
-<h1>Reports</h1>
-<form method="post" action="/reports"><button>Start a report</button></form>`)
+	if err := pages.ExecuteTemplate(w, "home", nil); err != nil {
+		a.log.Error("home page", "err", err)
+	}
 }
 
 // PageConfig is what the job page needs to join the job's channel; the
@@ -181,7 +183,7 @@ func (a *app) start(w http.ResponseWriter, r *http.Request) {
 	cfg, _ := json.Marshal(PageConfig{Job: id, Relay: a.cfg.RelayURL, Channel: channel, Protocol: protocol, Token: tok.Token})
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	if err := page.Execute(w, template.JS(cfg)); err != nil {
+	if err := pages.ExecuteTemplate(w, "job", template.JS(cfg)); err != nil {
 		a.log.Error("page", "err", err)
 	}
 }
@@ -224,32 +226,11 @@ func (a *app) report(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprint(w, rep)
 }
 
-// page joins the job's channel with the grant token and waits for "ready".
-// "ipauth": false makes a browser on the relay's own machine join as the
-// receive-only member the token describes, not as an authority.
-var page = template.Must(template.New("job").Parse(`<!doctype html>
-<meta charset="utf-8"><title>Your report</title>
-<h1>Your report</h1>
-<p id="status">Connecting…</p>
-<script id="job" type="application/json">{{.}}</script>
-<script>
-const job = JSON.parse(document.getElementById("job").textContent);
-const statusEl = document.getElementById("status");
-const ws = new WebSocket(job.relay);
-ws.onopen = () => ws.send(JSON.stringify({cmd: "JOIN", channel: job.channel, protocol: job.protocol, token: job.token, ipauth: false}));
-ws.onmessage = (e) => {
-  const msg = JSON.parse(e.data);
-  if (!msg.success) { statusEl.textContent = "Relay error: " + msg.errorcode; return; }
-  if (msg.cmd === "JOINED" && msg.channelname) { statusEl.textContent = "Working on it…"; return; }
-  if (msg.cmd === "ready" && msg.from === 0) {
-    statusEl.innerHTML = "";
-    const a = document.createElement("a");
-    a.href = msg.url;
-    a.textContent = "Your report is ready" + (msg.replayed ? " (it finished before this page connected)" : "");
-    statusEl.appendChild(a);
-    ws.send(JSON.stringify({cmd: "LEAVE", channel: msg.channel}));
-  }
-};
-ws.onerror = () => { statusEl.textContent = "Could not reach the relay at " + job.relay; };
-</script>
-`))
+// pages holds the home page ("home") and the page that waits for a job
+// ("job"), which joins the job's channel with the grant token and waits
+// for "ready".
+//
+//go:embed pages.html
+var pagesHTML string
+
+var pages = template.Must(template.New("pages").Parse(pagesHTML))

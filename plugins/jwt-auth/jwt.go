@@ -79,6 +79,10 @@ type authorizer struct {
 }
 
 func newAuthorizer(raw []byte) (*authorizer, error) {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		// The host adds which variable it read (RELAY_PLUGIN_CONFIG_<NAME>).
+		return nil, errors.New("jwt-auth configuration is required: a JSON object, see its README.md")
+	}
 	a := &authorizer{leeway: 30 * time.Second, requireExp: true, defaultMode: 1}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()

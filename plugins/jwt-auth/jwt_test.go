@@ -146,3 +146,12 @@ func TestBadConfiguration(t *testing.T) {
 		}
 	}
 }
+
+func TestMissingConfigurationIsRequired(t *testing.T) {
+	for _, cfg := range []string{``, " \n"} {
+		_, err := newAuthorizer([]byte(cfg))
+		if err == nil || err.Error() != "jwt-auth configuration is required: a JSON object, see its README.md" {
+			t.Errorf("configuration %q: %v", cfg, err)
+		}
+	}
+}

@@ -47,6 +47,10 @@ type guard struct {
 }
 
 func newGuard(raw []byte) (*guard, error) {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		// The host adds which variable it read (RELAY_PLUGIN_CONFIG_<NAME>).
+		return nil, errors.New("message-guard configuration is required: a JSON object, see its README.md")
+	}
 	g := &guard{}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()

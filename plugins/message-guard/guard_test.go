@@ -58,3 +58,12 @@ func TestBadConfiguration(t *testing.T) {
 		}
 	}
 }
+
+func TestMissingConfigurationIsRequired(t *testing.T) {
+	for _, cfg := range []string{``, " \n"} {
+		_, err := newGuard([]byte(cfg))
+		if err == nil || err.Error() != "message-guard configuration is required: a JSON object, see its README.md" {
+			t.Errorf("configuration %q: %v", cfg, err)
+		}
+	}
+}

@@ -39,6 +39,10 @@ type policy struct {
 }
 
 func newPolicy(raw []byte) (*policy, error) {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		// The host adds which variable it read (RELAY_PLUGIN_CONFIG_<NAME>).
+		return nil, errors.New("token-policy configuration is required: a JSON object, see its README.md")
+	}
 	p := &policy{}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()

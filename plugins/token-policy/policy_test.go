@@ -55,3 +55,12 @@ func TestBadConfiguration(t *testing.T) {
 		}
 	}
 }
+
+func TestMissingConfigurationIsRequired(t *testing.T) {
+	for _, cfg := range []string{``, " \n"} {
+		_, err := newPolicy([]byte(cfg))
+		if err == nil || err.Error() != "token-policy configuration is required: a JSON object, see its README.md" {
+			t.Errorf("configuration %q: %v", cfg, err)
+		}
+	}
+}

@@ -28,7 +28,8 @@ const (
 	CodeInvalidTo                Code = "invalid_to"
 
 	// Codes of the relay beyond DRC's: try again later (unavailable, and
-	// a failed plugin under a closed failure policy), or a plugin's refusal
+	// a failed plugin under a closed failure policy), slow down
+	// (rate_limited: the request was dropped), or a plugin's refusal
 	// without a code of its own. Plugins may send codes of their own too.
 	CodeUnavailable     Code = "unavailable"
 	CodePluginError     Code = "plugin_error"
@@ -36,12 +37,14 @@ const (
 	CodePluginBadOutput Code = "plugin_bad_output"
 	CodePluginDenied    Code = "plugin_denied"
 	CodeInternal        Code = "internal_error"
+	CodeRateLimited     Code = "rate_limited"
 
 	// Codes used only by the HTTP API.
 	CodeMissingInvalidLifetime Code = "missing_invalid_lifetime"
 	CodeMissingInvalidRetain   Code = "missing_invalid_retain"
 	CodeMissingInvalidFields   Code = "missing_invalid_fields"
 	CodeRequestTooLarge        Code = "request_too_large"
+	CodeRequestTimeout         Code = "request_timeout"
 	CodeInvalidContentType     Code = "invalid_content_type"
 	CodeRetainLimitReached     Code = "retain_limit_reached"
 	CodeNotFound               Code = "not_found"

@@ -27,11 +27,25 @@ const (
 	CloseServerRestart
 	// CloseProtocolError: the client broke the WebSocket protocol (1002).
 	CloseProtocolError
+	// CloseMessageTimeout: a message the client started did not arrive
+	// whole within RELAY_MESSAGE_TIMEOUT (1008).
+	CloseMessageTimeout
+	// CloseUnfinishedBudget: the relay holds RELAY_UNFINISHED_BYTES of
+	// unfinished messages already; the client may reconnect and retry
+	// (1013).
+	CloseUnfinishedBudget
+	// CloseJoinTimeout: the client was in no channel for
+	// RELAY_JOIN_TIMEOUT, after connecting or after leaving its last
+	// channel, and has not proved authority (1008).
+	CloseJoinTimeout
+	// CloseRateLimited: the client kept sending past RELAY_CLIENT_RATE
+	// after its messages were refused with rate_limited (1008).
+	CloseRateLimited
 )
 
 // NumCloseReasons is how many close reasons there are; they are numbered
 // 0..NumCloseReasons-1.
-const NumCloseReasons = int(CloseProtocolError) + 1
+const NumCloseReasons = int(CloseRateLimited) + 1
 
 // WebSocket close status codes the relay sends (RFC 6455 and the IANA
 // registry).
@@ -42,6 +56,7 @@ const (
 	StatusPolicyViolation = 1008
 	StatusMessageTooBig   = 1009
 	StatusServiceRestart  = 1012
+	StatusTryAgainLater   = 1013
 )
 
 var closeReasons = [...]struct {
@@ -56,6 +71,11 @@ var closeReasons = [...]struct {
 	ClosePingTimeout:   {"ping_timeout", StatusGoingAway, "keepalive ping not answered"},
 	CloseServerRestart: {"server_restart", StatusServiceRestart, "server restart: reconnect"},
 	CloseProtocolError: {"protocol_error", StatusProtocolError, "protocol error"},
+
+	CloseMessageTimeout:   {"message_timeout", StatusPolicyViolation, "message took too long to arrive"},
+	CloseUnfinishedBudget: {"unfinished_budget", StatusTryAgainLater, "relay busy: too many unfinished messages; try again later"},
+	CloseJoinTimeout:      {"join_timeout", StatusPolicyViolation, "no channel joined in time"},
+	CloseRateLimited:      {"rate_limited", StatusPolicyViolation, "rate limit exceeded"},
 }
 
 // String returns the reason's stable name, as used in logs and metrics
@@ -65,6 +85,18 @@ func (r CloseReason) String() string {
 		return "unknown"
 	}
 	return closeReasons[r].name
+}
+
+// Policy reports whether r closes a client for what it sent, or failed to
+// send, in time (message_timeout, unfinished_budget, join_timeout,
+// rate_limited): the relay's limits on a client, as opposed to a broken
+// connection, a slow reader or a restart.
+func (r CloseReason) Policy() bool {
+	switch r {
+	case CloseMessageTimeout, CloseUnfinishedBudget, CloseJoinTimeout, CloseRateLimited:
+		return true
+	}
+	return false
 }
 
 // Status returns the WebSocket close status code sent for r.

@@ -25,6 +25,7 @@ const (
 	CodePluginBadOutput        Code = "plugin_bad_output" // relay: a plugin's answer broke the plugin ABI and its hook's failure policy is closed
 	CodePluginDenied           Code = "plugin_denied"     // relay: a plugin refused without naming its own code (plugins may send their own codes)
 	CodeInternal               Code = "internal_error"    // relay: a bug; logged with details
+	CodeRateLimited            Code = "rate_limited"      // relay: the connection sent past RELAY_CLIENT_RATE; the request was dropped
 )
 
 // Text returns the human-readable text sent with c.
@@ -66,6 +67,8 @@ func (c Code) Text() string {
 		return "A plugin returned an invalid answer."
 	case CodePluginDenied:
 		return "Refused by a plugin."
+	case CodeRateLimited:
+		return "Too many messages: this one was dropped; slow down or be disconnected."
 	}
 	return "Internal error."
 }

@@ -156,6 +156,23 @@ func (a *Authorities) ByAddr(client Client, protocol string) bool {
 	return false
 }
 
+// ByAddrAnyProtocol reports whether client is an authority by address for
+// at least one protocol: such a connection has proved it is an operator's
+// backend. The rules of ByAddr apply: an unknown address, or a forwarded
+// loopback one, never is.
+func (a *Authorities) ByAddrAnyProtocol(client Client) bool {
+	if !client.Known() || client.Forwarded && client.Addr.IsLoopback() {
+		return false
+	}
+	addr := client.Addr.Unmap()
+	for _, r := range a.ips {
+		if r.prefix.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
 // ByToken reports whether token is a static authority token for protocol.
 // The comparison takes the same time whichever token (if any) matches: it
 // compares SHA-256 digests in constant time and visits every entry.

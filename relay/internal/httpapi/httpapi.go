@@ -19,6 +19,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -298,6 +299,11 @@ func (h *Handler) readObject(w http.ResponseWriter, r *http.Request) (map[string
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: "request_too_large", Message: fmt.Sprintf("The body exceeds %d bytes.", h.cfg.MaxBodyBytes)}
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// The server's read timeout (RELAY_HTTP_READ_TIMEOUT in
+			// cmd/relay) ended a body that arrived too slowly.
+			return nil, &Error{Status: http.StatusRequestTimeout, Code: "request_timeout", Message: "The body did not arrive in time."}
 		}
 		return nil, bad("invalid_data", "Could not read the body.")
 	}

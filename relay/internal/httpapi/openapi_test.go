@@ -5,6 +5,7 @@ package httpapi_test
 // or response field exists on one side only.
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -384,6 +385,32 @@ func TestOpenAPIMatchesHandlers(t *testing.T) {
 			other = "PATCH"
 		}
 		c.do(other, path, "", nil)
+	}
+	// 408 needs a server with a read timeout, as cmd/relay builds.
+	timed := &http.Server{Handler: r.Server, ReadTimeout: 300 * time.Millisecond}
+	tln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go timed.Serve(tln)
+	defer timed.Close()
+	for _, path := range []string{"/v1/tokens", "/v1/publish"} {
+		nc, err := net.Dial("tcp", tln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(nc, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{", path)
+		nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+		if err != nil {
+			t.Fatalf("%s with a slow body: %v", path, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		nc.Close()
+		if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(body), `"errorcode":"request_timeout"`) {
+			t.Fatalf("%s with a slow body: %d %s", path, resp.StatusCode, body)
+		}
+		c.seen["POST "+path+" 408"] = true
 	}
 	for _, path := range []string{"/v1/tokens", "/v1/publish"} {
 		c.do("POST", path, "", bytes.Repeat([]byte(" "), 70000)) // 413

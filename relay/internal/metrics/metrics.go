@@ -45,6 +45,7 @@ type Gauges struct {
 	Connections func() float64
 	Channels    func() float64
 	QueuedBytes func() float64
+	Unfinished  func() float64 // bytes held in unfinished messages
 	// ReadParked and ReadWorkers describe read parking: connections
 	// waiting on the epoll set with no goroutine, and the pool's workers
 	// (nil: no parking).
@@ -95,6 +96,7 @@ func New(reg prometheus.Registerer, g Gauges) *Metrics {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "relay_connections", Help: "WebSocket connections open now."}, g.Connections),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "relay_channels", Help: "Channels that exist now."}, g.Channels),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "relay_outbound_queued_bytes", Help: "Bytes waiting in every client's outbound queue."}, g.QueuedBytes),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "relay_unfinished_message_bytes", Help: "Bytes held in messages that started arriving but are not whole yet (capped by RELAY_UNFINISHED_BYTES)."}, g.Unfinished),
 	)
 	if g.ReadParked != nil {
 		reg.MustRegister(

@@ -33,6 +33,28 @@ type Spec struct {
 	Path string
 	// Config is handed to the plugin's relay_configure export once per instance.
 	Config []byte
+	// ConfigVar is the environment variable Config was read from, named
+	// when the plugin rejects its configuration; empty when the program
+	// embedding the relay set Config itself.
+	ConfigVar string
+	// ConfigFile is the file Config was read from (ConfigVar=@FILE).
+	ConfigFile string
+}
+
+// configOrigin says where s's configuration came from, for the error a
+// plugin rejecting it stops start-up with.
+func (s Spec) configOrigin() string {
+	switch {
+	case s.ConfigVar == "":
+		return fmt.Sprintf("configuration of %d bytes set by the program", len(s.Config))
+	case s.ConfigFile != "":
+		return fmt.Sprintf("configuration read from %s, named by %s", s.ConfigFile, s.ConfigVar)
+	case s.Config == nil:
+		return "configuration from " + s.ConfigVar + ", which is not set"
+	case len(s.Config) == 0:
+		return "configuration from " + s.ConfigVar + ", which is empty"
+	}
+	return "configuration from " + s.ConfigVar
 }
 
 // Policy is what a hook does when a plugin fails (trap, deadline, bad output).
@@ -164,14 +186,14 @@ func SpecsFromEnv(list string, lookup func(string) (string, bool)) ([]Spec, erro
 			return nil, fmt.Errorf("RELAY_PLUGINS: two plugins named %q (names come from file names)", name)
 		}
 		seen[ConfigEnvName(name)] = true
-		s := Spec{Name: name, Path: p}
+		s := Spec{Name: name, Path: p, ConfigVar: ConfigEnvName(name)}
 		if v, ok := lookup(ConfigEnvName(name)); ok {
 			if strings.HasPrefix(v, "@") {
 				b, err := os.ReadFile(v[1:])
 				if err != nil {
 					return nil, fmt.Errorf("%s: %w", ConfigEnvName(name), err)
 				}
-				s.Config = b
+				s.Config, s.ConfigFile = b, v[1:]
 			} else {
 				s.Config = []byte(v)
 			}

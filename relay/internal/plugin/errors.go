@@ -34,6 +34,10 @@ var (
 	ErrPluginError = errors.New("plugin: plugin reported an error")
 	// ErrBadOutput means the guest's answer broke the ABI; the instance was discarded.
 	ErrBadOutput = errors.New("plugin: bad output")
+
+	// errConfigRejected means relay_configure refused the configuration;
+	// Load adds where the configuration came from.
+	errConfigRejected = errors.New("plugin rejected its configuration")
 )
 
 // validCode is what a plugin-chosen errorcode may look like.

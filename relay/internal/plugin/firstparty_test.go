@@ -53,7 +53,10 @@ func hs256(in []byte) []byte {
 
 func TestFirstPartyPlugins(t *testing.T) {
 	edPub, edPriv, _ := ed25519.GenerateKey(rand.Reader)
-	h, _ := load(t, plugin.Config{Plugins: firstParty(t, edPub)})
+	// A generous deadline: these cases are about the plugins' verdicts, and a
+	// signature check in a guest can take tens of milliseconds on a loaded
+	// CI machine (deadlines have their own tests).
+	h, _ := load(t, plugin.Config{Plugins: firstParty(t, edPub), Timeout: 5 * time.Second})
 	ctx := context.Background()
 	denied := plugin.JoinOutcome{ErrorCode: "access_denied", Error: "Access denied."}
 	claims := func(exp time.Duration, channel string) map[string]any {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -45,7 +46,6 @@ type loaded struct {
 // configuration. Any failure stops Load with an error naming the plugin.
 // Close releases everything.
 func Load(ctx context.Context, cfg Config, logger *slog.Logger) (*Host, error) {
-	defaultCache := cfg.CacheDir == ""
 	cfg = cfg.withDefaults()
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -61,16 +61,15 @@ func Load(ctx context.Context, cfg Config, logger *slog.Logger) (*Host, error) {
 		WithMemoryCapacityFromMax(true)
 	if cfg.CacheDir != CacheDirOff {
 		cache, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
-		switch {
-		case err == nil:
+		if err == nil {
 			h.cache = cache
 			rc = rc.WithCompilationCache(cache)
-		case !defaultCache:
-			return nil, fmt.Errorf("plugin compilation cache %s: %w", cfg.CacheDir, err)
-		default:
-			// The default location may not exist in a container; an
-			// explicit RELAY_PLUGIN_CACHE_DIR fails start-up instead.
-			logger.Warn("plugin compilation cache unavailable, compiling without it", "dir", cfg.CacheDir, "error", err.Error())
+		} else {
+			// A read-only root file system (the normal case on
+			// Kubernetes) must not stop the relay: compiling costs
+			// start-up time, not correctness.
+			logger.Warn("plugin compilation cache unavailable: plugins are compiled in memory at every start",
+				"dir", cfg.CacheDir, "error", err.Error())
 		}
 	}
 	h.rt = wazero.NewRuntimeWithConfig(ctx, rc)
@@ -141,6 +140,29 @@ func (h *Host) instantiateHostModules(ctx context.Context) error {
 	return nil
 }
 
+// compile compiles bin in h.rt, which reads and writes the compilation
+// cache. wazero fails a compilation whose result it cannot write to the
+// cache (a read-only directory, a full disk) although the code is fine, so
+// a plugin missing from a read-only image cache would stop the start-up.
+// wazero has kept that machine code in memory, though, and compiling again
+// finds it there without writing: the relay warns and serves. (A wazero
+// upgrade that changes this fails TestUnwritablePluginCacheStillServes.)
+func (p *loaded) compile(ctx context.Context, bin []byte) error {
+	h := p.host
+	compiled, err := h.rt.CompileModule(ctx, bin)
+	if err == nil || h.cache == nil {
+		p.compiled = compiled
+		return err
+	}
+	var err2 error
+	if p.compiled, err2 = h.rt.CompileModule(ctx, bin); err2 != nil {
+		return err // the module itself is broken
+	}
+	h.logger.Warn("plugin compilation cache cannot be written: plugin compiled in memory, which it will be again at every start (fill the cache at build time with relay plugins precompile to start faster)",
+		"plugin", p.spec.Name, "dir", h.cfg.CacheDir, "error", err.Error())
+	return nil
+}
+
 // hostLogFn implements relay.log(level, ptr, len).
 func hostLogFn(ctx context.Context, mod api.Module, stack []uint64) {
 	p, _ := ctx.Value(pluginKey{}).(*loaded)
@@ -172,6 +194,13 @@ func hostNowFn(_ context.Context, _ api.Module, stack []uint64) {
 	stack[0] = uint64(time.Now().UnixNano())
 }
 
+// The WASI entry points: a command module (plain `go build`) exports
+// _start, a library (reactor, -buildmode=c-shared) _initialize.
+const (
+	exportStart      = "_start"
+	exportInitialize = "_initialize"
+)
+
 // load compiles the plugin, checks it and creates its first instance.
 func (p *loaded) load(ctx context.Context) error {
 	name, path := p.spec.Name, p.spec.Path
@@ -179,8 +208,7 @@ func (p *loaded) load(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("plugin %s: %w", name, err)
 	}
-	p.compiled, err = p.host.rt.CompileModule(ctx, bin)
-	if err != nil {
+	if err := p.compile(ctx, bin); err != nil {
 		return fmt.Errorf("plugin %s (%s): cannot compile: %w", name, path, err)
 	}
 	for _, f := range p.compiled.ImportedFunctions() {
@@ -193,6 +221,11 @@ func (p *loaded) load(ctx context.Context) error {
 		}
 	}
 	exports := p.compiled.ExportedFunctions()
+	if exports[exportStart] != nil && exports[exportInitialize] == nil {
+		// A plain `go build` makes a command module: its runtime starts
+		// only in _start, so every hook would trap ("call _start first").
+		return fmt.Errorf("plugin %s (%s): built as a WASI command (it exports _start, not _initialize): build it as a library with GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared", name, path)
+	}
 	for _, e := range []string{exportABIVersion, exportBuffer} {
 		if _, ok := exports[e]; !ok {
 			return fmt.Errorf("plugin %s (%s): not a relay plugin: it does not export %s", name, path, e)
@@ -212,6 +245,9 @@ func (p *loaded) load(ctx context.Context) error {
 	p.pool = newPool(p, p.host.cfg.Instances)
 	p.pool.slots <- struct{}{}
 	in, err := p.newInstance(ctx)
+	if errors.Is(err, errConfigRejected) {
+		err = fmt.Errorf("%w (%s)", err, p.spec.configOrigin())
+	}
 	if err != nil {
 		<-p.pool.slots
 		return fmt.Errorf("plugin %s (%s): %w", name, path, err)
@@ -224,6 +260,11 @@ func (p *loaded) load(ctx context.Context) error {
 				in.hooks[hk] = nil
 			}
 		}
+	}
+	if err == nil && p.hooks == 0 {
+		// Handlers registered from main() never run in a library module,
+		// so the plugin would load and do nothing.
+		err = errors.New("registers no hook: register the handlers (sdk.HandleAuthorizeJoin, HandleFilterMessage, HandleTokenCreate) from an init function, not from main, which a -buildmode=c-shared module never runs")
 	}
 	if err != nil {
 		p.pool.discard(in)
@@ -264,6 +305,26 @@ func (h *Host) Close(ctx context.Context) error {
 // building its input.
 func (h *Host) Enabled(hook Hook) bool {
 	return h != nil && hook >= 0 && hook < numHooks && len(h.chains[hook]) > 0
+}
+
+// PluginHooks returns the hooks each loaded plugin implements, as hook
+// names joined by commas, keyed by plugin name; the relay logs it at
+// start.
+func (h *Host) PluginHooks() []slog.Attr {
+	if h == nil {
+		return nil
+	}
+	attrs := make([]slog.Attr, len(h.plugins))
+	for i, p := range h.plugins {
+		var names []string
+		for hk := range numHooks {
+			if p.hooks&(1<<hk) != 0 {
+				names = append(names, hk.String())
+			}
+		}
+		attrs[i] = slog.String(p.spec.Name, strings.Join(names, ","))
+	}
+	return attrs
 }
 
 // Plugins returns the loaded plugins' names in order.

@@ -459,3 +459,93 @@ func TestObserveReportsEachCall(t *testing.T) {
 		t.Fatalf("observed %v, want %v", seen, want)
 	}
 }
+
+// TestBuildMistakesStopStartUp covers the two mistakes a plugin author makes
+// on a first plugin, with modules built from source the way the author did:
+// each stops the start-up with a message naming the fix, instead of a wasm
+// trap at the first call or a plugin that silently does nothing.
+func TestBuildMistakesStopStartUp(t *testing.T) {
+	tests := []struct {
+		name    string
+		path    func(t *testing.T) string
+		want    []string
+		notWant string
+	}{
+		{"built without -buildmode=c-shared", func(t *testing.T) string {
+			return plugintest.BuildGoCommand(t, "relay/internal/plugin/testdata/guests", "./chaos")
+		}, []string{"plugin chaos (", "exports _start, not _initialize", "go build -buildmode=c-shared"}, "unreachable"},
+		{"handlers registered in main", func(t *testing.T) string {
+			return plugintest.Guest(t, "mainhandlers")
+		}, []string{"plugin mainhandlers (", "registers no hook", "from an init function, not from main"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := plugin.Config{Plugins: []plugin.Spec{{Path: tt.path(t)}}, CacheDir: plugintest.CacheDir(t)}
+			h, err := plugin.Load(context.Background(), cfg, nil)
+			if err == nil {
+				h.Close(context.Background())
+				t.Fatal("Load succeeded")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+			if tt.notWant != "" && strings.Contains(err.Error(), tt.notWant) {
+				t.Errorf("error %q still says %q", err, tt.notWant)
+			}
+		})
+	}
+}
+
+// TestRejectedConfigurationNamesItsVariable: the error a plugin's
+// HandleConfigure returns reaches the operator with the variable the relay
+// read, so a misspelt or missing RELAY_PLUGIN_CONFIG_<NAME> is found at once.
+func TestRejectedConfigurationNamesItsVariable(t *testing.T) {
+	guest := plugintest.BuildGo(t, "plugins", "./message-guard")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "my-filter.wasm")
+	b, err := os.ReadFile(guest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "filter.json")
+	if err := os.WriteFile(file, []byte(`{"reject":true}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, value string
+		set         bool
+		want        string
+	}{
+		{"set", `{"reject":true}`, true, "(configuration from RELAY_PLUGIN_CONFIG_MY_FILTER)"},
+		{"read from a file", "@" + file, true, "(configuration read from " + file + ", named by RELAY_PLUGIN_CONFIG_MY_FILTER)"},
+		{"empty", "", true, "(configuration from RELAY_PLUGIN_CONFIG_MY_FILTER, which is empty)"},
+		{"not set", "", false, "(configuration from RELAY_PLUGIN_CONFIG_MY_FILTER, which is not set)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			specs, err := plugin.SpecsFromEnv(path, func(name string) (string, bool) {
+				if name != "RELAY_PLUGIN_CONFIG_MY_FILTER" || !tt.set {
+					return "", false
+				}
+				return tt.value, true
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, err := plugin.Load(context.Background(), plugin.Config{Plugins: specs, CacheDir: plugintest.CacheDir(t)}, nil)
+			if err == nil {
+				h.Close(context.Background())
+				t.Fatal("Load succeeded")
+			}
+			if !strings.Contains(err.Error(), "plugin rejected its configuration") || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %q lacks %q", err, tt.want)
+			}
+		})
+	}
+}

@@ -91,7 +91,7 @@ func (p *loaded) newInstance(ctx context.Context) (*instance, error) {
 		switch {
 		case errors.Is(err, ErrPluginError):
 			in.close()
-			return nil, fmt.Errorf("plugin rejected its configuration: %s", a.msg)
+			return nil, fmt.Errorf("%w: %s", errConfigRejected, a.msg)
 		case err != nil:
 			in.close()
 			return nil, fmt.Errorf("%s: %w", exportConfigure, err)

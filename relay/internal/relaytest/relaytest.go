@@ -182,6 +182,10 @@ func (c *Client) Discard() {
 	}()
 }
 
+// Frames returns the channel of received frames, closed when the
+// connection ends (then Err says why).
+func (c *Client) Frames() <-chan Frame { return c.frames }
+
 // Conn returns the underlying WebSocket.
 func (c *Client) Conn() *websocket.Conn { return c.ws }
 

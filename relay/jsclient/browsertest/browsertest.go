@@ -28,6 +28,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -257,6 +258,19 @@ func (p *Page) Logs(ctx context.Context) []string {
 	var logs []string
 	_ = p.b.call(ctx, map[string]any{"op": "logs", "page": p.id}, &logs)
 	return logs
+}
+
+// ConsoleErrors returns the page's console errors and uncaught exceptions
+// so far. A resource that failed to load (a 404 for a missing favicon, a
+// script) is one, logged with its URL.
+func (p *Page) ConsoleErrors(ctx context.Context) []string {
+	var errs []string
+	for _, l := range p.Logs(ctx) {
+		if strings.HasPrefix(l, "error: ") || strings.HasPrefix(l, "pageerror: ") {
+			errs = append(errs, l)
+		}
+	}
+	return errs
 }
 
 // Screenshot saves a full-page PNG named name (a file name, made safe)

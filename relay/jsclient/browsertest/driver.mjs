@@ -46,7 +46,11 @@ async function handle(req) {
       const p = await context.newPage();
       const n = nextPage++;
       const logs = [];
-      p.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
+      // A failed load's text does not say what failed; its location does.
+      p.on('console', (m) => {
+        const where = m.location() && m.location().url;
+        logs.push(`${m.type()}: ${m.text()}` + (m.type() === 'error' && where ? ` (${where})` : ''));
+      });
       p.on('pageerror', (e) => logs.push(`pageerror: ${e.message}`));
       pages.set(n, { p, logs });
       return { page: n };

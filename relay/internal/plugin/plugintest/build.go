@@ -53,10 +53,25 @@ var buildLocks sync.Map
 // of the module, of plugin-sdk and the Go version.
 func BuildGo(t testing.TB, moduleDir, pkg string) string {
 	t.Helper()
+	return buildGo(t, moduleDir, pkg, "c-shared")
+}
+
+// BuildGoCommand builds pkg like BuildGo but without -buildmode=c-shared:
+// a WASI command module, the mistake the relay must explain at start-up.
+func BuildGoCommand(t testing.TB, moduleDir, pkg string) string {
+	t.Helper()
+	return buildGo(t, moduleDir, pkg, "exe")
+}
+
+func buildGo(t testing.TB, moduleDir, pkg, buildmode string) string {
+	t.Helper()
 	root := RepoRoot(t)
 	mod := filepath.Join(root, moduleDir)
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\n%s\n%s\n", runtime.Version(), moduleDir, pkg)
+	if buildmode != "c-shared" {
+		fmt.Fprintf(h, "buildmode=%s\n", buildmode)
+	}
 	for _, dir := range []string{mod, filepath.Join(root, "plugin-sdk")} {
 		if err := hashTree(h, dir); err != nil {
 			t.Fatal(err)
@@ -77,7 +92,7 @@ func BuildGo(t testing.TB, moduleDir, pkg string) string {
 		return out
 	}
 	tmp := fmt.Sprintf("%s.%d.tmp", out, os.Getpid())
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-o", tmp, pkg)
+	cmd := exec.Command("go", "build", "-buildmode="+buildmode, "-trimpath", "-o", tmp, pkg)
 	cmd.Dir = mod
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "GOWORK=off", "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
