@@ -83,13 +83,22 @@ func newPoller(log *slog.Logger) (*poller, error) {
 func (p *poller) loop() {
 	defer close(p.stopped)
 	events := make([]unix.EpollEvent, 256)
+	drained := false // the last batch emptied the set's ready list
 	for {
 		var n int
 		var werr error
 		err := p.rc.Read(func(fd uintptr) bool {
+			if drained {
+				// Nothing was left: wait for Go's poller to say the set
+				// has new events rather than ask (one system call less
+				// per wake-up).
+				drained = false
+				return false
+			}
 			n, werr = unix.EpollWait(int(fd), events, 0)
 			return n > 0 || werr != nil && werr != unix.EINTR
 		})
+		drained = n < len(events)
 		if err != nil {
 			return // closed
 		}
@@ -266,8 +275,8 @@ func newParkedReader(p *poller, nc net.Conn, br *bufio.Reader) *parkedReader {
 	return pr
 }
 
-// start registers the connection in the epoll set and runs a first step,
-// which reads what the client sent early.
+// start registers the connection in the epoll set, parked; or, when the
+// client sent bytes with its upgrade request, runs a first step for them.
 func (pr *parkedReader) start() {
 	p := pr.p
 	p.mu.Lock()
@@ -280,6 +289,13 @@ func (pr *parkedReader) start() {
 		pr.key = uint32(len(p.slots))
 	}
 	p.mu.Unlock()
+	early := pr.w > 0
+	if !early {
+		// Parked before it is registered: registering a readable socket
+		// reports it at once.
+		pr.state.Store(parkIdle)
+		p.parked.Add(1)
+	}
 	// Edge-triggered: bytes arriving wake the connection once; a step
 	// reads until the socket is empty, so no edge is missed, and parking
 	// needs no system call.
@@ -291,10 +307,14 @@ func (pr *parkedReader) start() {
 		err = cerr
 	}
 	if err != nil {
-		// The step that follows reads a closed socket and ends the client.
+		// The step reads a closed socket and ends the client.
 		pr.c.ws.CloseNow()
 	}
-	p.submit(pr)
+	if early {
+		p.submit(pr)
+	} else if err != nil {
+		pr.wake()
+	}
 }
 
 // wake schedules a step: the socket is readable, or the connection is
