@@ -79,46 +79,50 @@ func newPoller(log *slog.Logger) (*poller, error) {
 	return p, nil
 }
 
-// loop hands each readable connection to the pool until close.
+// loop hands each readable connection to the pool until close. It runs
+// inside one RawRead: each RawRead starts by clearing the descriptor's
+// readiness, so leaving it between batches could lose an edge that came
+// in meanwhile.
 func (p *poller) loop() {
 	defer close(p.stopped)
 	events := make([]unix.EpollEvent, 256)
-	drained := false // the last batch emptied the set's ready list
-	for {
-		var n int
-		var werr error
-		err := p.rc.Read(func(fd uintptr) bool {
-			if drained {
-				// Nothing was left: wait for Go's poller to say the set
-				// has new events rather than ask (one system call less
-				// per wake-up).
-				drained = false
+	var werr error
+	p.rc.Read(func(fd uintptr) bool {
+		for {
+			n, err := unix.EpollWait(int(fd), events, 0)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				werr = err
+				return true
+			}
+			p.dispatch(events[:n])
+			if n < len(events) {
+				// Drained: wait for Go's poller to report new events.
 				return false
 			}
-			n, werr = unix.EpollWait(int(fd), events, 0)
-			return n > 0 || werr != nil && werr != unix.EINTR
-		})
-		drained = n < len(events)
-		if err != nil {
-			return // closed
 		}
-		if werr != nil {
-			p.log.Error("read parking: epoll_wait failed", "err", werr)
-			return
+	})
+	if werr != nil {
+		p.log.Error("read parking: epoll_wait failed", "err", werr)
+	}
+}
+
+// dispatch wakes the connections of a batch of events.
+func (p *poller) dispatch(events []unix.EpollEvent) {
+	for _, ev := range events {
+		key := uint32(ev.Fd)
+		// A stale event may name a slot since reused: the wake is then
+		// spurious, and a step finds nothing to read.
+		var pr *parkedReader
+		p.mu.Lock()
+		if key != 0 && int(key) <= len(p.slots) {
+			pr = p.slots[key-1]
 		}
-		for _, ev := range events[:n] {
-			key := uint32(ev.Fd)
-			// A stale event may name a slot since reused: the wake is
-			// then spurious, and a step finds nothing to read.
-			var pr *parkedReader
-			p.mu.Lock()
-			if key != 0 && int(key) <= len(p.slots) {
-				pr = p.slots[key-1]
-			}
-			p.mu.Unlock()
-			if pr != nil {
-				pr.wake()
-			}
+		p.mu.Unlock()
+		if pr != nil {
+			pr.wake()
 		}
 	}
 }
@@ -241,7 +245,10 @@ type parkedReader struct {
 	stepping atomic.Bool // a step is running: reads do not block between messages
 	pooled   atomic.Bool // the running step holds a pool worker
 
-	// Read state, used under the library's read lock.
+	// Read state. The library reads under its read lock, but a step
+	// returns its buffer after the lock is released, when a close
+	// handshake on another goroutine may be reading: rmu orders them.
+	rmu   sync.Mutex
 	track frameTracker
 	buf   *[]byte // borrowed from parkBufs during a step; nil while parked
 	r, w  int
@@ -405,6 +412,10 @@ func (pr *parkedReader) beforeBlockingWrite() {
 }
 
 func (pr *parkedReader) releaseBuf() {
+	if !pr.rmu.TryLock() {
+		return // being read (a close handshake): the buffer goes with the connection
+	}
+	defer pr.rmu.Unlock()
 	if pr.buf != nil && pr.r == pr.w {
 		if len(*pr.buf) == parkReadBufferBytes {
 			parkBufs.Put(pr.buf)
@@ -420,6 +431,8 @@ func (pr *parkedReader) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	pr.rmu.Lock()
+	defer pr.rmu.Unlock()
 	if pr.r < pr.w {
 		n := copy(p, (*pr.buf)[pr.r:pr.w])
 		pr.r += n
