@@ -75,6 +75,22 @@ type Config struct {
 	// ShutdownTimeout bounds a graceful shutdown (SIGTERM/SIGINT).
 	ShutdownTimeout time.Duration `env:"RELAY_SHUTDOWN_TIMEOUT" envDefault:"8s" help:"Longest a graceful shutdown may take: flush queues, close every client with 1012, exit."`
 
+	// MaxHeaderBytes caps a request's header fields in all, on the
+	// WebSocket handshake and the HTTP API.
+	MaxHeaderBytes int `env:"RELAY_MAX_HEADER_BYTES" envDefault:"16384" help:"Most bytes of header fields one HTTP request (a WebSocket handshake included) may carry in all; more gets 431."`
+	// MaxHeaderFieldBytes caps one header field (name and value).
+	MaxHeaderFieldBytes int `env:"RELAY_MAX_HEADER_FIELD_BYTES" envDefault:"8192" help:"Most bytes one header field (name and value) may take; a larger one gets 431."`
+	// MaxConnections caps the WebSockets open at once; 0 disables.
+	MaxConnections int `env:"RELAY_MAX_CONNECTIONS" envDefault:"20000" help:"Most WebSockets open at once (about 15 KB each when idle: fits a 1 GB container with room for queues); past it a handshake gets 503 with Retry-After. 0 disables."`
+	// MaxConnectionsPerAddr caps the WebSockets from one client address
+	// (an IPv4 address or an IPv6 /64); 0 disables.
+	MaxConnectionsPerAddr int `env:"RELAY_MAX_CONNECTIONS_PER_ADDR" envDefault:"1000" help:"Most WebSockets open at once from one client address (IPv4 address or IPv6 /64; generous for offices behind one NAT); past it a handshake gets 429 with Retry-After. 0 disables."`
+	// LimitLoopback counts loopback clients against MaxConnectionsPerAddr.
+	LimitLoopback bool `env:"RELAY_LIMIT_LOOPBACK" envDefault:"false" help:"Count loopback clients (this machine: load tests, sidecars not listed as trusted proxies) against RELAY_MAX_CONNECTIONS_PER_ADDR."`
+	// FDReserve is how many file descriptors are kept for probes, metrics
+	// and the HTTP API: new WebSockets are refused before them.
+	FDReserve int `env:"RELAY_FD_RESERVE" envDefault:"64" help:"File descriptors kept free for /readyz, /metrics and the HTTP API: with fewer left, a WebSocket handshake gets 503 with Retry-After."`
+
 	// HTTPMaxBodyBytes caps the body of an HTTP API request (/v1/).
 	HTTPMaxBodyBytes int `env:"RELAY_HTTP_MAX_BODY_BYTES" envDefault:"65536" help:"Largest body the HTTP API (/v1/) accepts; a larger one gets 413 request_too_large."`
 	// RetainMax is the longest a message published through the HTTP API
@@ -232,6 +248,20 @@ func (c *Config) Validate() error {
 	}
 	if c.RetainMaxBytes < 1024 {
 		bad("RELAY_RETAIN_MAX_BYTES", "at least 1024", c.RetainMaxBytes)
+	}
+	if c.MaxHeaderBytes < 1024 {
+		bad("RELAY_MAX_HEADER_BYTES", "at least 1024", c.MaxHeaderBytes)
+	}
+	if c.MaxHeaderFieldBytes < 256 || c.MaxHeaderFieldBytes > c.MaxHeaderBytes {
+		bad("RELAY_MAX_HEADER_FIELD_BYTES", fmt.Sprintf("256..RELAY_MAX_HEADER_BYTES (%d)", c.MaxHeaderBytes), c.MaxHeaderFieldBytes)
+	}
+	for _, p := range []struct {
+		name string
+		v    int
+	}{{"RELAY_MAX_CONNECTIONS", c.MaxConnections}, {"RELAY_MAX_CONNECTIONS_PER_ADDR", c.MaxConnectionsPerAddr}, {"RELAY_FD_RESERVE", c.FDReserve}} {
+		if p.v < 0 {
+			bad(p.name, "0 or more", p.v)
+		}
 	}
 	if c.HTTPMaxBodyBytes < 1024 {
 		bad("RELAY_HTTP_MAX_BODY_BYTES", "at least 1024", c.HTTPMaxBodyBytes)

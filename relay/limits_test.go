@@ -1,12 +1,16 @@
 package relay_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/relay-project/relay/relay"
 	"github.com/relay-project/relay/relay/internal/relaytest"
 )
 
@@ -47,7 +51,7 @@ func TestManyKeysAnsweredFast(t *testing.T) {
 	if len(heavy) >= 65536 {
 		t.Fatalf("message is %d bytes, over the default limit", len(heavy))
 	}
-	const attackers, each = 2, 10
+	const attackers, each = 2, 20
 	var wg sync.WaitGroup
 	took := make([]time.Duration, attackers)
 	stop := make(chan struct{})
@@ -90,16 +94,152 @@ func TestManyKeysAnsweredFast(t *testing.T) {
 	}
 	for i, d := range took {
 		t.Logf("attacker %d: %d messages of %d bytes answered in %v", i, each, len(heavy), d)
-		// Scanning cost 46 ms per message on this machine; the bound is
-		// generous for the race detector and a shared machine.
-		if d > 250*time.Millisecond {
-			t.Errorf("attacker %d: %d heavy messages took %v, want < 250ms", i, each, d)
+		// Scanning cost 46-160 ms per message on this machine (6.6 s for
+		// 20); linear decoding 5 ms. The bound is generous for the race
+		// detector and a shared machine.
+		bound := 2 * time.Second
+		if raceEnabled {
+			bound *= 5
+		}
+		if d > bound {
+			t.Errorf("attacker %d: %d heavy messages took %v, want < %v", i, each, d, bound)
 		}
 	}
 	t.Logf("healthy member: %d messages, largest gap %v", sent, maxGap)
-	if maxGap > 100*time.Millisecond {
+	if maxGap > 250*time.Millisecond && !raceEnabled {
 		t.Errorf("healthy member saw a %v gap", maxGap)
 	}
 }
 
-var _ = relaytest.Config
+// TestHeaderLimits: header fields past RELAY_MAX_HEADER_FIELD_BYTES or
+// RELAY_MAX_HEADER_BYTES get 431 at once, on the handshake and the HTTP
+// API, before any work on them; a multi-star origin pattern is decided in
+// linear time (a 40 KB Origin took 2.4 s of CPU).
+func TestHeaderLimits(t *testing.T) {
+	r := startRelay(t, func(c *relay.Config) {
+		c.Origins = []string{"https://*.*.example.com"}
+	})
+	send := func(method, path string, h http.Header) (*http.Response, string, time.Duration) {
+		t.Helper()
+		req, _ := http.NewRequest(method, "http://"+r.Addr+path, strings.NewReader(`{}`))
+		for k, v := range h {
+			req.Header[k] = v
+		}
+		start := time.Now()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp, string(body), time.Since(start)
+	}
+	upgrade := func(origin string) http.Header {
+		return http.Header{"Upgrade": {"websocket"}, "Connection": {"Upgrade"}, "Sec-Websocket-Version": {"13"},
+			"Sec-Websocket-Key": {"dGhlIHNhbXBsZSBub25jZQ=="}, "Origin": {origin}}
+	}
+	huge := "https://" + strings.Repeat("a.", 20000) + "x"
+	resp, body, took := send("GET", "/", upgrade(huge))
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge || took > time.Second {
+		t.Fatalf("40 KB Origin: %d %q after %v, want 431 at once", resp.StatusCode, body, took)
+	}
+	// Under the per-field cap the pattern still runs, in linear time.
+	long := "https://" + strings.Repeat("a.", 3900) + "x"
+	resp, _, took = send("GET", "/", upgrade(long))
+	if resp.StatusCode != http.StatusForbidden || took > 500*time.Millisecond {
+		t.Fatalf("8 KB Origin: %d after %v, want 403 at once", resp.StatusCode, took)
+	}
+	// Many small fields past 16 KB in all, on the HTTP API: its JSON error.
+	many := http.Header{"Content-Type": {"application/json"}}
+	for i := range 40 {
+		many.Set(fmt.Sprintf("X-Pad-%d", i), strings.Repeat("p", 500))
+	}
+	resp, body, _ = send("POST", "/v1/tokens", many)
+	var e struct{ ErrorCode string }
+	json.Unmarshal([]byte(body), &e)
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge || e.ErrorCode != "header_too_large" {
+		t.Fatalf("20 KB of headers on /v1/tokens: %d %s", resp.StatusCode, body)
+	}
+	// Ordinary requests are unaffected.
+	if code, _ := httpGetAll(t, "http://"+r.Addr+"/readyz"); code != 200 {
+		t.Fatalf("/readyz: %d", code)
+	}
+	_, m := httpGetAll(t, "http://"+r.Addr+"/metrics")
+	if got := metric(t, m, `relay_refused_total{reason="header_too_large"}`); got != 2 {
+		t.Errorf("header refusals counted %v, want 2", got)
+	}
+}
+
+// dialStatus dials from local with header h and returns the handshake's
+// status (101 on success) and its Retry-After.
+func dialStatus(t *testing.T, r *relaytest.Relay, local string, h http.Header) (int, string) {
+	t.Helper()
+	_, resp, err := relaytest.TryDial(t, r.URL, &relaytest.DialOptions{Local: local, Header: h})
+	if err == nil {
+		return http.StatusSwitchingProtocols, ""
+	}
+	if resp == nil {
+		t.Fatalf("dial from %s: %v", local, err)
+	}
+	return resp.StatusCode, resp.Header.Get("Retry-After")
+}
+
+// TestConnectionLimits: past RELAY_MAX_CONNECTIONS a handshake gets 503,
+// past RELAY_MAX_CONNECTIONS_PER_ADDR from one address 429, both with
+// Retry-After and counted; a slot is given back when its connection goes;
+// loopback peers are not counted per address unless RELAY_LIMIT_LOOPBACK,
+// while a client behind a trusted loopback proxy is counted by its own
+// address.
+func TestConnectionLimits(t *testing.T) {
+	t.Run("global", func(t *testing.T) {
+		r := startRelay(t, func(c *relay.Config) { c.MaxConnections = 3 })
+		var held []*relaytest.Client
+		for range 3 {
+			held = append(held, guest(t, r))
+		}
+		if code, after := dialStatus(t, r, guestAddr, nil); code != http.StatusServiceUnavailable || after != "5" {
+			t.Fatalf("4th connection: %d, Retry-After %q; want 503, 5", code, after)
+		}
+		held[0].Conn().CloseNow()
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if code, _ := dialStatus(t, r, guestAddr, nil); code == http.StatusSwitchingProtocols {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the closed connection's slot never came back")
+			}
+		}
+		_, m := httpGetAll(t, "http://"+r.Addr+"/metrics")
+		if metric(t, m, `relay_refused_total{reason="max_connections"}`) < 1 {
+			t.Error("refusal not counted")
+		}
+	})
+	t.Run("per address", func(t *testing.T) {
+		r := startRelay(t, func(c *relay.Config) { c.MaxConnectionsPerAddr = 2; c.LimitLoopback = true })
+		guest(t, r)
+		guest(t, r)
+		if code, after := dialStatus(t, r, guestAddr, nil); code != http.StatusTooManyRequests || after != "5" {
+			t.Fatalf("3rd from one address: %d, Retry-After %q; want 429, 5", code, after)
+		}
+		if code, _ := dialStatus(t, r, "127.0.0.3", nil); code != http.StatusSwitchingProtocols {
+			t.Fatalf("another address: %d", code)
+		}
+		_, m := httpGetAll(t, "http://"+r.Addr+"/metrics")
+		if metric(t, m, `relay_refused_total{reason="max_connections_per_addr"}`) != 1 {
+			t.Error("refusal not counted")
+		}
+	})
+	t.Run("loopback exempt, proxied clients counted", func(t *testing.T) {
+		r := startRelay(t, func(c *relay.Config) { c.MaxConnectionsPerAddr = 1; c.TrustedProxies = []string{"127.0.0.5"} })
+		for range 3 {
+			guest(t, r) // the operator's own machine
+		}
+		fwd := http.Header{"X-Forwarded-For": {"203.0.113.7"}}
+		if code, _ := dialStatus(t, r, "127.0.0.5", fwd); code != http.StatusSwitchingProtocols {
+			t.Fatalf("first proxied client: %d", code)
+		}
+		if code, _ := dialStatus(t, r, "127.0.0.5", fwd); code != http.StatusTooManyRequests {
+			t.Fatalf("second proxied client from one address: %d, want 429", code)
+		}
+	})
+}

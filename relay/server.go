@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -51,6 +52,13 @@ type Server struct {
 	draining     atomic.Bool
 	closed       [protocol.NumCloseReasons]atomic.Uint64 // disconnects by reason
 
+	fds    *fdGuard // descriptor headroom (fdlimit.go); set by GuardListener
+	fdOnce sync.Once
+
+	admitMu  sync.Mutex
+	admitted int                  // WebSockets admitted and not yet gone; guarded by admitMu
+	perAddr  map[netip.Prefix]int // the same by address (addrKey); guarded by admitMu
+
 	mu      sync.Mutex
 	live    map[*conn]struct{} // connected WebSockets; guarded by mu
 	serving sync.WaitGroup     // one per connection's read loop
@@ -62,7 +70,7 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, live: map[*conn]struct{}{}}
+	s := &Server{cfg: cfg, log: cfg.Logger, live: map[*conn]struct{}{}, perAddr: map[netip.Prefix]int{}}
 	if s.log == nil {
 		s.log = cfg.NewLogger(os.Stderr)
 	}
@@ -139,6 +147,10 @@ func (s *Server) queuedBytes() float64 {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.headersTooLarge(r) {
+		s.refuseHeaders(w, r)
+		return
+	}
 	s.mux.ServeHTTP(w, r)
 }
 
@@ -175,6 +187,10 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	addr := s.addrs.Resolve(r)
+	release := s.admit(w, addr)
+	if release == nil {
+		return
+	}
 
 	var cork *corkConn
 	ws, err := websocket.Accept(hijackWriter{w, &cork}, r, &websocket.AcceptOptions{
@@ -183,12 +199,14 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		s.log.Debug("websocket handshake failed", "addr", r.RemoteAddr, "err", err)
+		release()
 		return
 	}
 	s.metrics.ConnectionsTotal.Inc()
 	c := newConn(s, ws, cork, addr, origin)
 	if !s.register(c) {
 		ws.Close(websocket.StatusCode(protocol.CloseServerRestart.Status()), protocol.CloseServerRestart.Text())
+		release()
 		return
 	}
 	// Serve the client on its own goroutine and let the handler return:
@@ -198,6 +216,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	// (BENCHMARKS.md, "Memory per idle connection").
 	go func() {
 		defer s.serving.Done()
+		defer release()
 		c.run()
 	}()
 }

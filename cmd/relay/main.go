@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -113,6 +114,9 @@ func run() error {
 	log := cfg.NewLogger(os.Stderr)
 	cfg.Logger = log
 	cfg.Version = version
+	if _, err := relay.RaiseFileLimit(); err != nil {
+		log.Warn("could not raise the file descriptor limit", "err", err)
+	}
 	srv, err := relay.New(cfg)
 	if err != nil {
 		return err
@@ -122,16 +126,20 @@ func run() error {
 		return fmt.Errorf("relay: listen on %s (PORT, RELAY_HOST): %w", cfg.Addr(), err)
 	}
 	serveErr := make(chan error, 2)
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
-	go func() { serveErr <- hs.Serve(ln) }()
+	// net/http reads at most MaxHeaderBytes (plus 4 KB of slack) of
+	// header fields and answers 431 beyond; the relay then applies
+	// RELAY_MAX_HEADER_BYTES exactly. Its own errors go to the JSON log.
+	httpLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: cfg.MaxHeaderBytes, ErrorLog: httpLog}
+	go func() { serveErr <- hs.Serve(srv.GuardListener(ln)) }()
 	var ops *http.Server
 	if cfg.MetricsAddr != "" {
 		oln, err := net.Listen("tcp", cfg.MetricsAddr)
 		if err != nil {
 			return fmt.Errorf("relay: listen on RELAY_METRICS_ADDR=%s: %w", cfg.MetricsAddr, err)
 		}
-		ops = &http.Server{Handler: srv.OpsHandler(), ReadHeaderTimeout: 10 * time.Second}
-		go func() { serveErr <- ops.Serve(oln) }()
+		ops = &http.Server{Handler: srv.OpsHandler(), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: cfg.MaxHeaderBytes, ErrorLog: httpLog}
+		go func() { serveErr <- ops.Serve(srv.GuardListener(oln)) }()
 		log.Info("serving metrics and health", "addr", oln.Addr().String())
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "version", version)
