@@ -58,6 +58,10 @@ type Config struct {
 	// TokenRejoin is how long a grant token is valid again after its member
 	// leaves or disconnects.
 	TokenRejoin time.Duration `env:"RELAY_TOKEN_REJOIN" envDefault:"30s" help:"How long a grant token is valid again after its member leaves or disconnects."`
+	// TokenMaxCount caps the grant tokens held at once.
+	TokenMaxCount int `env:"RELAY_TOKEN_MAX_COUNT" envDefault:"100000" help:"Most grant tokens held at once (claimed ones included); past it GRANT gets errorcode token_limit_reached and POST /v1/tokens 429 token_limit_reached."`
+	// TokenMaxBytes caps the memory grant tokens take, extras included.
+	TokenMaxBytes int `env:"RELAY_TOKEN_MAX_BYTES" envDefault:"67108864" help:"Most bytes grant tokens may take in all (extras included, plus about 160 bytes each); past it GRANT gets errorcode token_limit_reached and POST /v1/tokens 429 token_limit_reached."`
 	// MaxChannelsPerClient caps one connection's non-authority memberships.
 	MaxChannelsPerClient int `env:"RELAY_MAX_CHANNELS_PER_CLIENT" envDefault:"256" help:"Most channels one connection may join as a non-authority."`
 	// MaxMessageBytes is the largest message a client may send; a larger
@@ -239,6 +243,12 @@ func (c *Config) Validate() error {
 		if p.v <= 0 {
 			bad(p.name, "a positive duration such as 30s", p.v)
 		}
+	}
+	if c.TokenMaxCount < 1 {
+		bad("RELAY_TOKEN_MAX_COUNT", "at least 1", c.TokenMaxCount)
+	}
+	if c.TokenMaxBytes < 1024 {
+		bad("RELAY_TOKEN_MAX_BYTES", "at least 1024", c.TokenMaxBytes)
 	}
 	if c.RetainMax < time.Second {
 		bad("RELAY_RETAIN_MAX", "a duration of at least 1s", c.RetainMax)

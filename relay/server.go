@@ -93,7 +93,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("relay: RELAY_ORIGINS: %w", err)
 	}
 	s.hub = hub.NewMemory()
-	s.tokens = token.NewMemory(&token.MemoryOptions{Rejoin: cfg.TokenRejoin, Now: cfg.Now})
+	s.tokens = token.NewMemory(&token.MemoryOptions{Rejoin: cfg.TokenRejoin, Now: cfg.Now,
+		MaxCount: cfg.TokenMaxCount, MaxBytes: int64(cfg.TokenMaxBytes)})
 
 	reg := prometheus.NewRegistry()
 	s.metrics = metrics.New(reg, metrics.Gauges{

@@ -36,6 +36,9 @@ const (
 	CodePluginBadOutput Code = "plugin_bad_output"
 	CodePluginDenied    Code = "plugin_denied"
 	CodeInternal        Code = "internal_error"
+	// CodeTokenLimitReached: the relay's grant token store is full; GRANT
+	// and POST /v1/tokens may succeed later.
+	CodeTokenLimitReached Code = "token_limit_reached"
 
 	// Codes used only by the HTTP API.
 	CodeMissingInvalidLifetime Code = "missing_invalid_lifetime"
