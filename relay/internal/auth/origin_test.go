@@ -20,7 +20,7 @@ func TestOriginManyStarsLinear(t *testing.T) {
 	if o.Allowed(origin) {
 		t.Fatal("allowed")
 	}
-	if d := time.Since(start); d > 100*time.Millisecond {
+	if d := time.Since(start); d > time.Second { // 2.4 s when it backtracked; ~5 ms now (~140 ms under -race)
 		t.Fatalf("matching a %d-byte origin took %v", len(origin), d)
 	}
 	if !o.Allowed("https://a.b.example.com") || !o.Allowed("http://a-b-c:80") || o.Allowed("https://a.example.com") {
