@@ -62,6 +62,10 @@ type Config struct {
 	// TokenRejoin is how long a grant token is valid again after its member
 	// leaves or disconnects.
 	TokenRejoin time.Duration `env:"RELAY_TOKEN_REJOIN" envDefault:"30s" help:"How long a grant token is valid again after its member leaves or disconnects."`
+	// TokenMaxCount caps the grant tokens held at once.
+	TokenMaxCount int `env:"RELAY_TOKEN_MAX_COUNT" envDefault:"100000" help:"Most grant tokens held at once (claimed ones included); past it GRANT gets errorcode token_limit_reached and POST /v1/tokens 429 token_limit_reached."`
+	// TokenMaxBytes caps the memory grant tokens take, extras included.
+	TokenMaxBytes int `env:"RELAY_TOKEN_MAX_BYTES" envDefault:"67108864" help:"Most bytes grant tokens may take in all (extras included, plus about 160 bytes each); past it GRANT gets errorcode token_limit_reached and POST /v1/tokens 429 token_limit_reached."`
 	// MaxChannelsPerClient caps one connection's non-authority memberships.
 	MaxChannelsPerClient int `env:"RELAY_MAX_CHANNELS_PER_CLIENT" envDefault:"256" help:"Most channels one connection may join as a non-authority."`
 	// MaxMessageBytes is the largest message a client may send; a larger
@@ -108,6 +112,22 @@ type Config struct {
 	// HTTPIdleTimeout closes a keep-alive HTTP connection idle this long,
 	// on the server cmd/relay builds (http.Server.IdleTimeout).
 	HTTPIdleTimeout time.Duration `env:"RELAY_HTTP_IDLE_TIMEOUT" envDefault:"60s" help:"A keep-alive HTTP connection idle this long between requests is closed (cmd/relay's http.Server IdleTimeout)."`
+	// MaxHeaderBytes caps a request's header fields in all, on the
+	// WebSocket handshake and the HTTP API.
+	MaxHeaderBytes int `env:"RELAY_MAX_HEADER_BYTES" envDefault:"16384" help:"Most bytes of header fields one HTTP request (a WebSocket handshake included) may carry in all; more gets 431."`
+	// MaxHeaderFieldBytes caps one header field (name and value).
+	MaxHeaderFieldBytes int `env:"RELAY_MAX_HEADER_FIELD_BYTES" envDefault:"8192" help:"Most bytes one header field (name and value) may take; a larger one gets 431."`
+	// MaxConnections caps the WebSockets open at once; 0 disables.
+	MaxConnections int `env:"RELAY_MAX_CONNECTIONS" envDefault:"20000" help:"Most WebSockets open at once (about 15 KB each when idle: fits a 1 GB container with room for queues); past it a handshake gets 503 with Retry-After. 0 disables."`
+	// MaxConnectionsPerAddr caps the WebSockets from one client address
+	// (an IPv4 address or an IPv6 /64); 0 disables.
+	MaxConnectionsPerAddr int `env:"RELAY_MAX_CONNECTIONS_PER_ADDR" envDefault:"1000" help:"Most WebSockets open at once from one client address (IPv4 address or IPv6 /64; generous for offices behind one NAT); past it a handshake gets 429 with Retry-After. 0 disables."`
+	// LimitLoopback counts loopback clients against MaxConnectionsPerAddr.
+	LimitLoopback bool `env:"RELAY_LIMIT_LOOPBACK" envDefault:"false" help:"Count loopback clients (this machine: load tests, sidecars not listed as trusted proxies) against RELAY_MAX_CONNECTIONS_PER_ADDR."`
+	// FDReserve is how many file descriptors are kept for probes, metrics
+	// and the HTTP API: new WebSockets are refused before them.
+	FDReserve int `env:"RELAY_FD_RESERVE" envDefault:"64" help:"File descriptors kept free for /readyz, /metrics and the HTTP API: with fewer left, a WebSocket handshake gets 503 with Retry-After."`
+
 	// HTTPMaxBodyBytes caps the body of an HTTP API request (/v1/).
 	HTTPMaxBodyBytes int `env:"RELAY_HTTP_MAX_BODY_BYTES" envDefault:"65536" help:"Largest body the HTTP API (/v1/) accepts; a larger one gets 413 request_too_large."`
 	// RetainMax is the longest a message published through the HTTP API
@@ -270,6 +290,12 @@ func (c *Config) Validate() error {
 			bad(p.name, "a positive duration such as 30s", p.v)
 		}
 	}
+	if c.TokenMaxCount < 1 {
+		bad("RELAY_TOKEN_MAX_COUNT", "at least 1", c.TokenMaxCount)
+	}
+	if c.TokenMaxBytes < 1024 {
+		bad("RELAY_TOKEN_MAX_BYTES", "at least 1024", c.TokenMaxBytes)
+	}
 	if c.RetainMax < time.Second {
 		bad("RELAY_RETAIN_MAX", "a duration of at least 1s", c.RetainMax)
 	}
@@ -278,6 +304,20 @@ func (c *Config) Validate() error {
 	}
 	if c.RetainMaxBytes < 1024 {
 		bad("RELAY_RETAIN_MAX_BYTES", "at least 1024", c.RetainMaxBytes)
+	}
+	if c.MaxHeaderBytes < 1024 {
+		bad("RELAY_MAX_HEADER_BYTES", "at least 1024", c.MaxHeaderBytes)
+	}
+	if c.MaxHeaderFieldBytes < 256 || c.MaxHeaderFieldBytes > c.MaxHeaderBytes {
+		bad("RELAY_MAX_HEADER_FIELD_BYTES", fmt.Sprintf("256..RELAY_MAX_HEADER_BYTES (%d)", c.MaxHeaderBytes), c.MaxHeaderFieldBytes)
+	}
+	for _, p := range []struct {
+		name string
+		v    int
+	}{{"RELAY_MAX_CONNECTIONS", c.MaxConnections}, {"RELAY_MAX_CONNECTIONS_PER_ADDR", c.MaxConnectionsPerAddr}, {"RELAY_FD_RESERVE", c.FDReserve}} {
+		if p.v < 0 {
+			bad(p.name, "0 or more", p.v)
+		}
 	}
 	if c.HTTPMaxBodyBytes < 1024 {
 		bad("RELAY_HTTP_MAX_BODY_BYTES", "at least 1024", c.HTTPMaxBodyBytes)

@@ -15,6 +15,8 @@
 //   - Server.Shutdown drains: readiness turns 503, queues are flushed and
 //     every client is closed with 1012.
 //   - PrecompilePlugins fills a plugin compilation cache for an image.
+//   - Server.GuardListener and RaiseFileLimit keep file descriptors for
+//     probes when the relay serves its own listener (cmd/relay uses both).
 //
 // # One message, socket to fan-out
 //

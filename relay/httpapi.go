@@ -11,6 +11,7 @@ import (
 
 	"github.com/relay-project/relay/relay/internal/httpapi"
 	"github.com/relay-project/relay/relay/internal/hub"
+	"github.com/relay-project/relay/relay/internal/metrics"
 	"github.com/relay-project/relay/relay/internal/plugin"
 	"github.com/relay-project/relay/relay/internal/retain"
 	"github.com/relay-project/relay/relay/internal/token"
@@ -100,6 +101,10 @@ func (b apiBackend) MintToken(ctx context.Context, spec httpapi.TokenSpec) (http
 	}
 	g := token.Grant{Channel: spec.Channel, Protocol: spec.Protocol, Mode: mode, Extra: extra, MakeAuth: spec.MakeAuth}
 	tok, exp, err := b.s.tokens.Mint(ctx, g, ttl)
+	if errors.Is(err, token.ErrFull) {
+		b.s.metrics.Refused.WithLabelValues(metrics.RefusedTokenStoreFull).Inc()
+		return httpapi.Token{}, &httpapi.Error{Status: http.StatusTooManyRequests, Code: string(protocol.CodeTokenLimitReached), Message: protocol.CodeTokenLimitReached.Text()}
+	}
 	if err != nil {
 		b.s.log.Error("minting a grant token failed", "err", err, "via", "http")
 		return httpapi.Token{}, &httpapi.Error{Status: http.StatusServiceUnavailable, Code: string(protocol.CodeUnavailable), Message: protocol.CodeUnavailable.Text()}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -64,6 +65,13 @@ type Server struct {
 	budgetLogged atomic.Int64                            // when the unfinished-bytes budget was last logged, unix nanoseconds
 	closed       [protocol.NumCloseReasons]atomic.Uint64 // disconnects by reason
 
+	fds    *fdGuard // descriptor headroom (fdlimit.go); set by GuardListener
+	fdOnce sync.Once
+
+	admitMu  sync.Mutex
+	admitted int                  // WebSockets admitted and not yet gone; guarded by admitMu
+	perAddr  map[netip.Prefix]int // the same by address (addrKey); guarded by admitMu
+
 	mu      sync.Mutex
 	live    map[*conn]struct{} // connected WebSockets; guarded by mu
 	serving sync.WaitGroup     // one per connection's read loop
@@ -75,7 +83,7 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, live: map[*conn]struct{}{}, started: time.Now()}
+	s := &Server{cfg: cfg, log: cfg.Logger, live: map[*conn]struct{}{}, started: time.Now(), perAddr: map[netip.Prefix]int{}}
 	if s.log == nil {
 		s.log = cfg.NewLogger(os.Stderr)
 	}
@@ -106,7 +114,8 @@ func New(cfg Config) (*Server, error) {
 	s.warnTrustMistakes()
 	s.ids = clientid.NewSource(clientid.Clock(cfg.Now))
 	s.hub = hub.NewMemory()
-	s.tokens = token.NewMemory(&token.MemoryOptions{Rejoin: cfg.TokenRejoin, Now: cfg.Now})
+	s.tokens = token.NewMemory(&token.MemoryOptions{Rejoin: cfg.TokenRejoin, Now: cfg.Now,
+		MaxCount: cfg.TokenMaxCount, MaxBytes: int64(cfg.TokenMaxBytes)})
 
 	reg := prometheus.NewRegistry()
 	s.metrics = metrics.New(reg, metrics.Gauges{
@@ -167,6 +176,10 @@ func (s *Server) queuedBytes() float64 {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.headersTooLarge(r) {
+		s.refuseHeaders(w, r)
+		return
+	}
 	s.mux.ServeHTTP(w, r)
 }
 
@@ -210,8 +223,13 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	addr := s.clientOf(r)
+	release := s.admit(w, addr)
+	if release == nil {
+		return
+	}
 	id, err := s.ids.Next(r.Context())
 	if err != nil {
+		release()
 		s.log.Error("no client id for a new connection", "err", err)
 		http.Error(w, "relay: unavailable", http.StatusServiceUnavailable)
 		return
@@ -226,12 +244,14 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		s.log.Debug("websocket handshake failed", "addr", r.RemoteAddr, "err", err)
+		release()
 		return
 	}
 	s.metrics.ConnectionsTotal.Inc()
 	c = newConn(s, id, ws, cork, addr, origin)
 	if !s.register(c) {
 		ws.Close(websocket.StatusCode(protocol.CloseServerRestart.Status()), protocol.CloseServerRestart.Text())
+		release()
 		return
 	}
 	// Serve the client on its own goroutine and let the handler return:
@@ -241,6 +261,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	// (BENCHMARKS.md, "Memory per idle connection").
 	go func() {
 		defer s.serving.Done()
+		defer release()
 		c.run()
 	}()
 }

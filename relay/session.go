@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/relay-project/relay/relay/internal/hub"
@@ -134,6 +135,11 @@ func (c *conn) grant(req *protocol.Request, binary bool) {
 	}
 	g := token.Grant{Channel: name, Protocol: proto, Mode: mode, Extra: extra, MakeAuth: makeauth}
 	tok, _, err := c.srv.tokens.Mint(context.Background(), g, ttl)
+	if errors.Is(err, token.ErrFull) {
+		c.srv.metrics.Refused.WithLabelValues(metrics.RefusedTokenStoreFull).Inc()
+		c.replyError(binary, 0, protocol.CodeTokenLimitReached)
+		return
+	}
 	if err != nil {
 		c.log().Error("minting a grant token failed", "err", err)
 		c.replyError(binary, 0, protocol.CodeUnavailable)

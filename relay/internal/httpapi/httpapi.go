@@ -253,6 +253,12 @@ type errorBody struct {
 	ErrorCode string `json:"errorcode"`
 }
 
+// WriteError writes the API's error body with status, for refusals the
+// relay makes before a request reaches the Handler.
+func WriteError(w http.ResponseWriter, status int, code, msg string) {
+	writeError(w, status, code, msg)
+}
+
 func writeError(w http.ResponseWriter, status int, code, msg string) {
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="relay"`)

@@ -27,7 +27,17 @@ type Metrics struct {
 	PluginSeconds    *prometheus.HistogramVec // by plugin, hook
 	HTTPRequests     *prometheus.CounterVec   // HTTP API by route and status code
 	UnknownAddrs     *prometheus.CounterVec   // requests from a trusted proxy with no usable client address, by reason
+	Refused          *prometheus.CounterVec   // requests refused before they are served, by reason (Refused* below)
 }
+
+// Reasons used as the "reason" label of relay_refused_total.
+const (
+	RefusedHeaderTooLarge  = "header_too_large"         // 431: RELAY_MAX_HEADER_BYTES or RELAY_MAX_HEADER_FIELD_BYTES
+	RefusedConnections     = "max_connections"          // 503: RELAY_MAX_CONNECTIONS
+	RefusedConnectionsAddr = "max_connections_per_addr" // 429: RELAY_MAX_CONNECTIONS_PER_ADDR
+	RefusedDescriptors     = "descriptors"              // 503: fewer than RELAY_FD_RESERVE descriptors left
+	RefusedTokenStoreFull  = "token_store_full"         // GRANT, POST /v1/tokens: RELAY_TOKEN_MAX_COUNT or RELAY_TOKEN_MAX_BYTES
+)
 
 // Request kinds used as the "request" label.
 const (
@@ -80,12 +90,14 @@ func New(reg prometheus.Registerer, g Gauges) *Metrics {
 			Buckets: []float64{5e-6, 10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 1e-3, 5e-3, 25e-3, 100e-3}}, []string{"plugin", "hook"}),
 		HTTPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "relay_http_requests_total", Help: "HTTP API requests, by route and status code."}, []string{"route", "code"}),
+		Refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relay_refused_total", Help: "Requests, connections and grants refused by a relay limit, by reason."}, []string{"reason"}),
 	}
 	m.UnknownAddrs = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "relay_client_address_unknown_total", Help: "Requests from a trusted proxy that forwarded no usable client address (missing, empty or malformed); never authorities by address."}, []string{"reason"})
 	reg.MustRegister(m.UnknownAddrs)
 	reg.MustRegister(m.ConnectionsTotal, m.Requests, m.Errors, m.MessagesIn, m.Deliveries, m.BytesIn, m.BytesOut,
-		m.FramesOut, m.WriteBatch, m.PluginCalls, m.PluginSeconds, m.HTTPRequests)
+		m.FramesOut, m.WriteBatch, m.PluginCalls, m.PluginSeconds, m.HTTPRequests, m.Refused)
 
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "relay_connections", Help: "WebSocket connections open now."}, g.Connections),
