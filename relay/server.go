@@ -95,7 +95,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("relay: RELAY_AUTHORITY_IPS or RELAY_AUTHORITY_TOKENS: %w", err)
 	}
 	if s.addrs, err = auth.NewClientAddr(cfg.TrustedProxies, cfg.ClientIPHeader); err != nil {
-		return nil, fmt.Errorf("relay: RELAY_TRUSTED_PROXIES: %w", err)
+		return nil, fmt.Errorf("relay: RELAY_TRUSTED_PROXIES or RELAY_CLIENT_IP_HEADER: %w", err)
 	}
 	if s.origins, err = auth.NewOrigins(cfg.Origins); err != nil {
 		return nil, fmt.Errorf("relay: RELAY_ORIGINS: %w", err)

@@ -135,10 +135,17 @@ func TestForwardedAddressRules(t *testing.T) {
 		tc{"header twice", []string{backend, backend}, false, true},
 	)
 	for _, header := range []struct {
-		name  string
-		cases []tc
-	}{{"X-Forwarded-For", xff}, {"Fly-Client-IP", platform}} {
-		t.Run(header.name, func(t *testing.T) {
+		name   string
+		config string // RELAY_CLIENT_IP_HEADER
+		cases  []tc
+	}{
+		{"X-Forwarded-For", "", xff},
+		// Naming the standard header is the same as leaving it empty: a
+		// proxy chain read as one value would make every client unknown.
+		{"X-Forwarded-For", "x-forwarded-for", xff},
+		{"Fly-Client-IP", "Fly-Client-IP", platform},
+	} {
+		t.Run(header.name+"/"+header.config, func(t *testing.T) {
 			logs := &logBuffer{}
 			r := startRelay(t, func(c *relay.Config) {
 				// The sidecar's own loopback address is an authority, as
@@ -146,9 +153,7 @@ func TestForwardedAddressRules(t *testing.T) {
 				// the proxy's address made every client an authority.
 				c.AuthorityIPs = []string{authAddr, sidecar, "::1", backend}
 				c.TrustedProxies = []string{sidecar}
-				if header.name != "X-Forwarded-For" {
-					c.ClientIPHeader = header.name
-				}
+				c.ClientIPHeader = header.config
 				c.Logger = logs.logger()
 			})
 			for _, tc := range header.cases {
@@ -242,6 +247,23 @@ func TestAuthorityIPsNone(t *testing.T) {
 		}
 		if err == nil || !strings.Contains(err.Error(), "RELAY_AUTHORITY_IPS") || !strings.Contains(err.Error(), "none") {
 			t.Errorf("RELAY_AUTHORITY_IPS=%q: %v, want an error naming the variable and none", v, err)
+		}
+	}
+}
+
+// TestClientIPHeaderForwardedRefused: the RFC 7239 Forwarded header carries
+// "for=..." values, never a bare address, so naming it would make every
+// client unknown without a word; the relay refuses it at start instead.
+func TestClientIPHeaderForwardedRefused(t *testing.T) {
+	for _, v := range []string{"Forwarded", "X Real IP"} {
+		t.Setenv("RELAY_CLIENT_IP_HEADER", v)
+		cfg, err := relay.LoadConfig()
+		if err == nil {
+			cfg.Logger = relaytest.Config(t).Logger
+			_, err = relay.New(cfg)
+		}
+		if err == nil || !strings.Contains(err.Error(), "RELAY_CLIENT_IP_HEADER") {
+			t.Errorf("RELAY_CLIENT_IP_HEADER=%q: %v, want an error naming the variable", v, err)
 		}
 	}
 }
