@@ -77,7 +77,7 @@ func (s *Server) warnTrustMistakes() {
 			}
 		}
 		if wide(p) {
-			s.log.Warn("a trusted proxy range is as wide as a private /8 while address authority is on: anyone in it (every pod of a cluster, every tenant of a network) can claim an authority address; trust only the proxies' own addresses, or set RELAY_AUTHORITY_IPS=none and use RELAY_AUTHORITY_TOKENS",
+			s.log.Warn("a trusted proxy range is as wide as a private /8 (for IPv6, a /64) while address authority is on: anyone in it (every pod of a cluster, every tenant of a network) can claim an authority address; trust only the proxies' own addresses, or set RELAY_AUTHORITY_IPS=none and use RELAY_AUTHORITY_TOKENS",
 				"RELAY_TRUSTED_PROXIES", p.String(), "RELAY_AUTHORITY_IPS", prefixList(authorities))
 		}
 	}
@@ -90,9 +90,16 @@ func (s *Server) warnTrustMistakes() {
 	}
 }
 
-// wide reports whether p is at least as wide as a private /8 (10.0.0.0/8;
-// fd00::/8 for IPv6).
-func wide(p netip.Prefix) bool { return p.Bits() <= 8 }
+// wide reports whether p is at least as wide as a private /8 (10.0.0.0/8)
+// or, for IPv6, a whole /64: one IPv6 subnet is already every host of a
+// network (a cluster's or a node's pod range is /64 or wider), and a /8 of
+// IPv6 is a range nobody writes, so that bound would never warn.
+func wide(p netip.Prefix) bool {
+	if p.Addr().Is6() {
+		return p.Bits() <= 64
+	}
+	return p.Bits() <= 8
+}
 
 func prefixList(ps []netip.Prefix) string {
 	s := make([]string, len(ps))

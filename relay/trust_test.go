@@ -336,12 +336,14 @@ func TestStartupWarnsAboutTrustMistakes(t *testing.T) {
 	}
 	logs := start(func(c *relay.Config) {
 		c.AuthorityIPs = []string{"127.0.0.1", "10.1.2.3"}
-		c.TrustedProxies = []string{"10.0.0.0/8"}
+		c.TrustedProxies = []string{"10.0.0.0/8", "fd00:10:244::/56"}
 		c.Origins = []string{"*"}
 	})
 	for _, want := range [][]string{
 		{"trusted proxy range contains an authority address", `"RELAY_TRUSTED_PROXIES":"10.0.0.0/8"`, `"RELAY_AUTHORITY_IPS":"10.1.2.3/32"`},
 		{"as wide as a private /8", `"RELAY_TRUSTED_PROXIES":"10.0.0.0/8"`, "RELAY_AUTHORITY_IPS"},
+		// An IPv6 pod range is /64 or wider: as wide, for IPv6.
+		{"as wide as a private /8", `"RELAY_TRUSTED_PROXIES":"fd00:10:244::/56"`, "RELAY_AUTHORITY_IPS"},
 		{"every browser origin may connect", `"RELAY_ORIGINS":"*"`, "RELAY_AUTHORITY_IPS"},
 	} {
 		if got := logs.lines(append([]string{`"level":"WARN"`}, want...)...); len(got) != 1 {
@@ -358,7 +360,7 @@ func TestStartupWarnsAboutTrustMistakes(t *testing.T) {
 		},
 		"default": func(*relay.Config) {},
 		"narrow proxies": func(c *relay.Config) {
-			c.TrustedProxies = []string{"10.0.3.7", "10.0.4.0/24"}
+			c.TrustedProxies = []string{"10.0.3.7", "10.0.4.0/24", "fd00:10:244::12", "fd00:10:244:1::/120"}
 		},
 	} {
 		if got := start(mutate).lines(`"level":"WARN"`); len(got) != 0 {
