@@ -55,7 +55,8 @@ type Server struct {
 	api      *httpapi.Handler // the HTTP API at /v1/ (httpapi.go)
 	retained *retain.Store    // retained messages replayed on JOIN
 
-	unknownAddrLog rateLog // a trusted proxy's unusable forwarded values (trust.go)
+	unknownAddrLog     rateLog // a trusted proxy's unusable forwarded values (trust.go)
+	undeclaredProxyLog rateLog // forwarding headers straight from an authority address (trust.go)
 
 	ids          *clientid.Source // client ids, never reused (package clientid)
 	draining     atomic.Bool

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -209,6 +210,72 @@ func TestForwardedAddressRules(t *testing.T) {
 				t.Errorf("the log line names neither the header nor the reason: %s", got[0])
 			}
 		})
+	}
+}
+
+// TestUndeclaredProxyWarns: nginx on the relay's host, in front of it but
+// not listed in RELAY_TRUSTED_PROXIES, makes every client it forwards a
+// loopback client, so an authority. Its forwarding header gives it away:
+// each such request is counted by header, and logged once a minute naming
+// the fix. Nothing changes for requests without the header, from addresses
+// that are no authority, through a trusted proxy, or with address authority
+// off.
+func TestUndeclaredProxyWarns(t *testing.T) {
+	const line = "a request straight from an authority address carries a forwarding header"
+	counted := func(t *testing.T, r *relaytest.Relay, header string) float64 {
+		t.Helper()
+		_, body := httpGetAll(t, "http://"+r.Addr+"/metrics")
+		sample := `relay_undeclared_proxy_requests_total{header="` + header + `"} `
+		for l := range strings.SplitSeq(body, "\n") {
+			if v, ok := strings.CutPrefix(l, sample); ok {
+				n, _ := strconv.ParseFloat(v, 64)
+				return n
+			}
+		}
+		return 0
+	}
+	proxied := map[string]http.Header{
+		"X-Forwarded-For": {"X-Forwarded-For": {"203.0.113.9"}},
+		"Forwarded":       {"Forwarded": {"for=203.0.113.9"}},
+		"X-Real-Ip":       {"X-Real-Ip": {"203.0.113.9"}},
+	}
+
+	logs := &logBuffer{}
+	r := startRelay(t, func(c *relay.Config) { c.Logger = logs.logger() })
+	for header, h := range proxied {
+		// The behaviour is the documented one: the peer is the client.
+		if !isAuthorityFrom(t, r, authAddr, h) || !mintsFrom(t, r, authAddr, h) {
+			t.Fatalf("the loopback peer sending %s is no longer an authority", header)
+		}
+		if n := counted(t, r, header); n != 2 {
+			t.Errorf("%s from an authority address: counted %v, want 2 (a WebSocket and an HTTP request)", header, n)
+		}
+		// Not counted: no header, or a peer that is no authority.
+		isAuthorityFrom(t, r, authAddr, nil)
+		isAuthorityFrom(t, r, guestAddr, h)
+		mintsFrom(t, r, guestAddr, h)
+		if n := counted(t, r, header); n != 2 {
+			t.Errorf("%s: counted %v after requests without the header or from a guest, want still 2", header, n)
+		}
+	}
+	if got := logs.lines(line); len(got) != 1 {
+		t.Errorf("%d log lines about an undeclared proxy, want 1 per minute:\n%s", len(got), strings.Join(got, "\n"))
+	} else if !strings.Contains(got[0], "RELAY_TRUSTED_PROXIES") || !strings.Contains(got[0], `"peer":"`+authAddr+`"`) {
+		t.Errorf("the log line names neither the peer nor the fix: %s", got[0])
+	}
+
+	// Through a trusted proxy the header is expected, and with address
+	// authority off no address can be misjudged: neither is counted.
+	for name, mutate := range map[string]func(*relay.Config){
+		"trusted proxy": func(c *relay.Config) { c.TrustedProxies = []string{authAddr} },
+		"none":          func(c *relay.Config) { c.AuthorityIPs = []string{"none"} },
+	} {
+		logs := &logBuffer{}
+		r := startRelay(t, func(c *relay.Config) { mutate(c); c.Logger = logs.logger() })
+		isAuthorityFrom(t, r, authAddr, proxied["X-Forwarded-For"])
+		if n := counted(t, r, "X-Forwarded-For"); n != 0 || len(logs.lines(line)) != 0 {
+			t.Errorf("%s: counted %v and logged %d lines, want none", name, n, len(logs.lines(line)))
+		}
 	}
 }
 

@@ -27,6 +27,7 @@ type Metrics struct {
 	PluginSeconds    *prometheus.HistogramVec // by plugin, hook
 	HTTPRequests     *prometheus.CounterVec   // HTTP API by route and status code
 	UnknownAddrs     *prometheus.CounterVec   // requests from a trusted proxy with no usable client address, by reason
+	UndeclaredProxy  *prometheus.CounterVec   // forwarding headers sent straight from an authority address, by header
 }
 
 // Request kinds used as the "request" label.
@@ -84,6 +85,9 @@ func New(reg prometheus.Registerer, g Gauges) *Metrics {
 	m.UnknownAddrs = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "relay_client_address_unknown_total", Help: "Requests from a trusted proxy that forwarded no usable client address (missing, empty or malformed); never authorities by address."}, []string{"reason"})
 	reg.MustRegister(m.UnknownAddrs)
+	m.UndeclaredProxy = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "relay_undeclared_proxy_requests_total", Help: "Requests straight from an authority address (not through a trusted proxy) carrying a forwarding header: most likely a proxy not in RELAY_TRUSTED_PROXIES, through which every client is an authority. By header."}, []string{"header"})
+	reg.MustRegister(m.UndeclaredProxy)
 	reg.MustRegister(m.ConnectionsTotal, m.Requests, m.Errors, m.MessagesIn, m.Deliveries, m.BytesIn, m.BytesOut,
 		m.FramesOut, m.WriteBatch, m.PluginCalls, m.PluginSeconds, m.HTTPRequests)
 
