@@ -321,6 +321,26 @@ func TestAuthorityIPsNone(t *testing.T) {
 // TestClientIPHeaderForwardedRefused: the RFC 7239 Forwarded header carries
 // "for=..." values, never a bare address, so naming it would make every
 // client unknown without a word; the relay refuses it at start instead.
+// TestUnknownAddressCountedWithToken: behind a trusted proxy that forwards
+// nothing usable, a backend's request with its authority token is served,
+// and still counted, so the metric shows a broken proxy setup on a platform
+// where every backend uses a token (Cloud Run, Kubernetes).
+func TestUnknownAddressCountedWithToken(t *testing.T) {
+	r := startRelay(t, func(c *relay.Config) {
+		c.AuthorityIPs = []string{"none"}
+		c.AuthorityTokens = []string{"backend-secret"}
+		c.TrustedProxies = []string{authAddr}
+	})
+	st, body := httpCall(t, r, authAddr, http.MethodPost, "/v1/tokens", "", http.Header{"Authorization": {"Bearer backend-secret"}}, `{"channel":"c","protocol":"p"}`)
+	if st != http.StatusCreated {
+		t.Fatalf("POST /v1/tokens with the token: %d %s", st, body)
+	}
+	_, metrics := httpGetAll(t, "http://"+r.Addr+"/metrics")
+	if n := metric(t, metrics, `relay_client_address_unknown_total{reason="missing"}`); n != 1 {
+		t.Errorf("counted %v requests without a forwarded address, want 1", n)
+	}
+}
+
 func TestClientIPHeaderForwardedRefused(t *testing.T) {
 	for _, v := range []string{"Forwarded", "X Real IP"} {
 		t.Setenv("RELAY_CLIENT_IP_HEADER", v)
