@@ -26,7 +26,7 @@ const unknownAddrLogEvery = time.Minute
 // header sent straight from an authority address (undeclaredProxy).
 func (s *Server) clientOf(r *http.Request) auth.Client {
 	c := s.addrs.Resolve(r)
-	if !c.Known() {
+	if c.Unknown != "" { // not a peer without an IP address (a Unix socket): no proxy is involved
 		s.metrics.UnknownAddrs.WithLabelValues(c.Unknown).Inc()
 		if missed, ok := s.unknownAddrLog.allow(); ok {
 			s.log.Warn("a trusted proxy forwarded no usable client address: the client is not an authority by address",

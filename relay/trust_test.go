@@ -6,6 +6,7 @@ package relay_test
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"log/slog"
 	"net"
@@ -338,6 +339,53 @@ func TestUnknownAddressCountedWithToken(t *testing.T) {
 	_, metrics := httpGetAll(t, "http://"+r.Addr+"/metrics")
 	if n := metric(t, metrics, `relay_client_address_unknown_total{reason="missing"}`); n != 1 {
 		t.Errorf("counted %v requests without a forwarded address, want 1", n)
+	}
+}
+
+// TestUnixSocketPeer: a relay served on a Unix socket (a library user's
+// choice) sees peers without an IP address. They are no authority by
+// address, and not "a trusted proxy that forwarded nothing": nothing is
+// counted or logged as such.
+func TestUnixSocketPeer(t *testing.T) {
+	logs := &logBuffer{}
+	cfg := relaytest.Config(t)
+	cfg.Logger = logs.logger()
+	cfg.TrustedProxies = []string{"127.0.0.1"}
+	srv, err := relay.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := t.TempDir() + "/relay.sock"
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Skipf("no Unix sockets here: %v", err)
+	}
+	hs := &http.Server{Handler: srv}
+	go hs.Serve(ln)
+	defer hs.Close()
+	defer srv.Shutdown(context.Background())
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", path)
+	}}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	get := func(p string) (int, string) {
+		resp, err := hc.Get("http://localhost" + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if st, body := get("/v1/presence?channel=c&protocol=p"); st != http.StatusUnauthorized {
+		t.Fatalf("GET /v1/presence from a Unix socket peer: %d %s, want 401 (no authority by address)", st, body)
+	}
+	if _, metrics := get("/metrics"); strings.Contains(metrics, "relay_client_address_unknown_total{") {
+		t.Errorf("a Unix socket peer was counted as a trusted proxy's unusable address:\n%s", metrics)
+	}
+	if got := logs.lines("a trusted proxy forwarded no usable client address"); len(got) != 0 {
+		t.Errorf("a Unix socket peer was logged as a trusted proxy's unusable address: %s", got[0])
 	}
 }
 
