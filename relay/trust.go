@@ -130,12 +130,30 @@ func (s *Server) warnTrustMistakes() {
 		}
 	}
 	for _, o := range s.cfg.Origins {
-		if strings.TrimSpace(o) == "*" {
+		o = strings.TrimSpace(o)
+		if o == "" {
+			continue
+		}
+		if one, err := auth.NewOrigins([]string{o}); err == nil && allowsAnySite(one) {
 			s.log.Warn("every browser origin may connect while address authority is on: a page on any site, open in a browser on an authority address, can connect as an authority; list your origins or set RELAY_AUTHORITY_IPS=none",
-				"RELAY_ORIGINS", "*", "RELAY_AUTHORITY_IPS", prefixList(authorities))
+				"RELAY_ORIGINS", o, "RELAY_AUTHORITY_IPS", prefixList(authorities))
 			break
 		}
 	}
+}
+
+// anySite are origins no allowlist names on purpose (.invalid is reserved,
+// RFC 2606): an entry that allows one of them allows any site ("*", and
+// patterns like "http://*" or "*://*" that mean the same).
+var anySite = [...]string{"http://origin-probe.invalid", "https://origin-probe.invalid", "http://origin-probe.invalid:8080", "https://origin-probe.invalid:8443"}
+
+func allowsAnySite(o *auth.Origins) bool {
+	for _, site := range anySite {
+		if o.Allowed(site) {
+			return true
+		}
+	}
+	return false
 }
 
 // wide reports whether p is at least as wide as a private /8 (10.0.0.0/8)

@@ -485,6 +485,13 @@ func TestStartupWarnsAboutTrustMistakes(t *testing.T) {
 			t.Errorf("%d warnings with %q, want 1; the log:\n%s", len(got), want, strings.Join(logs.lines(""), "\n"))
 		}
 	}
+	// A pattern that matches every site is the same mistake as "*".
+	for _, any := range []string{"http://*", "*://*", "https://*:*"} {
+		logs := start(func(c *relay.Config) { c.Origins = []string{"https://app.example.com", any} })
+		if got := logs.lines(`"level":"WARN"`, "every browser origin may connect", `"RELAY_ORIGINS":"`+any+`"`); len(got) != 1 {
+			t.Errorf("RELAY_ORIGINS with %s: %d warnings, want 1; the log:\n%s", any, len(got), strings.Join(logs.lines(""), "\n"))
+		}
+	}
 	// With address authority off, none of these can make anyone an
 	// authority, so there is nothing to warn about; nor with the default.
 	for name, mutate := range map[string]func(*relay.Config){
@@ -494,6 +501,9 @@ func TestStartupWarnsAboutTrustMistakes(t *testing.T) {
 			c.Origins = []string{"*"}
 		},
 		"default": func(*relay.Config) {},
+		"one site's origins": func(c *relay.Config) {
+			c.Origins = []string{"https://app.example.com", "https://*.example.com", "http://localhost:*"}
+		},
 		"narrow proxies": func(c *relay.Config) {
 			c.TrustedProxies = []string{"10.0.3.7", "10.0.4.0/24", "fd00:10:244::12", "fd00:10:244:1::/120"}
 		},
