@@ -55,7 +55,7 @@ type Config struct {
 	// ClientIPHeader is a platform header carrying the client address
 	// (e.g. Fly-Client-IP), read only from trusted proxies. Empty means
 	// X-Forwarded-For.
-	ClientIPHeader string `env:"RELAY_CLIENT_IP_HEADER" help:"Header a trusted proxy puts the client address in (e.g. Fly-Client-IP); empty uses X-Forwarded-For, rightmost untrusted hop."`
+	ClientIPHeader string `env:"RELAY_CLIENT_IP_HEADER" help:"Header a trusted proxy puts the client address in, one bare address (e.g. Fly-Client-IP); empty (or X-Forwarded-For) uses X-Forwarded-For, rightmost untrusted hop; Forwarded (RFC 7239) is refused."`
 
 	// TokenTTL is how long a new grant token may wait for its first JOIN.
 	TokenTTL time.Duration `env:"RELAY_TOKEN_TTL" envDefault:"30s" help:"How long a new grant token stays valid before its first JOIN."`

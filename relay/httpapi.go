@@ -61,13 +61,16 @@ func (b apiBackend) Authorize(r *http.Request, proto string) httpapi.Access {
 	if origin := r.Header.Get("Origin"); origin != "" && !b.s.origins.Allowed(origin) {
 		return httpapi.Denied
 	}
+	// Resolved (and an unusable forwarded value counted) whatever the
+	// credentials, so the metric sees every request a proxy mangles.
+	client := b.s.clientOf(r)
 	if hdr := r.Header.Get("Authorization"); hdr != "" {
 		scheme, tok, _ := strings.Cut(hdr, " ")
 		if strings.EqualFold(scheme, "Bearer") && b.s.auths.ByToken(strings.TrimSpace(tok), proto) {
 			return httpapi.Allowed
 		}
 	}
-	if !b.s.auths.ByAddr(b.s.clientOf(r), proto) {
+	if !b.s.auths.ByAddr(client, proto) {
 		if r.Header.Get("Authorization") == "" {
 			return httpapi.NoCredentials
 		}
@@ -118,7 +121,7 @@ func callerOf(s *Server, r *http.Request) (addr, origin string) {
 	if r == nil {
 		return "", ""
 	}
-	return s.addrs.Resolve(r).String(), r.Header.Get("Origin") // Authorize counted an unknown address already
+	return s.addrs.Resolve(r).String(), r.Header.Get("Origin") // Authorize counted it already
 }
 
 // pluginRefusal is a hook's refusal as an HTTP API error: 503 when the

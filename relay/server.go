@@ -56,7 +56,8 @@ type Server struct {
 	api      *httpapi.Handler // the HTTP API at /v1/ (httpapi.go)
 	retained *retain.Store    // retained messages replayed on JOIN
 
-	unknownAddrLog rateLog // a trusted proxy's unusable forwarded values (trust.go)
+	unknownAddrLog     rateLog // a trusted proxy's unusable forwarded values (trust.go)
+	undeclaredProxyLog rateLog // forwarding headers straight from an authority address (trust.go)
 
 	ids          *clientid.Source // client ids, never reused (package clientid)
 	draining     atomic.Bool
@@ -103,7 +104,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("relay: RELAY_AUTHORITY_IPS or RELAY_AUTHORITY_TOKENS: %w", err)
 	}
 	if s.addrs, err = auth.NewClientAddr(cfg.TrustedProxies, cfg.ClientIPHeader); err != nil {
-		return nil, fmt.Errorf("relay: RELAY_TRUSTED_PROXIES: %w", err)
+		return nil, fmt.Errorf("relay: RELAY_TRUSTED_PROXIES or RELAY_CLIENT_IP_HEADER: %w", err)
 	}
 	if s.origins, err = auth.NewOrigins(cfg.Origins); err != nil {
 		return nil, fmt.Errorf("relay: RELAY_ORIGINS: %w", err)

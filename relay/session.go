@@ -14,9 +14,10 @@ import (
 
 // membership is the client's own view of one channel it is in.
 type membership struct {
-	ch   *hub.Channel
-	auth bool
-	mode int
+	ch    *hub.Channel
+	auth  bool
+	mode  int
+	token string // the grant token it holds; "" for none
 }
 
 // Request kinds, indexing Server.reqs; the names are metric label values.
@@ -174,6 +175,15 @@ func (c *conn) join(req *protocol.Request, binary bool) {
 		if tok != "" {
 			g, err = c.srv.tokens.Claim(context.Background(), tok, name, proto, c.id)
 		}
+		if err == nil && current != nil && current.token == tok {
+			// A repeated JOIN with the token this membership holds: the
+			// store gives the grant as last armed, but the member keeps
+			// what it has now (SET_EXTRA included), as a rejoin after a
+			// blip would give it back.
+			if now, ok := c.srv.hub.Member(current.ch, c.id); ok {
+				g.Mode, g.Extra, g.MakeAuth = now.Mode, now.Extra, now.Auth
+			}
+		}
 		if err == nil && g.MakeAuth {
 			info.Extra = g.Extra
 		} else {
@@ -220,7 +230,7 @@ func (c *conn) join(req *protocol.Request, binary bool) {
 	if !info.Auth {
 		c.nonAuth++
 	}
-	c.chans[ch.ID] = &membership{ch: ch, auth: info.Auth, mode: info.Mode}
+	c.chans[ch.ID] = &membership{ch: ch, auth: info.Auth, mode: info.Mode, token: held}
 	c.joinedChannel()
 	if info.Auth {
 		c.proveAuthority()

@@ -28,6 +28,7 @@ type Metrics struct {
 	HTTPRequests     *prometheus.CounterVec   // HTTP API by route and status code
 	UnknownAddrs     *prometheus.CounterVec   // requests from a trusted proxy with no usable client address, by reason
 	Refused          *prometheus.CounterVec   // requests refused before they are served, by reason (Refused* below)
+	UndeclaredProxy  *prometheus.CounterVec   // forwarding headers sent straight from an authority address, by header
 }
 
 // Reasons used as the "reason" label of relay_refused_total.
@@ -96,6 +97,9 @@ func New(reg prometheus.Registerer, g Gauges) *Metrics {
 	m.UnknownAddrs = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "relay_client_address_unknown_total", Help: "Requests from a trusted proxy that forwarded no usable client address (missing, empty or malformed); never authorities by address."}, []string{"reason"})
 	reg.MustRegister(m.UnknownAddrs)
+	m.UndeclaredProxy = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "relay_undeclared_proxy_requests_total", Help: "Requests straight from an authority address (not through a trusted proxy) carrying a forwarding header: most likely a proxy not in RELAY_TRUSTED_PROXIES, through which every client is an authority. By header."}, []string{"header"})
+	reg.MustRegister(m.UndeclaredProxy)
 	reg.MustRegister(m.ConnectionsTotal, m.Requests, m.Errors, m.MessagesIn, m.Deliveries, m.BytesIn, m.BytesOut,
 		m.FramesOut, m.WriteBatch, m.PluginCalls, m.PluginSeconds, m.HTTPRequests, m.Refused)
 
