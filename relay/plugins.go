@@ -106,7 +106,7 @@ func (c *conn) filterMessage(req *protocol.Request, m *membership, to int64, bin
 	info, _ := c.srv.hub.Member(m.ch, c.id)
 	out := c.srv.plugins.FilterMessage(context.Background(), &plugin.MessageRequest{
 		ChannelID: m.ch.ID, Channel: m.ch.Name, Protocol: m.ch.Protocol,
-		SenderID: c.id, Authority: m.auth, Mode: m.mode, Extra: info.Extra,
+		SenderID: c.id, Addr: c.addr.String(), Authority: m.auth, Mode: m.mode, Extra: info.Extra,
 		To: to, Cmd: req.Cmd, Body: body,
 	})
 	switch out.Action {

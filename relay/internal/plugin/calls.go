@@ -3,6 +3,7 @@ package plugin
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 	"unicode/utf8"
@@ -67,7 +68,7 @@ func (h *Host) AuthorizeJoin(ctx context.Context, req *JoinRequest) JoinOutcome 
 			w.str(tagMessage, out.Error)
 		}
 		start := time.Now()
-		a, err := p.call(ctx, AuthorizeJoin, w.b)
+		a, err := p.call(ctx, AuthorizeJoin, req.Addr, w.b)
 		var next JoinOutcome
 		if err == nil {
 			next, err = applyJoin(out, &a)
@@ -139,6 +140,9 @@ type MessageRequest struct {
 	Channel   string
 	Protocol  string
 	SenderID  int64
+	// Addr is the sender's address (not shown to plugins): calls from one
+	// address share the pool fairly with everyone else's.
+	Addr string
 	// Authority, Mode and Extra describe the sender's membership.
 	Authority bool
 	Mode      int
@@ -193,7 +197,7 @@ func (h *Host) FilterMessage(ctx context.Context, req *MessageRequest) MessageOu
 		w.bytes(tagBody, out.Body)
 		w.bytes(tagBodyIndex, w.idx)
 		start := time.Now()
-		a, err := p.call(ctx, FilterMessage, w.b)
+		a, err := p.call(ctx, FilterMessage, req.Addr, w.b)
 		var code, msg string
 		var idx []byte
 		if err == nil {
@@ -284,7 +288,7 @@ func (h *Host) OnTokenCreate(ctx context.Context, req *TokenRequest) TokenOutcom
 			w.str(tagMessage, out.Error)
 		}
 		start := time.Now()
-		a, err := p.call(ctx, OnTokenCreate, w.b)
+		a, err := p.call(ctx, OnTokenCreate, req.Addr, w.b)
 		var next TokenOutcome
 		if err == nil {
 			next, err = applyToken(out, &a)
@@ -336,4 +340,25 @@ func applyToken(out TokenOutcome, a *answer) (TokenOutcome, error) {
 		out.Allowed, out.ErrorCode, out.Error = true, "", ""
 	}
 	return out, nil
+}
+
+// call runs one hook of one plugin on input for the client at addr (the
+// pool's fairness key). The call's deadline covers the wait for a free
+// instance as well as the guest's run.
+func (p *loaded) call(ctx context.Context, hook Hook, addr string, input []byte) (a answer, err error) {
+	deadline := time.Now().Add(p.host.cfg.Timeout)
+	in, err := p.pool.get(ctx, addr, deadline)
+	if err != nil {
+		return answer{}, err
+	}
+	a, err = in.invokeHook(in.hooks[hook], input, deadline)
+	if err == nil && hookTable[hook].verdicts&(1<<a.verdict) == 0 {
+		err = fmt.Errorf("%w: verdict %d is not allowed for %s", ErrBadOutput, a.verdict, hook)
+	}
+	if err != nil && !errors.Is(err, ErrPluginError) {
+		p.pool.discard(in)
+	} else {
+		p.pool.put(in)
+	}
+	return a, err
 }

@@ -210,10 +210,10 @@ func (p *loaded) load(ctx context.Context) error {
 	// The first instance checks the ABI version and the configuration.
 	var mask uint64
 	p.pool = newPool(p, p.host.cfg.Instances)
-	p.pool.slots <- struct{}{}
+	p.pool.reserve()
 	in, err := p.newInstance(ctx)
 	if err != nil {
-		<-p.pool.slots
+		p.pool.unreserve()
 		return fmt.Errorf("plugin %s (%s): %w", name, path, err)
 	}
 	if exports[exportHooks] != nil {
@@ -236,7 +236,7 @@ func (p *loaded) load(ctx context.Context) error {
 func (in *instance) callNoArgs(export string) (uint64, error) {
 	f := in.mod.ExportedFunction(export)
 	in.stack[0] = 0
-	if err := in.invoke(f, in.p.host.cfg.InitTimeout); err != nil {
+	if err := in.invoke(f, time.Now().Add(in.p.host.cfg.InitTimeout)); err != nil {
 		return 0, fmt.Errorf("%s: %w", export, err)
 	}
 	return in.stack[0], nil
@@ -276,24 +276,6 @@ func (h *Host) Plugins() []string {
 		names[i] = p.spec.Name
 	}
 	return names
-}
-
-// call runs one hook of one plugin on input.
-func (p *loaded) call(ctx context.Context, hook Hook, input []byte) (a answer, err error) {
-	in, err := p.pool.get(ctx)
-	if err != nil {
-		return answer{}, err
-	}
-	a, err = in.invokeHook(in.hooks[hook], input, p.host.cfg.Timeout)
-	if err == nil && hookTable[hook].verdicts&(1<<a.verdict) == 0 {
-		err = fmt.Errorf("%w: verdict %d is not allowed for %s", ErrBadOutput, a.verdict, hook)
-	}
-	if err != nil && !errors.Is(err, ErrPluginError) {
-		p.pool.discard(in)
-	} else {
-		p.pool.put(in)
-	}
-	return a, err
 }
 
 // observe reports one call, whose answer has been checked, to Config.Observe.

@@ -131,9 +131,10 @@ func TestMisbehavingPlugins(t *testing.T) {
 		}
 	}()
 	cfg := `{"target":"` + ln.Addr().String() + `"}`
+	const timeout = 300 * time.Millisecond
 	h, logs := load(t, plugin.Config{
 		Plugins:       []plugin.Spec{chaos(t, "chaos", cfg)},
-		Timeout:       300 * time.Millisecond,
+		Timeout:       timeout,
 		MemoryLimitMB: 64,
 		Instances:     2,
 	})
@@ -160,9 +161,14 @@ func TestMisbehavingPlugins(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				start := time.Now()
 				out := h.FilterMessage(context.Background(), msg(tt.cmd, `{"text":"x"}`))
 				if out.Action != plugin.Reject || out.ErrorCode != tt.code {
 					t.Errorf("got %v %q (%s), want reject %q", out.Action, out.ErrorCode, out.Error, tt.code)
+				}
+				// Whatever the guest does, the call ends by its deadline.
+				if d := time.Since(start); d > timeout+deadlineSlack {
+					t.Errorf("the call took %v; the deadline is %v", d, timeout)
 				}
 			}()
 			out := h.FilterMessage(context.Background(), msg("rewrite", `{"text":"ok"}`))

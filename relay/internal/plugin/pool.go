@@ -3,60 +3,205 @@ package plugin
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"sync"
+	"time"
 )
 
-// pool holds up to cap(slots) live instances of one plugin. Idle instances
-// wait in idle; a caller takes one, creates one while below the cap, or
-// waits. A failed instance is discarded, which frees its slot.
+// pool holds up to size live instances of one plugin. A caller takes an
+// idle instance or, when none is idle, queues under its fairness key (the
+// client's address) until one is handed to it or its call's deadline
+// passes. Instances freed while callers wait go to the queued keys in turn,
+// one caller per key per round: many calls from one address queue behind
+// each other, not in front of everyone else.
+//
+// New instances are created in the background (below the cap, when a
+// caller finds none idle), so a slow instantiation counts toward the
+// deadline of no call in particular and a waiting caller is never stuck
+// behind it. A failed instance is discarded, which frees its place.
 type pool struct {
-	p     *loaded
-	idle  chan *instance
-	slots chan struct{}
+	p    *loaded
+	size int
+
+	mu     sync.Mutex
+	idle   []*instance
+	live   int                  // instances in use, idle or being created
+	queues map[string][]*waiter // waiting callers by fairness key, oldest first
+	ring   []string             // keys with waiting callers, in service order
+}
+
+// waiter is one queued caller; got receives exactly one handout.
+type waiter struct {
+	got chan handout
+}
+
+// handout is an instance for a waiter, or the reason there is none.
+type handout struct {
+	in  *instance
+	err error
 }
 
 func newPool(p *loaded, size int) *pool {
-	return &pool{p: p, idle: make(chan *instance, size), slots: make(chan struct{}, size)}
+	return &pool{p: p, size: size, queues: map[string][]*waiter{}}
 }
 
-func (pl *pool) get(ctx context.Context) (*instance, error) {
-	select {
-	case in := <-pl.idle:
+// get returns an instance for a call by key that must start before
+// deadline. Waiting past it fails with ErrTimeout, like a guest overrunning.
+func (pl *pool) get(ctx context.Context, key string, deadline time.Time) (*instance, error) {
+	pl.mu.Lock()
+	if n := len(pl.idle); n > 0 {
+		in := pl.idle[n-1]
+		pl.idle[n-1] = nil
+		pl.idle = pl.idle[:n-1]
+		pl.mu.Unlock()
 		return in, nil
-	default:
 	}
+	if pl.live < pl.size {
+		pl.live++
+		go pl.create()
+	}
+	w := &waiter{got: make(chan handout, 1)}
+	if len(pl.queues[key]) == 0 {
+		pl.ring = append(pl.ring, key)
+	}
+	pl.queues[key] = append(pl.queues[key], w)
+	pl.mu.Unlock()
+
+	wait := time.NewTimer(time.Until(deadline))
+	defer wait.Stop()
+	var why error
 	select {
-	case in := <-pl.idle:
-		return in, nil
-	case pl.slots <- struct{}{}:
-		in, err := pl.p.newInstance(ctx)
-		if err != nil {
-			<-pl.slots
-			return nil, fmt.Errorf("%w: new instance: %v", ErrTrap, err)
-		}
-		return in, nil
+	case h := <-w.got:
+		return h.in, h.err
+	case <-wait.C:
+		why = context.DeadlineExceeded
 	case <-ctx.Done():
-		return nil, fmt.Errorf("%w: waiting for an instance: %v", ErrTimeout, ctx.Err())
+		why = ctx.Err()
+	}
+	pl.mu.Lock()
+	queued := pl.removeLocked(key, w)
+	pl.mu.Unlock()
+	if !queued {
+		// Handed out meanwhile: give it back to the next caller.
+		if h := <-w.got; h.in != nil {
+			pl.put(h.in)
+		}
+	}
+	return nil, fmt.Errorf("%w: no free instance (all %d busy): %v", ErrTimeout, pl.size, why)
+}
+
+// removeLocked takes w out of key's queue and reports whether it was there.
+func (pl *pool) removeLocked(key string, w *waiter) bool {
+	q := pl.queues[key]
+	for i, x := range q {
+		if x == w {
+			q = append(q[:i], q[i+1:]...)
+			if len(q) == 0 {
+				pl.dropKeyLocked(key)
+			} else {
+				pl.queues[key] = q
+			}
+			return true
+		}
+	}
+	return false
+}
+
+func (pl *pool) dropKeyLocked(key string) {
+	delete(pl.queues, key)
+	for i, k := range pl.ring {
+		if k == key {
+			pl.ring = append(pl.ring[:i], pl.ring[i+1:]...)
+			return
+		}
 	}
 }
 
-// put returns a healthy instance; it never blocks because at most
-// cap(slots) instances exist.
-func (pl *pool) put(in *instance) { pl.idle <- in }
+// nextLocked dequeues the oldest caller of the key whose turn it is and
+// moves that key to the back of the ring; nil when nobody waits.
+func (pl *pool) nextLocked() *waiter {
+	if len(pl.ring) == 0 {
+		return nil
+	}
+	key := pl.ring[0]
+	q := pl.queues[key]
+	w := q[0]
+	q[0] = nil
+	if q = q[1:]; len(q) == 0 {
+		delete(pl.queues, key)
+		pl.ring = append(pl.ring[:0], pl.ring[1:]...)
+	} else {
+		pl.queues[key] = q
+		copy(pl.ring, pl.ring[1:])
+		pl.ring[len(pl.ring)-1] = key
+	}
+	return w
+}
 
-// discard closes a failed instance and frees its slot.
+// put returns a healthy instance: to the next waiting caller, or idle.
+func (pl *pool) put(in *instance) {
+	pl.mu.Lock()
+	if w := pl.nextLocked(); w != nil {
+		pl.mu.Unlock()
+		w.got <- handout{in: in}
+		return
+	}
+	pl.idle = append(pl.idle, in)
+	pl.mu.Unlock()
+}
+
+// discard closes a failed instance and frees its place; a replacement is
+// started at once when callers wait.
 func (pl *pool) discard(in *instance) {
 	in.close()
-	<-pl.slots
+	pl.mu.Lock()
+	pl.live--
+	if len(pl.ring) > 0 && pl.live < pl.size {
+		pl.live++
+		go pl.create()
+	}
+	pl.mu.Unlock()
+}
+
+// create makes one instance for a place already counted in live.
+func (pl *pool) create() {
+	in, err := pl.p.newInstance(context.Background())
+	if err == nil {
+		pl.put(in)
+		return
+	}
+	pl.p.failLogs.emit(slog.LevelError, "cannot create a plugin instance", slog.String("error", err.Error()))
+	pl.mu.Lock()
+	pl.live--
+	w := pl.nextLocked()
+	pl.mu.Unlock()
+	if w != nil {
+		w.got <- handout{err: fmt.Errorf("%w: new instance: %v", ErrTrap, err)}
+	}
+}
+
+// reserve counts an instance the caller creates itself (the first, at load).
+func (pl *pool) reserve() {
+	pl.mu.Lock()
+	pl.live++
+	pl.mu.Unlock()
+}
+
+// unreserve gives back a place reserve counted when creating failed.
+func (pl *pool) unreserve() {
+	pl.mu.Lock()
+	pl.live--
+	pl.mu.Unlock()
 }
 
 // drain closes the idle instances (at Close).
 func (pl *pool) drain() {
-	for {
-		select {
-		case in := <-pl.idle:
-			pl.discard(in)
-		default:
-			return
-		}
+	pl.mu.Lock()
+	idle := pl.idle
+	pl.idle = nil
+	pl.live -= len(idle)
+	pl.mu.Unlock()
+	for _, in := range idle {
+		in.close()
 	}
 }

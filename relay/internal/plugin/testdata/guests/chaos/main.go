@@ -79,7 +79,11 @@ func misbehave(what string) (sdk.Verdict, error, bool) {
 	case "error":
 		return sdk.Verdict{}, errors.New("asked to fail"), true
 	case "sleep":
-		time.Sleep(10 * time.Second)
+		time.Sleep(5 * time.Second)
+		return sdk.Continue(), nil, true
+	case "slow":
+		// A legitimate but slow plugin: it holds its instance for 50 ms.
+		time.Sleep(50 * time.Millisecond)
 		return sdk.Continue(), nil, true
 	case "badcode":
 		return sdk.Deny("Not A Code!", "bad"), nil, true
