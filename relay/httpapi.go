@@ -81,6 +81,9 @@ func (b apiBackend) MintToken(ctx context.Context, spec httpapi.TokenSpec) (http
 		ttl = spec.Lifetime
 	}
 	mode, extra := spec.ClientMode, protocol.CompactExtra(spec.Extra)
+	if len(extra) > b.s.cfg.MaxExtraBytes {
+		return httpapi.Token{}, &httpapi.Error{Status: http.StatusBadRequest, Code: string(protocol.CodeExtraTooLarge), Message: protocol.CodeExtraTooLarge.Text()}
+	}
 	if b.s.plugins.Enabled(plugin.OnTokenCreate) {
 		addr, origin := callerOf(b.s, spec.Caller)
 		out := b.s.plugins.OnTokenCreate(ctx, &plugin.TokenRequest{

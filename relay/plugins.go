@@ -41,6 +41,10 @@ func loadPlugins(cfg Config, log *slog.Logger, m *metrics.Metrics) (*plugin.Host
 		MemoryLimitMB: cfg.PluginMemoryMB,
 		Instances:     cfg.PluginInstances,
 		CacheDir:      cfg.PluginCacheDir,
+		MaxTokenBytes: cfg.PluginMaxTokenBytes,
+		MaxBodyBytes:  cfg.MaxMessageBytes,
+		MaxExtraBytes: cfg.MaxExtraBytes,
+		MaxLifetime:   cfg.TokenMaxTTL,
 		Policies:      map[plugin.Hook]plugin.Policy{},
 		Observe: func(name string, hook plugin.Hook, outcome string, d time.Duration) {
 			m.PluginCalls.WithLabelValues(name, hook.String(), outcome).Inc()

@@ -153,7 +153,10 @@ func TestPluginChainOrderAndRewrite(t *testing.T) {
 func TestMisbehavingPluginKeepsTheRelayServing(t *testing.T) {
 	r := startRelay(t, func(cfg *relay.Config) {
 		withPlugins(t, cfg, map[string]string{"chaos": ""}, "chaos")
-		cfg.PluginTimeout = 200 * time.Millisecond
+		// Long enough for a failed instance's replacement (instantiated
+		// in the background) to be up before the next message's deadline
+		// on a loaded machine.
+		cfg.PluginTimeout = 500 * time.Millisecond
 	})
 	a := authority(t, r)
 	m := join(t, a, "c", "p", "")

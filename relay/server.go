@@ -84,7 +84,7 @@ func New(cfg Config) (*Server, error) {
 	if s.origins, err = auth.NewOrigins(cfg.Origins); err != nil {
 		return nil, fmt.Errorf("relay: RELAY_ORIGINS: %w", err)
 	}
-	s.hub = hub.NewMemory()
+	s.hub = hub.NewMemory(cfg.MaxChannelMembers)
 	s.tokens = token.NewMemory(&token.MemoryOptions{Rejoin: cfg.TokenRejoin, Now: cfg.Now})
 
 	reg := prometheus.NewRegistry()

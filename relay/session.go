@@ -119,6 +119,10 @@ func (c *conn) grant(req *protocol.Request, binary bool) {
 		c.replyError(binary, 0, protocol.CodeMissingInvalidExtra)
 		return
 	}
+	if len(extra) > c.srv.cfg.MaxExtraBytes {
+		c.replyError(binary, 0, protocol.CodeExtraTooLarge)
+		return
+	}
 	makeauth, ttl := protocol.Flag(req, "makeauth", "true"), c.srv.cfg.TokenTTL
 	if allowed := c.isAuthority(req, proto, true); c.srv.plugins.Enabled(plugin.OnTokenCreate) {
 		if mode, extra, ttl, ok = c.onTokenCreate(name, proto, mode, extra, makeauth, allowed, binary); !ok {
@@ -202,6 +206,13 @@ func (c *conn) join(req *protocol.Request, binary bool) {
 	}
 
 	ch, replaced := c.srv.hub.Join(c, name, proto, info, held, binary)
+	if ch == nil {
+		if held != "" {
+			c.srv.tokens.Release(context.Background(), held, c.id)
+		}
+		c.replyError(binary, 0, protocol.CodeChannelFull)
+		return
+	}
 	if replaced != "" {
 		c.srv.tokens.Release(context.Background(), replaced, c.id)
 	}
@@ -262,6 +273,10 @@ func (c *conn) setExtra(req *protocol.Request, binary bool) {
 	extra, ok := protocol.Extra(req)
 	if !ok {
 		c.replyError(binary, 0, protocol.CodeMissingInvalidExtra)
+		return
+	}
+	if len(extra) > c.srv.cfg.MaxExtraBytes {
+		c.replyError(binary, 0, protocol.CodeExtraTooLarge)
 		return
 	}
 	if !c.srv.hub.SetExtra(m.ch, id, extra, binary) {

@@ -37,6 +37,11 @@ const (
 	CodePluginDenied    Code = "plugin_denied"
 	CodeInternal        Code = "internal_error"
 
+	// Codes of the relay's limits (see the README's configuration table).
+	CodeExtraTooLarge Code = "extra_too_large"
+	CodeChannelFull   Code = "channel_full"
+	CodeTokenTooLarge Code = "token_too_large"
+
 	// Codes used only by the HTTP API.
 	CodeMissingInvalidLifetime Code = "missing_invalid_lifetime"
 	CodeMissingInvalidRetain   Code = "missing_invalid_retain"

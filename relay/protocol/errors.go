@@ -25,6 +25,9 @@ const (
 	CodePluginBadOutput        Code = "plugin_bad_output" // relay: a plugin's answer broke the plugin ABI and its hook's failure policy is closed
 	CodePluginDenied           Code = "plugin_denied"     // relay: a plugin refused without naming its own code (plugins may send their own codes)
 	CodeInternal               Code = "internal_error"    // relay: a bug; logged with details
+	CodeExtraTooLarge          Code = "extra_too_large"   // relay: an extra over RELAY_MAX_EXTRA_BYTES (GRANT, SET_EXTRA, the HTTP API)
+	CodeChannelFull            Code = "channel_full"      // relay: JOIN of a channel holding RELAY_MAX_CHANNEL_MEMBERS members
+	CodeTokenTooLarge          Code = "token_too_large"   // relay: a JOIN token over RELAY_PLUGIN_MAX_TOKEN_BYTES, refused before authorize-join plugins run
 )
 
 // Text returns the human-readable text sent with c.
@@ -66,6 +69,12 @@ func (c Code) Text() string {
 		return "A plugin returned an invalid answer."
 	case CodePluginDenied:
 		return "Refused by a plugin."
+	case CodeExtraTooLarge:
+		return "The 'extra' is larger than this relay accepts."
+	case CodeChannelFull:
+		return "The channel has as many members as this relay allows."
+	case CodeTokenTooLarge:
+		return "The 'token' is longer than this relay accepts."
 	}
 	return "Internal error."
 }

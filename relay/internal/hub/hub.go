@@ -46,7 +46,9 @@ type Hub interface {
 	// notification to the members allowed to see r. Joining a channel r
 	// is already in replaces its info and sends JOINED again. token is the
 	// grant token r joined with ("" for none); the token it replaces, if
-	// any and different, is returned so the caller can release it.
+	// any and different, is returned so the caller can release it. A
+	// channel already at its member cap is not joined: ch is nil and
+	// nothing is sent (the caller answers channel_full).
 	Join(r Recipient, name, protocol string, info protocol.MemberInfo, token string, binary bool) (ch *Channel, replaced string)
 	// Leave removes r from ch, sends LEFT to r (in its frame type) and to
 	// the members allowed to see r (as text), and returns the grant token

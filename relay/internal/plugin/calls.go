@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 	"unicode/utf8"
 )
@@ -46,6 +47,9 @@ func (h *Host) AuthorizeJoin(ctx context.Context, req *JoinRequest) JoinOutcome 
 	if !h.Enabled(AuthorizeJoin) {
 		return out
 	}
+	if len(req.Token) > h.cfg.MaxTokenBytes {
+		return JoinOutcome{ErrorCode: CodeTokenTooLarge, Error: fmt.Sprintf("The token is longer than %d bytes.", h.cfg.MaxTokenBytes)}
+	}
 	w := h.writer()
 	defer h.writers.Put(w)
 	for _, p := range h.chains[AuthorizeJoin] {
@@ -71,7 +75,7 @@ func (h *Host) AuthorizeJoin(ctx context.Context, req *JoinRequest) JoinOutcome 
 		a, err := p.call(ctx, AuthorizeJoin, req.Addr, w.b)
 		var next JoinOutcome
 		if err == nil {
-			next, err = applyJoin(out, &a)
+			next, err = h.applyJoin(out, &a)
 		}
 		h.observe(p, AuthorizeJoin, start, a.verdict, err)
 		if err == nil {
@@ -89,7 +93,7 @@ func (h *Host) AuthorizeJoin(ctx context.Context, req *JoinRequest) JoinOutcome 
 	return out
 }
 
-func applyJoin(out JoinOutcome, a *answer) (JoinOutcome, error) {
+func (h *Host) applyJoin(out JoinOutcome, a *answer) (JoinOutcome, error) {
 	if a.verdict == verdictDeny {
 		code, msg, err := checkDeny(a)
 		if err != nil {
@@ -107,7 +111,7 @@ func applyJoin(out JoinOutcome, a *answer) (JoinOutcome, error) {
 		out.Mode = int(a.mode)
 	}
 	if a.set&hasExtra != 0 {
-		x, err := checkExtra(a.extra)
+		x, err := h.checkExtra(a.extra)
 		if err != nil {
 			return out, err
 		}
@@ -204,6 +208,8 @@ func (h *Host) FilterMessage(ctx context.Context, req *MessageRequest) MessageOu
 			switch {
 			case a.verdict == verdictDeny:
 				code, msg, err = checkDeny(&a)
+			case a.verdict != verdictDrop && a.set&hasBody != 0 && len(a.body) > h.cfg.MaxBodyBytes:
+				err = fmt.Errorf("%w: rewritten body of %d bytes is over the %d-byte message limit", ErrBadOutput, len(a.body), h.cfg.MaxBodyBytes)
 			case a.verdict != verdictDrop && a.set&hasBody != 0:
 				if idx, err = indexObject(a.body, w.idx[:0]); err != nil || !utf8.Valid(a.body) || !json.Valid(a.body) {
 					err = fmt.Errorf("%w: rewritten body is not a JSON object in UTF-8", ErrBadOutput)
@@ -291,7 +297,7 @@ func (h *Host) OnTokenCreate(ctx context.Context, req *TokenRequest) TokenOutcom
 		a, err := p.call(ctx, OnTokenCreate, req.Addr, w.b)
 		var next TokenOutcome
 		if err == nil {
-			next, err = applyToken(out, &a)
+			next, err = h.applyToken(out, &a)
 		}
 		h.observe(p, OnTokenCreate, start, a.verdict, err)
 		if err == nil {
@@ -309,7 +315,7 @@ func (h *Host) OnTokenCreate(ctx context.Context, req *TokenRequest) TokenOutcom
 	return out
 }
 
-func applyToken(out TokenOutcome, a *answer) (TokenOutcome, error) {
+func (h *Host) applyToken(out TokenOutcome, a *answer) (TokenOutcome, error) {
 	if a.verdict == verdictDeny {
 		code, msg, err := checkDeny(a)
 		if err != nil {
@@ -324,7 +330,7 @@ func applyToken(out TokenOutcome, a *answer) (TokenOutcome, error) {
 		out.ClientMode = int(a.clientMode)
 	}
 	if a.set&hasExtra != 0 {
-		x, err := checkExtra(a.extra)
+		x, err := h.checkExtra(a.extra)
 		if err != nil {
 			return out, err
 		}
@@ -334,7 +340,9 @@ func applyToken(out TokenOutcome, a *answer) (TokenOutcome, error) {
 		if a.lifetimeMs <= 0 {
 			return out, fmt.Errorf("%w: lifetime %d ms is not positive", ErrBadOutput, a.lifetimeMs)
 		}
-		out.Lifetime = time.Duration(a.lifetimeMs) * time.Millisecond
+		// Cut, not refused: the plugin's intent (a long-lived token) is
+		// served as far as the relay allows.
+		out.Lifetime = min(time.Duration(min(a.lifetimeMs, math.MaxInt64/int64(time.Millisecond)))*time.Millisecond, h.cfg.MaxLifetime)
 	}
 	if a.verdict == verdictAllow && !out.Allowed {
 		out.Allowed, out.ErrorCode, out.Error = true, "", ""

@@ -209,7 +209,7 @@ func (p *loaded) load(ctx context.Context) error {
 
 	// The first instance checks the ABI version and the configuration.
 	var mask uint64
-	p.pool = newPool(p, p.host.cfg.Instances)
+	p.pool = newPool(p, p.host.cfg.Instances, p.host.cfg.Timeout)
 	p.pool.reserve()
 	in, err := p.newInstance(ctx)
 	if err != nil {
@@ -323,11 +323,14 @@ func checkDeny(a *answer) (code, msg string, err error) {
 	return code, msg, nil
 }
 
-// checkExtra validates an extra set by a plugin: a JSON object, or
-// null/false for none (returned as nil).
-func checkExtra(b []byte) (json.RawMessage, error) {
+// checkExtra validates an extra set by a plugin: a JSON object of at most
+// Config.MaxExtraBytes, or null/false for none (returned as nil).
+func (h *Host) checkExtra(b []byte) (json.RawMessage, error) {
 	if v := string(b); v == "" || v == "null" || v == "false" {
 		return nil, nil
+	}
+	if len(b) > h.cfg.MaxExtraBytes {
+		return nil, fmt.Errorf("%w: extra of %d bytes is over the %d-byte limit", ErrBadOutput, len(b), h.cfg.MaxExtraBytes)
 	}
 	if _, err := indexObject(b, nil); err != nil || !utf8.Valid(b) || !json.Valid(b) {
 		return nil, fmt.Errorf("%w: extra is not a JSON object in UTF-8", ErrBadOutput)

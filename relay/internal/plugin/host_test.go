@@ -176,7 +176,9 @@ func TestMisbehavingPlugins(t *testing.T) {
 				t.Errorf("concurrent good call: %+v", out)
 			}
 			wg.Wait()
-			// The next calls work (the broken instance was replaced).
+			// The next calls work once the broken instance is replaced (in
+			// the background: a call meanwhile may time out waiting).
+			waitForRecovery(t, h)
 			for range 3 {
 				out := h.FilterMessage(context.Background(), msg("rewrite", `{"text":"ok"}`))
 				if string(out.Body) != `{"text":"OK"}` {
@@ -212,7 +214,8 @@ func garbage(t testing.TB) plugin.Spec {
 }
 
 func TestGarbageOutputIsABadOutput(t *testing.T) {
-	h, logs := load(t, plugin.Config{Plugins: []plugin.Spec{garbage(t)}})
+	// A long deadline: the second round waits for fresh instances.
+	h, logs := load(t, plugin.Config{Plugins: []plugin.Spec{garbage(t)}, Timeout: 5 * time.Second})
 	ctx := context.Background()
 	for range 2 { // the second round runs on fresh instances
 		if out := h.FilterMessage(ctx, msg("x", `{}`)); out.ErrorCode != plugin.CodeBadOutput {
@@ -426,7 +429,7 @@ func TestPoolHammer(t *testing.T) {
 }
 
 func TestLargeMessagesGrowTheBuffer(t *testing.T) {
-	h, _ := load(t, plugin.Config{Plugins: []plugin.Spec{chaos(t, "chaos", "")}, Timeout: 5 * time.Second})
+	h, _ := load(t, plugin.Config{Plugins: []plugin.Spec{chaos(t, "chaos", "")}, Timeout: 5 * time.Second, MaxBodyBytes: 1 << 20})
 	text := strings.Repeat("x", 300<<10)
 	out := h.FilterMessage(context.Background(), msg("rewrite", `{"text":"`+text+`"}`))
 	if string(out.Body) != `{"text":"`+strings.ToUpper(text)+`"}` {

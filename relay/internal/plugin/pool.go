@@ -11,28 +11,37 @@ import (
 // pool holds up to size live instances of one plugin. A caller takes an
 // idle instance or, when none is idle, queues under its fairness key (the
 // client's address) until one is handed to it or its call's deadline
-// passes. Instances freed while callers wait go to the queued keys in turn,
-// one caller per key per round: many calls from one address queue behind
-// each other, not in front of everyone else.
+// passes. Instances freed while callers wait go to the queued keys in
+// turn, one caller per key per turn, and a key that had nobody waiting goes
+// before those that did: many calls from one address queue behind each
+// other, not in front of everyone else.
+//
+// Under overload a waiter that has used most of its deadline in the queue
+// (all but shedMargin of it) fails at once rather than being handed an
+// instance: the deadline would likely stop its guest mid-run, and a
+// stopped guest costs its instance, whose replacement takes milliseconds
+// of instantiation during which the pool is one short.
 //
 // New instances are created in the background (below the cap, when a
-// caller finds none idle), so a slow instantiation counts toward the
-// deadline of no call in particular and a waiting caller is never stuck
-// behind it. A failed instance is discarded, which frees its place.
+// caller finds none idle), so a slow instantiation holds up no caller past
+// its deadline. A failed instance is discarded, which frees its place.
 type pool struct {
-	p    *loaded
-	size int
+	p          *loaded
+	size       int
+	shedMargin time.Duration
 
 	mu     sync.Mutex
 	idle   []*instance
 	live   int                  // instances in use, idle or being created
 	queues map[string][]*waiter // waiting callers by fairness key, oldest first
-	ring   []string             // keys with waiting callers, in service order
+	fresh  []string             // keys whose callers arrived to an empty queue, served first
+	ring   []string             // keys served before and waiting again, in turn
 }
 
 // waiter is one queued caller; got receives exactly one handout.
 type waiter struct {
-	got chan handout
+	got      chan handout
+	deadline time.Time
 }
 
 // handout is an instance for a waiter, or the reason there is none.
@@ -41,8 +50,8 @@ type handout struct {
 	err error
 }
 
-func newPool(p *loaded, size int) *pool {
-	return &pool{p: p, size: size, queues: map[string][]*waiter{}}
+func newPool(p *loaded, size int, timeout time.Duration) *pool {
+	return &pool{p: p, size: size, shedMargin: timeout / 4, queues: map[string][]*waiter{}}
 }
 
 // get returns an instance for a call by key that must start before
@@ -60,9 +69,9 @@ func (pl *pool) get(ctx context.Context, key string, deadline time.Time) (*insta
 		pl.live++
 		go pl.create()
 	}
-	w := &waiter{got: make(chan handout, 1)}
+	w := &waiter{got: make(chan handout, 1), deadline: deadline}
 	if len(pl.queues[key]) == 0 {
-		pl.ring = append(pl.ring, key)
+		pl.fresh = append(pl.fresh, key)
 	}
 	pl.queues[key] = append(pl.queues[key], w)
 	pl.mu.Unlock()
@@ -109,39 +118,59 @@ func (pl *pool) removeLocked(key string, w *waiter) bool {
 
 func (pl *pool) dropKeyLocked(key string) {
 	delete(pl.queues, key)
-	for i, k := range pl.ring {
-		if k == key {
-			pl.ring = append(pl.ring[:i], pl.ring[i+1:]...)
-			return
-		}
-	}
+	pl.fresh = without(pl.fresh, key)
+	pl.ring = without(pl.ring, key)
 }
 
-// nextLocked dequeues the oldest caller of the key whose turn it is and
-// moves that key to the back of the ring; nil when nobody waits.
+func without(keys []string, key string) []string {
+	for i, k := range keys {
+		if k == key {
+			return append(keys[:i], keys[i+1:]...)
+		}
+	}
+	return keys
+}
+
+// nextLocked dequeues the oldest caller of the key whose turn it is: the
+// first fresh key, else the first of the ring. A key still waiting then
+// goes to the back of the ring. It returns nil when nobody waits.
 func (pl *pool) nextLocked() *waiter {
-	if len(pl.ring) == 0 {
+	var key string
+	switch {
+	case len(pl.fresh) > 0:
+		key = pl.fresh[0]
+		pl.fresh = append(pl.fresh[:0], pl.fresh[1:]...)
+	case len(pl.ring) > 0:
+		key = pl.ring[0]
+		pl.ring = append(pl.ring[:0], pl.ring[1:]...)
+	default:
 		return nil
 	}
-	key := pl.ring[0]
 	q := pl.queues[key]
 	w := q[0]
 	q[0] = nil
 	if q = q[1:]; len(q) == 0 {
 		delete(pl.queues, key)
-		pl.ring = append(pl.ring[:0], pl.ring[1:]...)
 	} else {
 		pl.queues[key] = q
-		copy(pl.ring, pl.ring[1:])
-		pl.ring[len(pl.ring)-1] = key
+		pl.ring = append(pl.ring, key)
 	}
 	return w
 }
 
 // put returns a healthy instance: to the next waiting caller, or idle.
+// Waiters too close to their deadline are failed on the way (see pool).
 func (pl *pool) put(in *instance) {
 	pl.mu.Lock()
-	if w := pl.nextLocked(); w != nil {
+	for {
+		w := pl.nextLocked()
+		if w == nil {
+			break
+		}
+		if left := time.Until(w.deadline); left < pl.shedMargin {
+			w.got <- handout{err: fmt.Errorf("%w: no free instance until %v before the deadline", ErrTimeout, left.Round(time.Millisecond))}
+			continue
+		}
 		pl.mu.Unlock()
 		w.got <- handout{in: in}
 		return
@@ -150,17 +179,12 @@ func (pl *pool) put(in *instance) {
 	pl.mu.Unlock()
 }
 
-// discard closes a failed instance and frees its place; a replacement is
-// started at once when callers wait.
+// discard closes a failed instance and starts its replacement at once, so
+// the next caller finds the pool at strength rather than paying for the
+// instantiation within its own deadline.
 func (pl *pool) discard(in *instance) {
 	in.close()
-	pl.mu.Lock()
-	pl.live--
-	if len(pl.ring) > 0 && pl.live < pl.size {
-		pl.live++
-		go pl.create()
-	}
-	pl.mu.Unlock()
+	go pl.create()
 }
 
 // create makes one instance for a place already counted in live.
