@@ -11,6 +11,7 @@ import (
 
 	"github.com/relay-project/relay/relay/internal/httpapi"
 	"github.com/relay-project/relay/relay/internal/hub"
+	"github.com/relay-project/relay/relay/internal/metrics"
 	"github.com/relay-project/relay/relay/internal/plugin"
 	"github.com/relay-project/relay/relay/internal/retain"
 	"github.com/relay-project/relay/relay/internal/token"
@@ -82,6 +83,8 @@ func (b apiBackend) MintToken(ctx context.Context, spec httpapi.TokenSpec) (http
 	}
 	mode, extra := spec.ClientMode, protocol.CompactExtra(spec.Extra)
 	if len(extra) > b.s.cfg.MaxExtraBytes {
+		// Counted with the GRANTs it stands for.
+		b.s.metrics.Errors.WithLabelValues(metrics.KindGrant, string(protocol.CodeExtraTooLarge)).Inc()
 		return httpapi.Token{}, &httpapi.Error{Status: http.StatusBadRequest, Code: string(protocol.CodeExtraTooLarge), Message: protocol.CodeExtraTooLarge.Text()}
 	}
 	if b.s.plugins.Enabled(plugin.OnTokenCreate) {

@@ -217,3 +217,27 @@ func jwtFlood(t *testing.T, maxToken int, answer string) {
 		t.Fatalf("a legitimate JOIN took %v beside the attackers (%v alone); theirs took %v", attacked, quiet, attackerJoin)
 	}
 }
+
+// TestOversizedRewriteIsRefused: a filter-message rewrite larger than
+// RELAY_MAX_MESSAGE_BYTES fails under the failure policy. Before, an 8 MB
+// rewrite was delivered and closed every recipient (the sender included)
+// as a slow consumer.
+func TestOversizedRewriteIsRefused(t *testing.T) {
+	r := startRelay(t, func(cfg *relay.Config) {
+		withPlugins(t, cfg, map[string]string{"chaos": ""}, "chaos")
+		cfg.PluginMemoryMB = 128
+		cfg.PluginTimeout = 5 * time.Second
+	})
+	a := authority(t, r)
+	m := join(t, a, "c", "p", "")
+	n := fmt.Sprint(m["channel"])
+	b := authority(t, r)
+	bm := join(t, b, "c", "p", "")
+	a.NextMap() // b joined
+	a.Send(`{"cmd":"hugebody","channel":` + n + `,"to":-1}`)
+	expectError(t, a, int(mustInt(t, m["channel"])), "plugin_bad_output")
+	b.Send(`{"cmd":"pass","channel":` + n + `,"to":-1}`)
+	want := `{"channel":` + n + `,"success":true,"from":` + id(bm) + `,"cmd":"pass"}`
+	b.Expect(want) // b saw no 8 MB message and is still connected
+	a.Expect(want)
+}
