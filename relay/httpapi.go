@@ -141,8 +141,9 @@ func (b apiBackend) filterPublished(ctx context.Context, p httpapi.Publication) 
 	}
 	body := make([]byte, 0, len(p.Fields)+2)
 	body = append(append(append(body, '{'), p.Fields...), '}')
+	addr, _ := callerOf(b.s, p.Caller) // the plugin pool's fairness key
 	out := b.s.plugins.FilterMessage(ctx, &plugin.MessageRequest{
-		ChannelID: chID, Channel: p.Channel, Protocol: p.Protocol,
+		ChannelID: chID, Channel: p.Channel, Protocol: p.Protocol, Addr: addr,
 		Authority: true, Mode: protocol.ModeSendToAny, To: p.To, Cmd: p.Cmd, Body: body,
 	})
 	switch out.Action {
