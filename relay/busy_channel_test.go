@@ -1,91 +1,14 @@
 package relay_test
 
 import (
-	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
-	"time"
-
-	"github.com/coder/websocket"
 
 	"github.com/relay-project/relay/relay"
 	"github.com/relay-project/relay/relay/internal/relaytest"
 )
-
-// fillChannel joins n guests (mode 0, each with an extra of extraBytes)
-// to (name, proto) over their own connections from guestAddr, which read
-// and discard everything. Tokens come from authority a.
-func fillChannel(tb testing.TB, r *relaytest.Relay, a *relaytest.Client, name, proto string, n, extraBytes int) {
-	tb.Helper()
-	extra := fmt.Sprintf(`{"pad":%q}`, strings.Repeat("x", extraBytes-10))
-	toks := make([]string, n)
-	for i := range toks {
-		a.Send(fmt.Sprintf(`{"cmd":"GRANT","channel":%q,"protocol":%q,"clientmode":0,"extra":%s}`, name, proto, extra))
-		m := a.NextMap()
-		tok, _ := m["token"].(string)
-		if tok == "" {
-			tb.Fatalf("GRANT: %v", m)
-		}
-		toks[i] = tok
-	}
-	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(guestAddr)}}
-	hc := &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}}
-	errs := make(chan error, n)
-	var wg sync.WaitGroup
-	work := make(chan string)
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for tok := range work {
-				errs <- joinQuietly(r.URL, hc, name, proto, tok, tb)
-			}
-		}()
-	}
-	for _, tok := range toks {
-		work <- tok
-	}
-	close(work)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			tb.Fatal(err)
-		}
-	}
-}
-
-// joinQuietly connects, joins with tok and then discards every frame until
-// the test ends.
-func joinQuietly(url string, hc *http.Client, name, proto, tok string, tb testing.TB) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: hc})
-	if err != nil {
-		return fmt.Errorf("dial: %w", err)
-	}
-	ws.SetReadLimit(-1)
-	tb.Cleanup(func() { ws.CloseNow() })
-	req := fmt.Sprintf(`{"cmd":"JOIN","channel":%q,"protocol":%q,"token":%q}`, name, proto, tok)
-	if err := ws.Write(ctx, websocket.MessageText, []byte(req)); err != nil {
-		return fmt.Errorf("join: %w", err)
-	}
-	if _, data, err := ws.Read(ctx); err != nil || !strings.Contains(string(data), `"cmd":"JOINED"`) {
-		return fmt.Errorf("join: %s %v", data, err)
-	}
-	go func() {
-		for {
-			if _, _, err := ws.Read(context.Background()); err != nil {
-				return
-			}
-		}
-	}()
-	return nil
-}
 
 // TestBigChannelStaysJoinable: a channel of 1,000 members with 1 KB extras
 // makes a joiner's JOINED larger than RELAY_OUTBOUND_QUEUE_BYTES (1 MiB).
