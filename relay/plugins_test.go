@@ -156,7 +156,7 @@ func TestMisbehavingPluginKeepsTheRelayServing(t *testing.T) {
 		// Long enough for a failed instance's replacement (instantiated
 		// in the background) to be up before the next message's deadline
 		// on a loaded machine.
-		cfg.PluginTimeout = 500 * time.Millisecond
+		cfg.PluginTimeout = 2 * time.Second
 	})
 	a := authority(t, r)
 	m := join(t, a, "c", "p", "")

@@ -359,14 +359,16 @@ func (p *loaded) call(ctx context.Context, hook Hook, addr string, input []byte)
 	if err != nil {
 		return answer{}, err
 	}
+	start := time.Now()
 	a, err = in.invokeHook(in.hooks[hook], input, deadline)
+	ran := time.Since(start)
 	if err == nil && hookTable[hook].verdicts&(1<<a.verdict) == 0 {
 		err = fmt.Errorf("%w: verdict %d is not allowed for %s", ErrBadOutput, a.verdict, hook)
 	}
 	if err != nil && !errors.Is(err, ErrPluginError) {
-		p.pool.discard(in)
+		p.pool.discard(in, addr, ran)
 	} else {
-		p.pool.put(in)
+		p.pool.put(in, addr, ran)
 	}
 	return a, err
 }

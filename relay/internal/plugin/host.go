@@ -226,10 +226,10 @@ func (p *loaded) load(ctx context.Context) error {
 		}
 	}
 	if err != nil {
-		p.pool.discard(in)
+		p.pool.discard(in, "", 0)
 		return fmt.Errorf("plugin %s (%s): %w", name, path, err)
 	}
-	p.pool.put(in)
+	p.pool.put(in, "", 0)
 	return nil
 }
 

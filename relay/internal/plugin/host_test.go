@@ -156,6 +156,7 @@ func TestMisbehavingPlugins(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			warm(t, h, 2)
 			// Another caller keeps being served while the bad call runs.
 			var wg sync.WaitGroup
 			wg.Add(1)
@@ -178,7 +179,7 @@ func TestMisbehavingPlugins(t *testing.T) {
 			wg.Wait()
 			// The next calls work once the broken instance is replaced (in
 			// the background: a call meanwhile may time out waiting).
-			waitForRecovery(t, h)
+			warm(t, h, 1)
 			for range 3 {
 				out := h.FilterMessage(context.Background(), msg("rewrite", `{"text":"ok"}`))
 				if string(out.Body) != `{"text":"OK"}` {
@@ -270,7 +271,8 @@ func TestChainOrderAndFirstDenyWins(t *testing.T) {
 }
 
 func TestAuthorizeJoin(t *testing.T) {
-	h, _ := load(t, plugin.Config{Plugins: []plugin.Spec{chaos(t, "chaos", `{"tag":"t"}`)}})
+	// A long deadline: the call after the panic waits for a new instance.
+	h, _ := load(t, plugin.Config{Plugins: []plugin.Spec{chaos(t, "chaos", `{"tag":"t"}`)}, Timeout: 10 * time.Second})
 	denied := plugin.JoinOutcome{ErrorCode: "access_denied", Error: "Access denied."}
 	tests := []struct {
 		name, token string
@@ -396,7 +398,9 @@ func TestPoolHammer(t *testing.T) {
 	h, _ := load(t, plugin.Config{
 		Plugins:   []plugin.Spec{chaos(t, "chaos", "")},
 		Instances: 3,
-		Timeout:   200 * time.Millisecond,
+		// Long enough for the instances the panics and loops cost to be
+		// replaced (in the background) within a good call's deadline.
+		Timeout: 2 * time.Second,
 	})
 	const workers, calls = 8, 40
 	var wg sync.WaitGroup
@@ -442,7 +446,8 @@ func TestObserveReportsEachCall(t *testing.T) {
 	seen := map[string]int{}
 	h, _ := load(t, plugin.Config{
 		Plugins: []plugin.Spec{chaos(t, "chaos", "")},
-		Timeout: 100 * time.Millisecond,
+		// The calls after loop and panic wait for a new instance.
+		Timeout: 2 * time.Second,
 		Observe: func(name string, hook plugin.Hook, outcome string, d time.Duration) {
 			mu.Lock()
 			defer mu.Unlock()

@@ -32,7 +32,8 @@ type instance struct {
 	stack          [1]uint64
 
 	// ctx is canceled by timer when a call overruns; wazero then stops the
-	// guest at its next function entry or loop back-edge.
+	// guest at its next function entry or loop back-edge, and a guest
+	// sleeping in the host (sleep) wakes up.
 	ctx    context.Context
 	cancel context.CancelFunc
 	timer  *time.Timer
@@ -68,7 +69,7 @@ func (p *loaded) newInstance(ctx context.Context) (*instance, error) {
 		WithNanosleep(in.sleep)
 	mod, err := p.host.rt.InstantiateModule(in.ctx, p.compiled, mc)
 	if !in.timer.Stop() || in.fired.Load() {
-		err = fmt.Errorf("instantiate: %w after %v", ErrTimeout, p.host.cfg.InitTimeout)
+		err = fmt.Errorf("%w after %v", ErrTimeout, p.host.cfg.InitTimeout)
 	}
 	if err != nil {
 		if mod != nil {

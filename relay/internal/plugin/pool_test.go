@@ -117,3 +117,31 @@ func TestOneAddressCannotMonopoliseThePool(t *testing.T) {
 	}
 	t.Logf("healthy caller: worst latency %v; busy callers: %d calls", worst, busyCalls.Load())
 }
+
+// warm makes calls n at a time until n calls at once all succeed: the pool
+// then holds n instances. Instances are created in the background within
+// no call's deadline, so right after Load (or a failure) a concurrent call
+// may time out on a loaded machine; tests about something else warm first.
+func warm(t *testing.T, h *plugin.Host, n int) {
+	t.Helper()
+	for start := time.Now(); ; time.Sleep(10 * time.Millisecond) {
+		var ok atomic.Int64
+		var wg sync.WaitGroup
+		for range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if h.FilterMessage(context.Background(), from("warm", "pass")).Action == plugin.Deliver {
+					ok.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		if ok.Load() == int64(n) {
+			return
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("the pool did not reach %d instances in 10 s", n)
+		}
+	}
+}
