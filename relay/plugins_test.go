@@ -308,7 +308,9 @@ func TestPrecompilePlugins(t *testing.T) {
 func TestHTTPAPIRunsHooks(t *testing.T) {
 	r := startRelay(t, func(cfg *relay.Config) {
 		withPlugins(t, cfg, map[string]string{"chaos": `{"tag":"T"}`}, "chaos")
-		cfg.PluginTimeout = 200 * time.Millisecond
+		// Long enough for the instance a loop costs to be replaced (in the
+		// background) before the next request's deadline under -race.
+		cfg.PluginTimeout = 2 * time.Second
 	})
 	backend := newAPI(t, r, authAddr, "")
 
