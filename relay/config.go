@@ -66,14 +66,25 @@ type Config struct {
 	TokenMaxCount int `env:"RELAY_TOKEN_MAX_COUNT" envDefault:"100000" help:"Most grant tokens held at once (claimed ones included); past it GRANT gets errorcode token_limit_reached and POST /v1/tokens 429 token_limit_reached."`
 	// TokenMaxBytes caps the memory grant tokens take, extras included.
 	TokenMaxBytes int `env:"RELAY_TOKEN_MAX_BYTES" envDefault:"67108864" help:"Most bytes grant tokens may take in all (extras included, plus about 160 bytes each); past it GRANT gets errorcode token_limit_reached and POST /v1/tokens 429 token_limit_reached."`
+	// TokenMaxTTL caps the lifetime an on-token-create plugin may give a
+	// grant token.
+	TokenMaxTTL time.Duration `env:"RELAY_TOKEN_MAX_TTL" envDefault:"1h" help:"Longest lifetime before first JOIN an on-token-create plugin may give a grant token; a longer one is cut to this."`
 	// MaxChannelsPerClient caps one connection's non-authority memberships.
 	MaxChannelsPerClient int `env:"RELAY_MAX_CHANNELS_PER_CLIENT" envDefault:"256" help:"Most channels one connection may join as a non-authority."`
 	// MaxMessageBytes is the largest message a client may send; a larger
 	// one closes its connection with code 1009.
 	MaxMessageBytes int `env:"RELAY_MAX_MESSAGE_BYTES" envDefault:"65536" help:"Largest message a client may send; a larger one closes that connection with code 1009."`
+	// MaxExtraBytes caps one member's extra (compact JSON): a larger one is
+	// refused on GRANT, SET_EXTRA and the HTTP API, and is a bad output from
+	// a plugin. Every member's extra is in a joiner's JOINED.
+	MaxExtraBytes int `env:"RELAY_MAX_EXTRA_BYTES" envDefault:"4096" help:"Largest extra (compact JSON) a member or grant token may carry; a larger one gets extra_too_large (GRANT, SET_EXTRA, POST /v1/tokens) or is a plugin's bad output."`
+	// MaxChannelMembers caps the members of one channel.
+	MaxChannelMembers int `env:"RELAY_MAX_CHANNEL_MEMBERS" envDefault:"100000" help:"Most members one channel may have; a JOIN past it gets channel_full."`
 	// OutboundQueueBytes caps the bytes waiting to be written to one
-	// client; past it the client is disconnected as a slow consumer.
-	OutboundQueueBytes int `env:"RELAY_OUTBOUND_QUEUE_BYTES" envDefault:"1048576" help:"Bytes that may wait to be written to one client; past this it is disconnected as a slow consumer (code 1008)."`
+	// client; past it the client is disconnected as a slow consumer. One
+	// frame queued while nothing else waits is let through whatever its
+	// size (a JOINED listing a big channel).
+	OutboundQueueBytes int `env:"RELAY_OUTBOUND_QUEUE_BYTES" envDefault:"1048576" help:"Bytes that may wait to be written to one client; past this it is disconnected as a slow consumer (code 1008). A single frame larger than this (a big channel's JOINED) is sent when nothing else waits."`
 	// WriteTimeout bounds one write to a client; a client that does not
 	// take its data in time is disconnected as a slow consumer.
 	WriteTimeout time.Duration `env:"RELAY_WRITE_TIMEOUT" envDefault:"10s" help:"Longest one write to a client may take before it is disconnected as a slow consumer."`
@@ -154,6 +165,8 @@ type Config struct {
 	// PluginTimeout bounds one call into a plugin; a guest still running
 	// then is stopped and its instance replaced.
 	PluginTimeout time.Duration `env:"RELAY_PLUGIN_TIMEOUT" envDefault:"100ms" help:"Deadline of one plugin call; a plugin still running then is stopped (errorcode plugin_timeout under the closed policy)."`
+	// PluginMaxTokenBytes caps the JOIN token authorize-join plugins see.
+	PluginMaxTokenBytes int `env:"RELAY_PLUGIN_MAX_TOKEN_BYTES" envDefault:"8192" help:"Longest JOIN token authorize-join plugins are given; a longer one is refused with token_too_large before any plugin runs."`
 	// PluginMemoryMB caps each plugin instance's memory.
 	PluginMemoryMB int `env:"RELAY_PLUGIN_MEMORY_MB" envDefault:"32" help:"Memory cap of one plugin instance, in MiB; a plugin that needs more at start-up stops the relay from starting."`
 	// PluginInstances caps the pooled instances per plugin; 0 means GOMAXPROCS.
@@ -321,6 +334,18 @@ func (c *Config) Validate() error {
 	}
 	if c.HTTPMaxBodyBytes < 1024 {
 		bad("RELAY_HTTP_MAX_BODY_BYTES", "at least 1024", c.HTTPMaxBodyBytes)
+	}
+	if c.MaxExtraBytes < 2 {
+		bad("RELAY_MAX_EXTRA_BYTES", "at least 2", c.MaxExtraBytes)
+	}
+	if c.MaxChannelMembers < 1 {
+		bad("RELAY_MAX_CHANNEL_MEMBERS", "at least 1", c.MaxChannelMembers)
+	}
+	if c.PluginMaxTokenBytes < 1 {
+		bad("RELAY_PLUGIN_MAX_TOKEN_BYTES", "at least 1", c.PluginMaxTokenBytes)
+	}
+	if c.TokenMaxTTL < c.TokenTTL {
+		bad("RELAY_TOKEN_MAX_TTL", "at least RELAY_TOKEN_TTL", c.TokenMaxTTL)
 	}
 	if c.MaxChannelsPerClient < 1 {
 		bad("RELAY_MAX_CHANNELS_PER_CLIENT", "at least 1", c.MaxChannelsPerClient)

@@ -198,13 +198,15 @@ func readLimited(r io.Reader, buf []byte, limit int) ([]byte, error) {
 }
 
 // Send implements hub.Recipient: it queues f and never blocks. A queue over
-// its byte cap marks the client a slow consumer and disconnects it.
+// its byte cap marks the client a slow consumer and disconnects it. The cap
+// is on backlog: a frame larger than the cap alone (the JOINED of a big
+// channel) is queued when nothing else waits.
 func (c *conn) Send(f hub.Frame) bool {
 	if c.closing.Load() {
 		return false
 	}
 	c.mu.Lock()
-	if queued := c.queued; queued+len(f.Data) > c.srv.cfg.OutboundQueueBytes {
+	if queued := c.queued; queued > 0 && queued+len(f.Data) > c.srv.cfg.OutboundQueueBytes {
 		c.mu.Unlock()
 		// Only the first overflow logs and closes: a broadcast storm
 		// calls Send thousands of times before the close takes effect.

@@ -91,6 +91,11 @@ func (b apiBackend) MintToken(ctx context.Context, spec httpapi.TokenSpec) (http
 		ttl = spec.Lifetime
 	}
 	mode, extra := spec.ClientMode, protocol.CompactExtra(spec.Extra)
+	if len(extra) > b.s.cfg.MaxExtraBytes {
+		// Counted with the GRANTs it stands for.
+		b.s.metrics.Errors.WithLabelValues(metrics.KindGrant, string(protocol.CodeExtraTooLarge)).Inc()
+		return httpapi.Token{}, &httpapi.Error{Status: http.StatusBadRequest, Code: string(protocol.CodeExtraTooLarge), Message: protocol.CodeExtraTooLarge.Text()}
+	}
 	if b.s.plugins.Enabled(plugin.OnTokenCreate) {
 		addr, origin := callerOf(b.s, spec.Caller)
 		out := b.s.plugins.OnTokenCreate(ctx, &plugin.TokenRequest{
@@ -149,8 +154,9 @@ func (b apiBackend) filterPublished(ctx context.Context, p httpapi.Publication) 
 	}
 	body := make([]byte, 0, len(p.Fields)+2)
 	body = append(append(append(body, '{'), p.Fields...), '}')
+	addr, _ := callerOf(b.s, p.Caller) // the plugin pool's fairness key
 	out := b.s.plugins.FilterMessage(ctx, &plugin.MessageRequest{
-		ChannelID: chID, Channel: p.Channel, Protocol: p.Protocol,
+		ChannelID: chID, Channel: p.Channel, Protocol: p.Protocol, Addr: addr,
 		Authority: true, Mode: protocol.ModeSendToAny, To: p.To, Cmd: p.Cmd, Body: body,
 	})
 	switch out.Action {

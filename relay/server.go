@@ -114,7 +114,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.warnTrustMistakes()
 	s.ids = clientid.NewSource(clientid.Clock(cfg.Now))
-	s.hub = hub.NewMemory()
+	s.hub = hub.NewMemory(cfg.MaxChannelMembers)
 	s.tokens = token.NewMemory(&token.MemoryOptions{Rejoin: cfg.TokenRejoin, Now: cfg.Now,
 		MaxCount: cfg.TokenMaxCount, MaxBytes: int64(cfg.TokenMaxBytes)})
 

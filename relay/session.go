@@ -125,6 +125,10 @@ func (c *conn) grant(req *protocol.Request, binary bool) {
 		c.replyError(binary, 0, protocol.CodeMissingInvalidExtra)
 		return
 	}
+	if len(extra) > c.srv.cfg.MaxExtraBytes {
+		c.replyError(binary, 0, protocol.CodeExtraTooLarge)
+		return
+	}
 	makeauth, ttl := protocol.Flag(req, "makeauth", "true"), c.srv.cfg.TokenTTL
 	if allowed := c.isAuthority(req, proto, true); c.srv.plugins.Enabled(plugin.OnTokenCreate) {
 		if mode, extra, ttl, ok = c.onTokenCreate(name, proto, mode, extra, makeauth, allowed, binary); !ok {
@@ -223,6 +227,13 @@ func (c *conn) join(req *protocol.Request, binary bool) {
 	}
 
 	ch, replaced := c.srv.hub.Join(c, name, proto, info, held, binary)
+	if ch == nil {
+		if held != "" {
+			c.srv.tokens.Release(context.Background(), held, c.id, g)
+		}
+		c.replyError(binary, 0, protocol.CodeChannelFull)
+		return
+	}
 	c.release(replaced)
 	if current != nil && !current.auth {
 		c.nonAuth--
@@ -285,6 +296,10 @@ func (c *conn) setExtra(req *protocol.Request, binary bool) {
 	extra, ok := protocol.Extra(req)
 	if !ok {
 		c.replyError(binary, 0, protocol.CodeMissingInvalidExtra)
+		return
+	}
+	if len(extra) > c.srv.cfg.MaxExtraBytes {
+		c.replyError(binary, 0, protocol.CodeExtraTooLarge)
 		return
 	}
 	if !c.srv.hub.SetExtra(m.ch, id, extra, binary) {

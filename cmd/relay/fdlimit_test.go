@@ -37,7 +37,6 @@ func init() {
 	os.Exit(3)
 }
 
-
 // TestDescriptorLimit: a relay started with 256 descriptors, filled with
 // WebSockets, refuses the next ones with 503 and Retry-After before the
 // last descriptors are used, so /readyz and /metrics still answer; when

@@ -30,7 +30,7 @@ func (q *queueRecipient) Send(f Frame) bool {
 func BenchmarkBroadcast(b *testing.B) {
 	for _, n := range []int{10, 100, 1000} {
 		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
-			h := NewMemory()
+			h := NewMemory(0)
 			var ch *Channel
 			auth := protocol.MemberInfo{Auth: true, Mode: protocol.ModeSendToAny}
 			for i := range n {
@@ -60,7 +60,7 @@ func BenchmarkBroadcast(b *testing.B) {
 func BenchmarkJoinLeave(b *testing.B) {
 	for _, n := range []int{100, 1000, 10000} {
 		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
-			h := NewMemory()
+			h := NewMemory(0)
 			guest := protocol.MemberInfo{Mode: protocol.ModeRecvOnly, Extra: []byte("{}")}
 			var ch *Channel
 			for i := range n {

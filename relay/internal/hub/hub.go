@@ -54,7 +54,9 @@ type Hub interface {
 	// is already in replaces its info and sends JOINED again. token is the
 	// grant token r joined with ("" for none); the token it replaces, if
 	// any and different, is returned with the info r had until now, so the
-	// caller can release it.
+	// caller can release it. A channel already at its member cap is not
+	// joined: ch is nil and nothing is sent (the caller answers
+	// channel_full).
 	Join(r Recipient, name, protocol string, info protocol.MemberInfo, token string, binary bool) (ch *Channel, replaced Released)
 	// Leave removes r from ch, sends LEFT to r (in its frame type) and to
 	// the members allowed to see r (as text), and returns the grant token

@@ -19,13 +19,16 @@ type Memory struct {
 
 	mu       sync.Mutex
 	channels map[chanKey]*Channel
+
+	maxMembers int // per channel; 0: no cap
 }
 
 type chanKey struct{ name, protocol string }
 
-// NewMemory returns an empty hub.
-func NewMemory() *Memory {
-	return &Memory{channels: map[chanKey]*Channel{}}
+// NewMemory returns an empty hub whose channels hold at most maxMembers
+// members each (0: no cap).
+func NewMemory(maxMembers int) *Memory {
+	return &Memory{channels: map[chanKey]*Channel{}, maxMembers: maxMembers}
 }
 
 // Join implements Hub.
@@ -36,6 +39,10 @@ func (h *Memory) Join(r Recipient, name, proto string, info protocol.MemberInfo,
 		if ch.dead.Load() {
 			ch.mu.Unlock()
 			continue
+		}
+		if h.maxMembers > 0 && len(ch.members) >= h.maxMembers && ch.byID[r.ClientID()] == nil {
+			ch.mu.Unlock()
+			return nil, Released{}
 		}
 		replaced := h.joinLocked(ch, r, info, token, binary)
 		ch.mu.Unlock()

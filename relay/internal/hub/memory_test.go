@@ -13,7 +13,7 @@ import (
 // end. Run with -race, this is also the check on the index and channel
 // locks.
 func TestJoinLeaveChurn(t *testing.T) {
-	h := NewMemory()
+	h := NewMemory(0)
 	const workers, rounds = 8, 500
 	var wg sync.WaitGroup
 	for w := range workers {

@@ -37,7 +37,7 @@ func TestVisibilityModel(t *testing.T) {
 		{Mode: protocol.ModeSendToAuths},
 		{Mode: protocol.ModeSendToAny},
 	}
-	h := NewMemory()
+	h := NewMemory(0)
 	recs := make([]*recorder, 40)
 	for i := range recs {
 		recs[i] = &recorder{id: int64(i + 1)}

@@ -20,6 +20,14 @@ const (
 	// DefaultLogLines is the log lines per second and plugin, with a burst
 	// of 5 seconds' worth.
 	DefaultLogLines = 20
+	// DefaultMaxTokenBytes is the longest JOIN token authorize-join sees.
+	DefaultMaxTokenBytes = 8192
+	// DefaultMaxBodyBytes bounds a filter-message rewrite.
+	DefaultMaxBodyBytes = 65536
+	// DefaultMaxExtraBytes bounds an extra a plugin sets.
+	DefaultMaxExtraBytes = 4096
+	// DefaultMaxLifetime bounds a token lifetime on-token-create sets.
+	DefaultMaxLifetime = time.Hour
 )
 
 // CacheDirOff as Config.CacheDir disables the on-disk compilation cache.
@@ -113,6 +121,21 @@ type Config struct {
 	// LogLinesPerSecond bounds each plugin's log output (stdout, stderr and
 	// the log import). Default DefaultLogLines.
 	LogLinesPerSecond int
+	// MaxTokenBytes is the longest JOIN token authorize-join plugins are
+	// given; a longer one is refused with CodeTokenTooLarge before any
+	// plugin runs. Default DefaultMaxTokenBytes.
+	MaxTokenBytes int
+	// MaxBodyBytes bounds a body rewritten by filter-message (the relay's
+	// message size limit); a larger rewrite is a bad output. Default
+	// DefaultMaxBodyBytes.
+	MaxBodyBytes int
+	// MaxExtraBytes bounds an extra set by authorize-join or
+	// on-token-create; a larger one is a bad output. Default
+	// DefaultMaxExtraBytes.
+	MaxExtraBytes int
+	// MaxLifetime is the longest token lifetime on-token-create may set; a
+	// longer one is cut to it. Default DefaultMaxLifetime.
+	MaxLifetime time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -133,6 +156,18 @@ func (c Config) withDefaults() Config {
 	}
 	if c.CacheDir == "" {
 		c.CacheDir = DefaultCacheDir()
+	}
+	if c.MaxTokenBytes <= 0 {
+		c.MaxTokenBytes = DefaultMaxTokenBytes
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.MaxExtraBytes <= 0 {
+		c.MaxExtraBytes = DefaultMaxExtraBytes
+	}
+	if c.MaxLifetime <= 0 {
+		c.MaxLifetime = DefaultMaxLifetime
 	}
 	return c
 }
