@@ -33,6 +33,9 @@ type Spec struct {
 	Path string
 	// Config is handed to the plugin's relay_configure export once per instance.
 	Config []byte
+	// Resources are the URLs the plugin may read through relay.resource
+	// (RELAY_PLUGIN_RESOURCES_<NAME>); the host fetches and refreshes them.
+	Resources []string
 }
 
 // Policy is what a hook does when a plugin fails (trap, deadline, bad output).
@@ -91,6 +94,8 @@ type Config struct {
 	// LogLinesPerSecond bounds each plugin's log output (stdout, stderr and
 	// the log import). Default DefaultLogLines.
 	LogLinesPerSecond int
+	// Resources configures fetching the plugins' resources (resources.go).
+	Resources ResourceConfig
 }
 
 func (c Config) withDefaults() Config {
@@ -149,7 +154,8 @@ func ConfigEnvName(name string) string {
 
 // SpecsFromEnv builds the plugin list from RELAY_PLUGINS-style input: a
 // comma-separated list of .wasm paths, each plugin's configuration read
-// with lookup(ConfigEnvName(name)). A configuration starting with "@" names
+// with lookup(ConfigEnvName(name)) and its resources with
+// lookup(ResourcesEnvName(name)). A configuration starting with "@" names
 // a file to read it from.
 func SpecsFromEnv(list string, lookup func(string) (string, bool)) ([]Spec, error) {
 	var specs []Spec
@@ -175,6 +181,13 @@ func SpecsFromEnv(list string, lookup func(string) (string, bool)) ([]Spec, erro
 			} else {
 				s.Config = []byte(v)
 			}
+		}
+		if v, ok := lookup(ResourcesEnvName(name)); ok {
+			urls, err := ParseResources(v)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", ResourcesEnvName(name), err)
+			}
+			s.Resources = urls
 		}
 		specs = append(specs, s)
 	}
