@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/elliptic"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -210,15 +209,7 @@ func parseIssuer(e issuerConfig) (*issuer, error) {
 		}
 		is.grants = append(is.grants, gr)
 	}
-	for _, k := range is.static {
-		if k.ec != nil {
-			warmCurve(k.ec.Curve)
-		}
-	}
 	if is.jwksURL != "" {
-		// A fetched set may bring keys on either curve at any time.
-		warmCurve(elliptic.P256())
-		warmCurve(elliptic.P384())
 		// The first read checks the URL is allowed and, when the relay has
 		// it already, that it is a key set.
 		if _, err := sdk.ResourceVersion(is.jwksURL); errors.Is(err, sdk.ErrResourceNotAllowed) {

@@ -21,6 +21,15 @@ const (
 	resourceRefreshNow   = 0
 	resourceRefreshLater = 1
 
+	importVerifySignature = "verify_signature"
+
+	// Results of relay.verify_signature.
+	verifyValid       = 1
+	verifyInvalid     = 0
+	verifyUnsupported = -1
+	verifyBadKey      = -2
+	verifyBadArgs     = -3
+
 	exportABIVersion    = "relay_abi_version"
 	exportBuffer        = "relay_buffer"
 	exportHooks         = "relay_hooks"

@@ -135,7 +135,7 @@ func (h *Host) instantiateHostModules(ctx context.Context) error {
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, h.rt); err != nil {
 		return fmt.Errorf("plugin host: wasi: %w", err)
 	}
-	_, err := addResourceImports(h.rt.NewHostModuleBuilder(hostModule)).
+	_, err := addCryptoImports(addResourceImports(h.rt.NewHostModuleBuilder(hostModule))).
 		NewFunctionBuilder().
 		WithGoModuleFunction(api.GoModuleFunc(hostLogFn), []api.ValueType{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32}, nil).
 		WithParameterNames("level", "ptr", "len").
@@ -196,7 +196,7 @@ func (p *loaded) load(ctx context.Context) error {
 		mod, fn, _ := f.Import()
 		switch {
 		case mod == wasi_snapshot_preview1.ModuleName:
-		case mod == hostModule && (fn == importLog || fn == importNow || fn == importResource || fn == importResourceRefresh):
+		case mod == hostModule && (fn == importLog || fn == importNow || fn == importResource || fn == importResourceRefresh || fn == importVerifySignature):
 		default:
 			return fmt.Errorf("plugin %s (%s): imports %s.%s, which this relay does not provide (ABI version %d)", name, path, mod, fn, abiVersion)
 		}

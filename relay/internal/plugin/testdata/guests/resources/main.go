@@ -1,9 +1,10 @@
-// Command resources is a test guest for the resource imports: its
-// authorize-join reads the token as "<op> <url>" and denies with an
+// Command resources is a test guest for the resource and crypto imports:
+// its authorize-join reads the token as "<op> <args>" and denies with an
 // errorcode saying how the call went and a message carrying the result.
 package main
 
 import (
+	"encoding/base64"
 	"errors"
 	"strconv"
 	"strings"
@@ -54,6 +55,21 @@ func init() {
 		case "outside":
 			// A destination outside memory is refused, not written.
 			return sdk.Deny("ok", strconv.FormatInt(rawResource(url, 0xfffffff0, 64), 10)), nil
+		case "verify":
+			// verify <alg> <key> <msg> <sig>, each of the last three in base64url.
+			f := strings.Fields(url)
+			var b [3][]byte
+			for i := range b {
+				b[i], _ = base64.RawURLEncoding.DecodeString(f[i+1])
+			}
+			ok, err := sdk.VerifySignature(f[0], b[0], b[1], b[2])
+			switch {
+			case errors.Is(err, sdk.ErrSignatureAlg):
+				return sdk.Deny("bad_alg", ""), nil
+			case errors.Is(err, sdk.ErrSignatureKey):
+				return sdk.Deny("bad_key", ""), nil
+			}
+			return sdk.Deny("ok", strconv.FormatBool(ok)), nil
 		case "small":
 			// A destination too small gets the version and length only.
 			var b [4]byte
