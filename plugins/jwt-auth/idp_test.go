@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"math/big"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -194,5 +195,51 @@ func TestTemplatesAndClaimPaths(t *testing.T) {
 		if got := w.cond.holds(c); got != w.want {
 			t.Errorf("%+v holds = %v", w.cond, got)
 		}
+	}
+}
+
+// TestDocumentedConfigurationsLoad checks that every configuration in
+// README.md and IDENTITY-PROVIDERS.md is one jwt-auth accepts.
+func TestDocumentedConfigurationsLoad(t *testing.T) {
+	k, _ := rsa.GenerateKey(rand.Reader, 2048)
+	set := jwksOf(rsaJWK(t, "k", &k.PublicKey))
+	n := 0
+	for _, doc := range []string{"README.md", "IDENTITY-PROVIDERS.md"} {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		blocks := strings.Split(string(b), "```json\n")
+		for _, blk := range blocks[1:] {
+			cfg := blk[:strings.Index(blk, "```")]
+			if !strings.Contains(cfg, `"jwks_url"`) {
+				continue // a token, not a configuration
+			}
+			var probe struct {
+				JWKSURL string `json:"jwks_url"`
+				Issuers []struct {
+					JWKSURL string `json:"jwks_url"`
+				} `json:"issuers"`
+			}
+			if err := json.Unmarshal([]byte(cfg), &probe); err != nil {
+				t.Fatalf("%s: %v\n%s", doc, err, cfg)
+			}
+			urls := []string{probe.JWKSURL}
+			for _, is := range probe.Issuers {
+				urls = append(urls, is.JWKSURL)
+			}
+			for _, u := range urls {
+				if u != "" {
+					sdk.SetResource(u, set)
+				}
+			}
+			if _, err := newAuthorizer([]byte(cfg)); err != nil {
+				t.Errorf("%s: %v\n%s", doc, err, cfg)
+			}
+			n++
+		}
+	}
+	if n < 7 {
+		t.Fatalf("found %d configurations", n)
 	}
 }
