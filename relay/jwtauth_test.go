@@ -405,3 +405,30 @@ func TestJWTAuthStartUpWithoutKeys(t *testing.T) {
 		}
 	})
 }
+
+func TestPluginResourcesFromEnvironment(t *testing.T) {
+	t.Setenv("RELAY_PLUGINS", "/x/jwt-auth.wasm")
+	t.Setenv("RELAY_PLUGIN_RESOURCES_JWT_AUTH", "https://tenant.idp.test/.well-known/jwks.json")
+	t.Setenv("RELAY_PLUGIN_RESOURCE_STARTUP", "wait")
+	t.Setenv("RELAY_PLUGIN_RESOURCE_MIN_REFRESH", "30s")
+	cfg, err := relay.LoadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.PluginResources["jwt-auth"] != "https://tenant.idp.test/.well-known/jwks.json" || cfg.PluginResourceStartup != "wait" ||
+		cfg.PluginResourceMinRefresh != 30*time.Second || cfg.PluginResourceMaxRefresh != time.Hour || cfg.PluginResourceMaxBytes != 1<<20 {
+		t.Fatalf("config %+v", cfg)
+	}
+	for name, v := range map[string]string{
+		"RELAY_PLUGIN_RESOURCES_JWT_AUTH":   "ftp://tenant.idp.test/jwks",
+		"RELAY_PLUGIN_RESOURCE_STARTUP":     "maybe",
+		"RELAY_PLUGIN_RESOURCE_MAX_REFRESH": "10s",
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv(name, v)
+			if _, err := relay.LoadConfig(); err == nil || !strings.Contains(err.Error(), name) {
+				t.Fatalf("%s=%s: %v", name, v, err)
+			}
+		})
+	}
+}
