@@ -39,7 +39,9 @@ import (
 func BenchmarkJoin(b *testing.B) {
 	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
 	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	u := func(x *big.Int, n int) string { return base64.RawURLEncoding.EncodeToString(x.FillBytes(make([]byte, n))) }
+	u := func(x *big.Int, n int) string {
+		return base64.RawURLEncoding.EncodeToString(x.FillBytes(make([]byte, n)))
+	}
 	jwks, _ := json.Marshal(map[string]any{"keys": []map[string]any{
 		{"kty": "RSA", "kid": "rs", "alg": "RS256", "n": base64.RawURLEncoding.EncodeToString(rsaKey.N.Bytes()), "e": "AQAB"},
 		{"kty": "EC", "kid": "ec", "alg": "ES256", "crv": "P-256", "x": u(ecKey.X, 32), "y": u(ecKey.Y, 32)},
