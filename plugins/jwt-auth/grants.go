@@ -1,34 +1,54 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+
+	sdk "github.com/relay-project/relay/plugin-sdk"
 )
 
-// claims are a token's payload, decoded one level deep.
-type claims map[string]json.RawMessage
+// claims are a token's payload, indexed but not decoded: encoding/json is
+// slow in the sandbox (a plain decode of a token's claims costs more than
+// the rest of a JOIN), so values are read from the raw text on demand.
+type claims struct{ body sdk.Body }
+
+func parseClaims(raw []byte) (claims, bool) {
+	b, err := sdk.NewBody(raw)
+	return claims{b}, err == nil
+}
+
+// get returns the top-level claim name.
+func (c claims) get(name string) (sdk.Value, bool) { return c.body.Field(name) }
+
+// str returns the top-level claim name when it is a string.
+func (c claims) str(name string) (string, bool) {
+	v, ok := c.get(name)
+	if !ok {
+		return "", false
+	}
+	return v.String()
+}
 
 // lookup finds the claim at path: a top-level claim of that exact name
 // (Auth0's namespaced claims such as "https://app.example/roles" contain
 // dots), or else a dotted path into nested objects ("app_metadata.team").
-func (c claims) lookup(path string) (json.RawMessage, bool) {
-	if v, ok := c[path]; ok {
+func (c claims) lookup(path string) (sdk.Value, bool) {
+	if v, ok := c.get(path); ok {
 		return v, true
 	}
 	for i := 0; i < len(path); i++ {
 		if path[i] != '.' {
 			continue
 		}
-		raw, ok := c[path[:i]]
-		if !ok {
+		raw, ok := c.get(path[:i])
+		if !ok || raw.Kind() != sdk.KindObject {
 			continue
 		}
-		var inner claims
-		if json.Unmarshal(raw, &inner) != nil {
+		inner, ok := parseClaims(raw)
+		if !ok {
 			continue
 		}
 		if v, ok := inner.lookup(path[i+1:]); ok {
@@ -36,6 +56,48 @@ func (c claims) lookup(path string) (json.RawMessage, bool) {
 		}
 	}
 	return nil, false
+}
+
+// stringList decodes a JSON array of strings. Strings without escapes
+// (the usual case: audiences, roles, channel patterns) are cut out of the
+// text directly; anything else goes through encoding/json.
+func stringList(v sdk.Value) ([]string, bool) {
+	if v.Kind() != sdk.KindArray {
+		return nil, false
+	}
+	var list []string
+	i := skipSpace(v, 1)
+	if i < len(v) && v[i] == ']' {
+		return list, skipSpace(v, i+1) == len(v)
+	}
+	for i < len(v) && v[i] == '"' {
+		end := i + 1
+		for end < len(v) && v[end] != '"' && v[end] != '\\' && v[end] >= 0x20 && v[end] < 0x80 {
+			end++
+		}
+		if end >= len(v) || v[end] != '"' {
+			break // an escape or non-ASCII text: the slow path decides
+		}
+		list = append(list, string(v[i+1:end]))
+		i = skipSpace(v, end+1)
+		switch {
+		case i < len(v) && v[i] == ',':
+			i = skipSpace(v, i+1)
+		case i < len(v) && v[i] == ']' && skipSpace(v, i+1) == len(v):
+			return list, true
+		default:
+			return nil, false
+		}
+	}
+	list = nil
+	return list, json.Unmarshal(v, &list) == nil
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
 }
 
 // safeValue reports whether s may be put into a channel or protocol name
@@ -58,18 +120,12 @@ func safeValue(s string) bool {
 
 // claimText returns a claim as text for a template: a string, or an
 // integer written in decimal. Anything else does not substitute.
-func claimText(raw json.RawMessage) (string, bool) {
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
+func claimText(v sdk.Value) (string, bool) {
+	if s, ok := v.String(); ok {
 		return s, true
 	}
-	var n json.Number
-	d := json.NewDecoder(bytes.NewReader(raw))
-	d.UseNumber()
-	if d.Decode(&n) == nil {
-		if i, err := strconv.ParseInt(n.String(), 10, 64); err == nil {
-			return strconv.FormatInt(i, 10), true
-		}
+	if n, ok := v.Int(); ok {
+		return strconv.FormatInt(n, 10), true
 	}
 	return "", false
 }
@@ -206,8 +262,7 @@ func (w *condition) holds(c claims) bool {
 		var a, b any
 		return json.Unmarshal(raw, &a) == nil && json.Unmarshal(w.Equals, &b) == nil && fmt.Sprint(a) == fmt.Sprint(b)
 	}
-	var list []string
-	if json.Unmarshal(raw, &list) == nil {
+	if list, ok := stringList(raw); ok {
 		for _, s := range list {
 			if s == *w.Contains {
 				return true
@@ -215,8 +270,7 @@ func (w *condition) holds(c claims) bool {
 		}
 		return false
 	}
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
+	if s, ok := raw.String(); ok {
 		for _, word := range strings.Fields(s) {
 			if word == *w.Contains {
 				return true
@@ -229,11 +283,51 @@ func (w *condition) holds(c claims) bool {
 // relayGrants is the relay claim: grants the application wrote for the
 // relay itself.
 type relayGrants struct {
-	Channels  []string        `json:"channels"`
-	Protocols []string        `json:"protocols"`
-	Mode      *int            `json:"mode"`
-	Authority bool            `json:"authority"`
-	Extra     json.RawMessage `json:"extra"`
+	Channels  []string
+	Protocols []string
+	Mode      *int
+	Authority bool
+	Extra     json.RawMessage
+}
+
+// parseRelayGrants reads the relay claim {"channels", "protocols", "mode",
+// "authority", "extra"}; other fields are ignored.
+func parseRelayGrants(v sdk.Value) (*relayGrants, bool) {
+	if v.Kind() != sdk.KindObject {
+		return nil, false
+	}
+	b, err := sdk.NewBody(v)
+	if err != nil {
+		return nil, false
+	}
+	rg := &relayGrants{}
+	for _, f := range []struct {
+		name string
+		dst  *[]string
+	}{{"channels", &rg.Channels}, {"protocols", &rg.Protocols}} {
+		if x, ok := b.Field(f.name); ok && x.Kind() != sdk.KindNull {
+			if *f.dst, ok = stringList(x); !ok {
+				return nil, false
+			}
+		}
+	}
+	if x, ok := b.Field("mode"); ok && x.Kind() != sdk.KindNull {
+		n, ok := x.Int()
+		if !ok || n < -1<<31 || n > 1<<31 {
+			return nil, false
+		}
+		m := int(n)
+		rg.Mode = &m
+	}
+	if x, ok := b.Field("authority"); ok && x.Kind() != sdk.KindNull {
+		if rg.Authority, ok = x.Bool(); !ok {
+			return nil, false
+		}
+	}
+	if x, ok := b.Field("extra"); ok {
+		rg.Extra = json.RawMessage(x)
+	}
+	return rg, true
 }
 
 // decision is what a token grants on one channel.

@@ -152,9 +152,11 @@ func TestTemplatesAndClaimPaths(t *testing.T) {
 			t.Errorf("template %q accepted", bad)
 		}
 	}
-	c := claims{}
-	json.Unmarshal([]byte(`{"sub":"auth0|42","n":7,"f":1.5,"https://app.example/org":"acme",
-	  "app_metadata":{"team":"blue","deep":{"x":"y"}},"o":{"id":"org_1"},"roles":["a","b"],"scope":"read write"}`), &c)
+	c, ok := parseClaims([]byte(`{"sub":"auth0|42","n":7,"f":1.5,"https://app.example/org":"acme",
+	  "app_metadata":{"team":"blue","deep":{"x":"y"}},"o":{"id":"org_1"},"roles":["a","b"],"scope":"read write"}`))
+	if !ok {
+		t.Fatal("claims do not parse")
+	}
 	for tmpl, want := range map[string]string{
 		"user-{sub}":                    "user-auth0|42",
 		"n-{n}":                         "n-7",
@@ -241,5 +243,21 @@ func TestDocumentedConfigurationsLoad(t *testing.T) {
 	}
 	if n < 7 {
 		t.Fatalf("found %d configurations", n)
+	}
+}
+
+func TestStringList(t *testing.T) {
+	for in, want := range map[string]string{
+		`[]`: "", `[ ]`: "", `["a"]`: "a", `[ "a" , "b" ]`: "a|b", `["a\u0062"]`: "ab", `["é","x"]`: "é|x",
+		`["a",1]`: "!", `["a"`: "!", `"a"`: "!", `["a"]x`: "!", `["a",]`: "!",
+	} {
+		got, ok := stringList(sdk.Value(in))
+		s := strings.Join(got, "|")
+		if !ok {
+			s = "!"
+		}
+		if s != want {
+			t.Errorf("%s: got %q, want %q", in, s, want)
+		}
 	}
 }

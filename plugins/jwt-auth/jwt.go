@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -274,9 +276,8 @@ func (a *authorizer) authorize(j *sdk.Join) sdk.Verdict {
 		return sdk.Deny(code, msg)
 	}
 	var rg *relayGrants
-	if raw, ok := c[is.claim]; ok {
-		rg = new(relayGrants)
-		if err := json.Unmarshal(raw, rg); err != nil {
+	if raw, ok := c.get(is.claim); ok {
+		if rg, ok = parseRelayGrants(raw); !ok {
 			return sdk.Deny(codeMalformed, "the "+is.claim+" claim is not an object of grants")
 		}
 	}
@@ -309,29 +310,55 @@ func (a *authorizer) authorize(j *sdk.Join) sdk.Verdict {
 	return v
 }
 
+// extraOf builds the member's extra: the relay claim's extra object with
+// the extra_claims added. Without a base it is written directly (keys
+// sorted, values as the token has them), not through encoding/json.
 func (is *issuer) extraOf(base json.RawMessage, c claims) ([]byte, error) {
-	obj := map[string]json.RawMessage{}
 	if len(base) > 0 && string(base) != "null" {
+		obj := map[string]json.RawMessage{}
 		if err := json.Unmarshal(base, &obj); err != nil {
 			return nil, errors.New("extra claim is not an object")
 		}
+		for _, e := range is.extra {
+			if v, ok := c.lookup(e.path); ok {
+				obj[e.key] = json.RawMessage(v)
+			}
+		}
+		return json.Marshal(obj)
 	}
+	type kv struct {
+		key string
+		v   sdk.Value
+	}
+	var found []kv
 	for _, e := range is.extra {
 		if v, ok := c.lookup(e.path); ok {
-			obj[e.key] = v
+			found = append(found, kv{e.key, v})
 		}
 	}
-	if len(obj) == 0 {
+	if len(found) == 0 {
 		return nil, nil
 	}
-	return json.Marshal(obj)
+	sort.Slice(found, func(i, j int) bool { return found[i].key < found[j].key })
+	out := []byte{'{'}
+	for i, f := range found {
+		if i > 0 && f.key == found[i-1].key {
+			continue
+		}
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		out = append(out, sdk.Quote(f.key)...)
+		out = append(out, ':')
+		out = append(out, f.v...)
+	}
+	return append(out, '}'), nil
 }
 
 // header is the part of a JOSE header jwt-auth reads.
 type header struct {
-	Alg  string          `json:"alg"`
-	KID  string          `json:"kid"`
-	Crit json.RawMessage `json:"crit"`
+	Alg, KID string
+	Crit     bool
 }
 
 // parsed is a token split and decoded, not yet verified.
@@ -358,14 +385,19 @@ func parseToken(tok string) (*parsed, string, string) {
 		return nil, codeMalformed, "the token is not valid base64url"
 	}
 	p := &parsed{signed: []byte(tok[:len(parts[0])+1+len(parts[1])]), sig: sig}
-	if err := json.Unmarshal(hb, &p.hdr); err != nil {
+	h, err := sdk.NewBody(hb)
+	if err != nil {
 		return nil, codeMalformed, "the token header is not a JSON object"
 	}
-	if p.hdr.Crit != nil {
+	p.hdr.Alg, _ = h.String("alg")
+	p.hdr.KID, _ = h.String("kid")
+	p.hdr.Crit = h.Has("crit")
+	if p.hdr.Crit {
 		// RFC 7515 4.1.11: extensions we do not understand must be refused.
 		return nil, codeMalformed, "the token header has crit extensions, which jwt-auth does not support"
 	}
-	if err := json.Unmarshal(pb, &p.claims); err != nil || p.claims == nil {
+	var ok bool
+	if p.claims, ok = parseClaims(pb); !ok {
 		return nil, codeMalformed, "the token payload is not a JSON object"
 	}
 	return p, "", ""
@@ -375,8 +407,7 @@ func parseToken(tok string) (*parsed, string, string) {
 // verified) iss claim; the signature check that follows uses only that
 // entry's keys, so a token cannot borrow another tenant's.
 func (a *authorizer) pickIssuer(c claims) (*issuer, bool) {
-	var iss string
-	_ = json.Unmarshal(c["iss"], &iss)
+	iss, _ := c.str("iss")
 	var fallback *issuer
 	for _, is := range a.issuers {
 		switch {
@@ -394,49 +425,47 @@ func (a *authorizer) pickIssuer(c claims) (*issuer, bool) {
 func (a *authorizer) verify(tok string, now time.Time) (*issuer, claims, string, string) {
 	p, code, msg := parseToken(tok)
 	if code != "" {
-		return nil, nil, code, msg
+		return nil, claims{}, code, msg
 	}
 	if _, ok := algorithms[p.hdr.Alg]; !ok {
-		return nil, nil, codeUnsupportedAlg, fmt.Sprintf("alg %q is not accepted (%s)", p.hdr.Alg, supportedAlgs())
+		return nil, claims{}, codeUnsupportedAlg, fmt.Sprintf("alg %q is not accepted (%s)", p.hdr.Alg, supportedAlgs())
 	}
 	is, ok := a.pickIssuer(p.claims)
 	if !ok {
-		var iss string
-		_ = json.Unmarshal(p.claims["iss"], &iss)
-		return nil, nil, codeWrongIssuer, fmt.Sprintf("the token's issuer %q is not configured", iss)
+		iss, _ := p.claims.str("iss")
+		return nil, claims{}, codeWrongIssuer, fmt.Sprintf("the token's issuer %q is not configured", iss)
 	}
 	if code, msg := is.checkSignature(p); code != "" {
-		return nil, nil, code, msg
+		return nil, claims{}, code, msg
 	}
 	c := p.claims
-	if raw, ok := c["exp"]; ok {
+	if raw, ok := c.get("exp"); ok {
 		exp, ok := numericDate(raw)
 		if !ok {
-			return nil, nil, codeMalformed, "exp is not a number"
+			return nil, claims{}, codeMalformed, "exp is not a number"
 		}
 		if !now.Before(exp.Add(a.leeway)) {
-			return nil, nil, codeExpired, "the token expired at " + exp.UTC().Format(time.RFC3339)
+			return nil, claims{}, codeExpired, "the token expired at " + exp.UTC().Format(time.RFC3339)
 		}
 	} else if a.requireExp {
-		return nil, nil, codeMissingExpires, "the token has no exp"
+		return nil, claims{}, codeMissingExpires, "the token has no exp"
 	}
-	if raw, ok := c["nbf"]; ok {
+	if raw, ok := c.get("nbf"); ok {
 		nbf, ok := numericDate(raw)
 		if !ok {
-			return nil, nil, codeMalformed, "nbf is not a number"
+			return nil, claims{}, codeMalformed, "nbf is not a number"
 		}
 		if now.Add(a.leeway).Before(nbf) {
-			return nil, nil, codeNotYetValid, "the token is not valid before " + nbf.UTC().Format(time.RFC3339)
+			return nil, claims{}, codeNotYetValid, "the token is not valid before " + nbf.UTC().Format(time.RFC3339)
 		}
 	}
 	if is.name != "" {
-		var iss string
-		if json.Unmarshal(c["iss"], &iss) != nil || iss != is.name {
-			return nil, nil, codeWrongIssuer, "the token was not issued by " + is.name
+		if iss, ok := c.str("iss"); !ok || iss != is.name {
+			return nil, claims{}, codeWrongIssuer, "the token was not issued by " + is.name
 		}
 	}
-	if is.audience != "" && !hasAudience(c["aud"], is.audience) {
-		return nil, nil, codeWrongAudience, "the token is not meant for audience " + is.audience
+	if aud, _ := c.get("aud"); is.audience != "" && !hasAudience(aud, is.audience) {
+		return nil, claims{}, codeWrongAudience, "the token is not meant for audience " + is.audience
 	}
 	return is, c, "", ""
 }
@@ -511,26 +540,26 @@ func kidText(kid string) string {
 	return " with kid " + kid
 }
 
-func numericDate(raw json.RawMessage) (time.Time, bool) {
-	var f float64
-	if err := json.Unmarshal(raw, &f); err != nil {
+func numericDate(v sdk.Value) (time.Time, bool) {
+	if v.Kind() != sdk.KindNumber {
+		return time.Time{}, false
+	}
+	f, err := strconv.ParseFloat(string(v), 64)
+	if err != nil || f != f || f > 1e15 || f < -1e15 {
 		return time.Time{}, false
 	}
 	sec := int64(f)
 	return time.Unix(sec, int64((f-float64(sec))*1e9)), true
 }
 
-func hasAudience(raw json.RawMessage, want string) bool {
-	var one string
-	if json.Unmarshal(raw, &one) == nil {
+func hasAudience(v sdk.Value, want string) bool {
+	if one, ok := v.String(); ok {
 		return one == want
 	}
-	var many []string
-	if json.Unmarshal(raw, &many) == nil {
-		for _, a := range many {
-			if a == want {
-				return true
-			}
+	many, _ := stringList(v)
+	for _, a := range many {
+		if a == want {
+			return true
 		}
 	}
 	return false
