@@ -339,7 +339,7 @@ func (is *issuer) extraOf(base json.RawMessage, c claims) ([]byte, error) {
 	if len(found) == 0 {
 		return nil, nil
 	}
-	sort.Slice(found, func(i, j int) bool { return found[i].key < found[j].key })
+	sort.SliceStable(found, func(i, j int) bool { return found[i].key < found[j].key })
 	out := []byte{'{'}
 	for i, f := range found {
 		if i > 0 && f.key == found[i-1].key {
@@ -352,7 +352,12 @@ func (is *issuer) extraOf(base json.RawMessage, c claims) ([]byte, error) {
 		out = append(out, ':')
 		out = append(out, f.v...)
 	}
-	return append(out, '}'), nil
+	out = append(out, '}')
+	if !json.Valid(out) {
+		// The index is lenient; the relay accepts only valid JSON as extra.
+		return nil, errors.New("a claim in extra_claims is not valid JSON")
+	}
+	return out, nil
 }
 
 // header is the part of a JOSE header jwt-auth reads.

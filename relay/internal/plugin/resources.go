@@ -226,15 +226,14 @@ func (h *Host) startResources(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			if err := r.fetch(ctx); err != nil {
-				errs[i] = fmt.Errorf("plugin %s: resource %s: %w", r.plugin, r.url, err)
+				errs[i] = fmt.Errorf("plugin %s: resource %s (%s): %w", r.plugin, r.url, ResourcesEnvName(r.plugin), err)
 			}
 		}()
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		if !set.cfg.StartWithout {
-			return fmt.Errorf("%w (the relay fetches the URLs in %s at start-up; set RELAY_PLUGIN_RESOURCE_STARTUP=wait to start without them and have the plugin refuse what needs them until they arrive)",
-				err, ResourcesEnvName(set.all[0].plugin))
+			return fmt.Errorf("%w (the relay fetches every plugin resource at start-up; set RELAY_PLUGIN_RESOURCE_STARTUP=wait to start without them and have the plugin refuse what needs them until they arrive)", err)
 		}
 		h.logger.Warn("starting without plugin resources; plugins see them as unavailable until a fetch succeeds", "error", err.Error())
 	}
