@@ -432,3 +432,33 @@ func TestPluginResourcesFromEnvironment(t *testing.T) {
 		})
 	}
 }
+
+// Two tenants of one provider in one configuration, each with its own
+// JWKS URL: each token is checked against its own tenant's keys only.
+func TestJWTAuthSeveralIssuers(t *testing.T) {
+	const staging, prod = "https://staging.idp.test/", "https://prod.idp.test/"
+	claims := func(iss string) map[string]any { return idpClaims("ann", map[string]any{"iss": iss}) }
+	minted := plugintest.Jose(t, plugintest.JoseRequest{
+		Keys: []plugintest.JoseKey{{KID: "s1", Alg: "RS256"}, {KID: "p1", Alg: "ES256"}},
+		Tokens: []plugintest.JoseToken{
+			{KID: "s1", Claims: claims(staging)},
+			{KID: "p1", Claims: claims(prod)},
+			{KID: "s1", Claims: claims(prod)}, // a staging key claiming production
+		},
+	})
+	stagingJWKS, prodJWKS := newJWKSServer(t, minted.Set("s1")), newJWKSServer(t, minted.Set("p1"))
+	cfg, _ := json.Marshal(map[string]any{
+		"audience": idpAudience,
+		"grants":   []map[string]any{{"channel": "user-{sub}", "protocol": "notify", "mode": 0}},
+		"issuers": []map[string]any{
+			{"issuer": staging, "jwks_url": stagingJWKS.URL + "/jwks"},
+			{"issuer": prod, "jwks_url": prodJWKS.URL + "/jwks"},
+		},
+	})
+	r := startIDPRelay(t, string(cfg), stagingJWKS.URL+"/jwks, "+prodJWKS.URL+"/jwks", nil)
+	for i, want := range []string{"", "", "jwt_unknown_key"} {
+		if code, _ := tryJoin(t, guest(t, r), "user-ann", "notify", minted.Tokens[i]); code != want {
+			t.Errorf("token %d: got %q, want %q", i, code, want)
+		}
+	}
+}
