@@ -89,12 +89,13 @@ func New(cfg Config) (*Server, error) {
 
 	reg := prometheus.NewRegistry()
 	s.metrics = metrics.New(reg, metrics.Gauges{
-		Connections:        func() float64 { return float64(s.Clients()) },
-		Channels:           func() float64 { return float64(s.Channels()) },
-		QueuedBytes:        s.queuedBytes,
-		Disconnects:        func(r protocol.CloseReason) float64 { return float64(s.closed[r].Load()) },
-		BuildVersion:       cfg.Version,
-		PluginResourceAges: s.pluginResourceAges,
+		Connections:  func() float64 { return float64(s.Clients()) },
+		Channels:     func() float64 { return float64(s.Channels()) },
+		QueuedBytes:  s.queuedBytes,
+		Disconnects:  func(r protocol.CloseReason) float64 { return float64(s.closed[r].Load()) },
+		BuildVersion: cfg.Version,
+
+		PluginResourceAges: s.pluginResourceAges, // plugin_resources.go
 	})
 	for i, kind := range requestKinds {
 		s.reqs[i] = s.metrics.Requests.WithLabelValues(kind)

@@ -25,10 +25,11 @@ type Metrics struct {
 	WriteBatch       prometheus.Histogram
 	PluginCalls      *prometheus.CounterVec   // by plugin, hook, outcome
 	PluginSeconds    *prometheus.HistogramVec // by plugin, hook
+	HTTPRequests     *prometheus.CounterVec   // HTTP API by route and status code
+
 	// PluginResourceFetches counts fetches of plugin resources by plugin,
 	// resource (a URL from the operator's allow-list) and outcome.
 	PluginResourceFetches *prometheus.CounterVec
-	HTTPRequests          *prometheus.CounterVec // HTTP API by route and status code
 }
 
 // Request kinds used as the "request" label.
