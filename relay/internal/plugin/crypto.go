@@ -49,19 +49,19 @@ var signatureAlgs = map[string]signatureAlg{
 	"EdDSA": {0, 'd', nil},
 }
 
-// keyCache keeps parsed public keys by their DER bytes: a guest checks
-// many tokens with the same few keys. It is cleared when full.
-var keyCache struct {
-	sync.Mutex
-	m map[string]crypto.PublicKey
+// keyCache keeps parsed public keys by their DER bytes, one per Host: a
+// guest checks many tokens with the same few keys. It is cleared when full.
+type keyCache struct {
+	mu sync.Mutex
+	m  map[string]crypto.PublicKey
 }
 
 const keyCacheSize = 256
 
-func parsedKey(der []byte) (crypto.PublicKey, bool) {
-	keyCache.Lock()
-	k, ok := keyCache.m[string(der)]
-	keyCache.Unlock()
+func (kc *keyCache) parsedKey(der []byte) (crypto.PublicKey, bool) {
+	kc.mu.Lock()
+	k, ok := kc.m[string(der)]
+	kc.mu.Unlock()
 	if ok {
 		return k, true
 	}
@@ -72,23 +72,23 @@ func parsedKey(der []byte) (crypto.PublicKey, bool) {
 	if r, ok := k.(*rsa.PublicKey); ok && (r.N.BitLen() < minRSABits || r.N.BitLen() > maxRSABits) {
 		return nil, false
 	}
-	keyCache.Lock()
-	if keyCache.m == nil || len(keyCache.m) >= keyCacheSize {
-		keyCache.m = map[string]crypto.PublicKey{}
+	kc.mu.Lock()
+	if kc.m == nil || len(kc.m) >= keyCacheSize {
+		kc.m = map[string]crypto.PublicKey{}
 	}
-	keyCache.m[string(der)] = k
-	keyCache.Unlock()
+	kc.m[string(der)] = k
+	kc.mu.Unlock()
 	return k, true
 }
 
 // verifySignature returns 1 for a valid signature, 0 for an invalid one,
 // or a negative verifyUnsupported / verifyBadKey.
-func verifySignature(alg string, der, msg, sig []byte) int32 {
+func (kc *keyCache) verifySignature(alg string, der, msg, sig []byte) int32 {
 	a, ok := signatureAlgs[alg]
 	if !ok {
 		return verifyUnsupported
 	}
-	pub, ok := parsedKey(der)
+	pub, ok := kc.parsedKey(der)
 	if !ok {
 		return verifyBadKey
 	}
@@ -142,7 +142,13 @@ func addCryptoImports(b wazero.HostModuleBuilder) wazero.HostModuleBuilder {
 
 // hostVerifySignatureFn implements relay.verify_signature(alg, key, msg,
 // sig) -> i32, each argument a (ptr, len) pair.
-func hostVerifySignatureFn(_ context.Context, mod api.Module, stack []uint64) {
+func hostVerifySignatureFn(ctx context.Context, mod api.Module, stack []uint64) {
+	p, _ := ctx.Value(pluginKey{}).(*loaded)
+	if p == nil {
+		code := int32(verifyBadArgs)
+		stack[0] = uint64(uint32(code))
+		return
+	}
 	var parts [4][]byte
 	for i := range parts {
 		b, ok := mod.Memory().Read(uint32(stack[2*i]), uint32(stack[2*i+1]))
@@ -153,5 +159,5 @@ func hostVerifySignatureFn(_ context.Context, mod api.Module, stack []uint64) {
 		}
 		parts[i] = b
 	}
-	stack[0] = uint64(uint32(verifySignature(string(parts[0]), parts[1], parts[2], parts[3])))
+	stack[0] = uint64(uint32(p.host.keys.verifySignature(string(parts[0]), parts[1], parts[2], parts[3])))
 }

@@ -29,6 +29,8 @@ type Host struct {
 	writers sync.Pool
 	// resources are the URLs plugins may read (resources.go).
 	resources *resourceSet
+	// keys caches the public keys of relay.verify_signature (crypto.go).
+	keys keyCache
 }
 
 // loaded is one compiled plugin and its instance pool.
