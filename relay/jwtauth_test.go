@@ -263,10 +263,11 @@ func TestJWTAuthClaimTemplates(t *testing.T) {
 // The identity provider rotates its keys while the relay runs.
 func TestJWTAuthKeyRotation(t *testing.T) {
 	minted := plugintest.Jose(t, plugintest.JoseRequest{
-		Keys:   []plugintest.JoseKey{{KID: "2026-01", Alg: "RS256"}, {KID: "2026-02", Alg: "RS256"}},
-		Tokens: []plugintest.JoseToken{{KID: "2026-01", Claims: idpClaims("ann", nil)}, {KID: "2026-02", Claims: idpClaims("ann", nil)}},
+		Keys: []plugintest.JoseKey{{KID: "2026-01", Alg: "RS256"}, {KID: "2026-02", Alg: "RS256"}, {KID: "forged", Alg: "RS256"}},
+		Tokens: []plugintest.JoseToken{{KID: "2026-01", Claims: idpClaims("ann", nil)}, {KID: "2026-02", Claims: idpClaims("ann", nil)},
+			{KID: "forged", Claims: idpClaims("ann", nil)}},
 	})
-	oldTok, newTok := minted.Tokens[0], minted.Tokens[1]
+	oldTok, newTok, forged := minted.Tokens[0], minted.Tokens[1], minted.Tokens[2]
 	srv := newJWKSServer(t, minted.Set("2026-01"))
 	r := startIDPRelay(t, idpConfig(srv.URL), srv.URL, nil)
 	g := guest(t, r)
@@ -293,6 +294,22 @@ func TestJWTAuthKeyRotation(t *testing.T) {
 		}
 		if code, _ := tryJoin(t, guest(t, r), "user-ann", "notify", oldTok); code != "jwt_unknown_key" {
 			t.Fatalf("a token of the removed key after the refresh: %s", code)
+		}
+	})
+
+	t.Run("a flood of unknown kids does not hammer the identity provider", func(t *testing.T) {
+		time.Sleep(250 * time.Millisecond) // past MIN_REFRESH since the last fetch
+		c := guest(t, r)
+		before, start := srv.requests.Load(), time.Now()
+		for range 30 {
+			if code, _ := tryJoin(t, c, "user-ann", "notify", forged); code != "jwt_unknown_key" {
+				t.Fatalf("a token with a kid nobody published: %s", code)
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+		// One fetch per RELAY_PLUGIN_RESOURCE_MIN_REFRESH (200 ms here) at most.
+		if n, most := srv.requests.Load()-before, 1+int64(time.Since(start)/(200*time.Millisecond)); n > most {
+			t.Fatalf("30 JOINs with an unknown kid in %v made %d fetches, want at most %d", time.Since(start), n, most)
 		}
 	})
 

@@ -286,3 +286,18 @@ func TestABIDocumentsResourceImports(t *testing.T) {
 		}
 	}
 }
+
+// A server that keeps failing is retried with exponential backoff (1 s,
+// 2 s, 4 s, ... at most MinRefresh), not hammered.
+func TestResourcesBackOff(t *testing.T) {
+	srv := newIDP(t, "down")
+	srv.set(func(s *idp) { s.status = 503 })
+	start := time.Now()
+	resourceHost(t, plugin.ResourceConfig{StartWithout: true, MinRefresh: time.Minute}, "", srv.URL)
+	time.Sleep(5500*time.Millisecond - time.Since(start))
+	// Attempts at about 0, 1 and 3 s (the next at 7 s); a fixed 1 s retry
+	// would have made 6.
+	if n := srv.requests.Load(); n < 2 || n > 4 {
+		t.Fatalf("%d fetches in 5.5 s of failures, want 3 (backoff 1 s, 2 s, 4 s)", n)
+	}
+}
