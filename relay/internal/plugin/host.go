@@ -31,6 +31,8 @@ type Host struct {
 	resources *resourceSet
 	// keys caches the public keys of relay.verify_signature (crypto.go).
 	keys keyCache
+	// compiling serializes compiles of identical binaries (compilelock.go).
+	compiling compileLocks
 }
 
 // loaded is one compiled plugin and its instance pool.
@@ -190,7 +192,9 @@ func (p *loaded) load(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("plugin %s: %w", name, err)
 	}
+	unlock := p.host.compiling.lock(bin)
 	p.compiled, err = p.host.rt.CompileModule(ctx, bin)
+	unlock()
 	if err != nil {
 		return fmt.Errorf("plugin %s (%s): cannot compile: %w", name, path, err)
 	}
