@@ -188,6 +188,23 @@ type Config struct {
 	// not read (misspellings, a plugin's configuration for a plugin not
 	// loaded); New logs each one once, at warn level.
 	EnvWarnings []EnvWarning `env:"-"`
+	// PluginResources holds each plugin's resource allow-list by plugin
+	// name, from RELAY_PLUGIN_RESOURCES_<NAME>: the URLs the relay fetches
+	// for it (see plugin-sdk/ABI.md, "Resources").
+	PluginResources map[string]string `env:"-"`
+	// PluginResourceStartup is fail (a resource that cannot be fetched at
+	// start-up stops the relay) or wait (start; plugins see it as
+	// unavailable until it arrives).
+	PluginResourceStartup string `env:"RELAY_PLUGIN_RESOURCE_STARTUP" envDefault:"fail" help:"When a plugin resource (RELAY_PLUGIN_RESOURCES_<NAME>: URLs the relay fetches for a plugin, such as jwt-auth's JWKS) cannot be fetched at start-up: fail stops the relay with the URL and the reason; wait starts it, and the plugin refuses what needs the resource (jwt-auth: errorcode unavailable) until a fetch succeeds."`
+	// PluginResourceTimeout bounds one fetch of a plugin resource.
+	PluginResourceTimeout time.Duration `env:"RELAY_PLUGIN_RESOURCE_TIMEOUT" envDefault:"5s" help:"Deadline of one fetch of a plugin resource; a fetch that fails keeps the last good content and is retried with exponential backoff (1s doubling, at most RELAY_PLUGIN_RESOURCE_MIN_REFRESH)."`
+	// PluginResourceMinRefresh floors Cache-Control max-age and spaces the
+	// refetches a plugin asks for (jwt-auth on an unknown kid).
+	PluginResourceMinRefresh time.Duration `env:"RELAY_PLUGIN_RESOURCE_MIN_REFRESH" envDefault:"1m" help:"Shortest time between two fetches of a plugin resource: the floor of the response's Cache-Control max-age and the limit on refetches a plugin asks for (jwt-auth asks on a token with an unknown kid)."`
+	// PluginResourceMaxRefresh caps Cache-Control max-age.
+	PluginResourceMaxRefresh time.Duration `env:"RELAY_PLUGIN_RESOURCE_MAX_REFRESH" envDefault:"1h" help:"Longest time a fetched plugin resource is used before it is fetched again: the ceiling of max-age, and the interval when the response has none (so a key removed from a JWKS is refused at the latest this long after)."`
+	// PluginResourceMaxBytes caps one plugin resource.
+	PluginResourceMaxBytes int `env:"RELAY_PLUGIN_RESOURCE_MAX_BYTES" envDefault:"1048576" help:"Largest plugin resource, in bytes; a larger response is a failed fetch (the last good content is kept)."`
 
 	// Logger receives the relay's logs. Nil builds one from LogLevel and
 	// LogFormat writing to stderr.
@@ -234,6 +251,12 @@ func loadConfig(environ map[string]string) (Config, error) {
 				cfg.PluginConfigs = map[string]string{}
 			}
 			cfg.PluginConfigs[name] = v
+		}
+		if v, ok := environ[plugin.ResourcesEnvName(name)]; ok {
+			if cfg.PluginResources == nil {
+				cfg.PluginResources = map[string]string{}
+			}
+			cfg.PluginResources[name] = v
 		}
 	}
 	if err := cfg.Validate(); err != nil {
@@ -383,6 +406,32 @@ func (c *Config) Validate() error {
 	}
 	if c.PluginInstances < 0 {
 		bad("RELAY_PLUGIN_INSTANCES", "0 (the number of CPUs) or more", c.PluginInstances)
+	}
+	if c.PluginResourceStartup != "" && c.PluginResourceStartup != "fail" && c.PluginResourceStartup != "wait" {
+		bad("RELAY_PLUGIN_RESOURCE_STARTUP", "fail or wait", c.PluginResourceStartup)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"RELAY_PLUGIN_RESOURCE_TIMEOUT", c.PluginResourceTimeout},
+		{"RELAY_PLUGIN_RESOURCE_MIN_REFRESH", c.PluginResourceMinRefresh},
+		{"RELAY_PLUGIN_RESOURCE_MAX_REFRESH", c.PluginResourceMaxRefresh},
+	} {
+		if d.v < 0 {
+			bad(d.name, "a positive duration", d.v)
+		}
+	}
+	if c.PluginResourceMaxRefresh > 0 && c.PluginResourceMaxRefresh < c.PluginResourceMinRefresh {
+		bad("RELAY_PLUGIN_RESOURCE_MAX_REFRESH", "at least RELAY_PLUGIN_RESOURCE_MIN_REFRESH", c.PluginResourceMaxRefresh)
+	}
+	if c.PluginResourceMaxBytes < 0 || c.PluginResourceMaxBytes > 64<<20 {
+		bad("RELAY_PLUGIN_RESOURCE_MAX_BYTES", "1..67108864", c.PluginResourceMaxBytes)
+	}
+	for name, v := range c.PluginResources {
+		if _, err := plugin.ParseResources(v); err != nil {
+			bad(plugin.ResourcesEnvName(name), "http or https URLs separated by commas", v)
+		}
 	}
 	for _, p := range []struct{ name, v string }{
 		{"RELAY_PLUGIN_FAIL_AUTHORIZE_JOIN", c.PluginFailAuthorizeJoin},

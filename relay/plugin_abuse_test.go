@@ -121,7 +121,7 @@ func fakeJWT(n int) string {
 }
 
 // TestJWTFloodDoesNotSlowALegitimateJoin: sixteen connections from one
-// address send JOINs with 59 KB fake JWTs as fast as they are answered; a
+// address send JOINs with large fake JWTs as fast as they are answered; a
 // browser from another address joining with a valid JWT stays about as
 // fast as without them. With the default RELAY_PLUGIN_MAX_TOKEN_BYTES the
 // host refuses those tokens before jwt-auth runs; with the cap raised so
@@ -129,18 +129,24 @@ func fakeJWT(n int) string {
 // behind each other and the browser waits for one of them at most.
 func TestJWTFloodDoesNotSlowALegitimateJoin(t *testing.T) {
 	for _, tt := range []struct {
-		name     string
-		maxToken int
-		answer   string
+		name       string
+		maxToken   int
+		tokenBytes int
+		answer     string
 	}{
-		{"tokens over the cap are refused before the plugin", 0, "token_too_large"},
-		{"tokens the plugin verifies queue behind each other", 64 << 10, "jwt_bad_signature"},
+		{"tokens over the cap are refused before the plugin", 0, 59 << 10, "token_too_large"},
+		// With the cap raised, jwt-auth refuses a token over 16 KB itself,
+		// unverified, so a flood of them costs the host's copy, not a
+		// signature check. That the pool shares its instances fairly between
+		// addresses when calls are slow is measured with a slow guest, where
+		// the pool and not the CPU is the bottleneck, in relay/internal/plugin
+		// (TestOneAddressCannotMonopoliseThePool).
 	} {
-		t.Run(tt.name, func(t *testing.T) { jwtFlood(t, tt.maxToken, tt.answer) })
+		t.Run(tt.name, func(t *testing.T) { jwtFlood(t, tt.maxToken, tt.tokenBytes, tt.answer) })
 	}
 }
 
-func jwtFlood(t *testing.T, maxToken int, answer string) {
+func jwtFlood(t *testing.T, maxToken, tokenBytes int, answer string) {
 	const attackAddr = "127.0.0.4"
 	r := startRelay(t, func(cfg *relay.Config) {
 		withPlugins(t, cfg, map[string]string{
@@ -170,7 +176,7 @@ func jwtFlood(t *testing.T, maxToken int, answer string) {
 	joins(5) // warm up
 	quiet := joins(30)
 
-	fake := fakeJWT(59 << 10)
+	fake := fakeJWT(tokenBytes)
 	a := relaytest.Dial(t, r.URL, &relaytest.DialOptions{Local: attackAddr})
 	a.Send(`{"cmd":"JOIN","channel":"room","protocol":"chat","token":"` + fake + `"}`)
 	expectError(t, a, 0, answer)
@@ -200,21 +206,17 @@ func jwtFlood(t *testing.T, maxToken int, answer string) {
 		t.Fatalf("the attackers were hardly served (%d JOINs): the test did not load the relay", sent.Load())
 	}
 	_, body := httpGetAll(t, "http://"+r.Addr+"/metrics")
-	if answer == "token_too_large" {
-		// The refused tokens never reached the plugin: it ran for the
-		// legitimate JOINs alone, and every refusal is counted.
-		calls := metric(t, body, `relay_plugin_calls_total{hook="authorize-join",outcome="allow",plugin="jwt-auth"}`)
-		refused := metric(t, body, `relay_request_errors_total{errorcode="token_too_large",request="join"}`)
-		if calls != 65 || refused < float64(sent.Load()) {
-			t.Fatalf("jwt-auth allowed %v JOINs (want the 65 legitimate ones); %v refusals counted for %d answers", calls, refused, sent.Load())
-		}
-		return
+	// The refused tokens never reached the plugin: it ran for the
+	// legitimate JOINs alone, and every refusal is counted.
+	calls := metric(t, body, `relay_plugin_calls_total{hook="authorize-join",outcome="allow",plugin="jwt-auth"}`)
+	refused := metric(t, body, `relay_request_errors_total{errorcode="`+answer+`",request="join"}`)
+	if calls != 65 || refused < float64(sent.Load()) {
+		t.Fatalf("jwt-auth allowed %v JOINs (want the 65 legitimate ones); %v refusals counted for %d answers", calls, refused, sent.Load())
 	}
-	// The legitimate JOIN waits for an attacker's call or two (one for a
-	// free instance; with as many instances as cores, maybe one for a CPU
-	// the guests hold); in the attackers' queue it would wait as long as
-	// they do. Both figures are measured under the same machine load.
-	if attacked > quiet+attackerJoin/2 {
+	// The legitimate JOIN is served like any one of the 17 connections
+	// sharing the CPU, not behind the attackers' calls: no slower than
+	// one attacker's own JOIN, give or take scheduling.
+	if attacked > 2*attackerJoin+schedulingSlack {
 		t.Fatalf("a legitimate JOIN took %v beside the attackers (%v alone); theirs took %v", attacked, quiet, attackerJoin)
 	}
 }

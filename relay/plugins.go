@@ -30,6 +30,11 @@ func loadPlugins(cfg Config, log *slog.Logger, m *metrics.Metrics) (*plugin.Host
 				return v, true
 			}
 		}
+		for name, v := range cfg.PluginResources {
+			if plugin.ResourcesEnvName(name) == envName {
+				return v, true
+			}
+		}
 		return "", false
 	})
 	if err != nil {
@@ -46,6 +51,7 @@ func loadPlugins(cfg Config, log *slog.Logger, m *metrics.Metrics) (*plugin.Host
 		MaxExtraBytes: cfg.MaxExtraBytes,
 		MaxLifetime:   cfg.TokenMaxTTL,
 		Policies:      map[plugin.Hook]plugin.Policy{},
+		Resources:     pluginResourceConfig(cfg, m),
 		Observe: func(name string, hook plugin.Hook, outcome string, d time.Duration) {
 			m.PluginCalls.WithLabelValues(name, hook.String(), outcome).Inc()
 			m.PluginSeconds.WithLabelValues(name, hook.String()).Observe(d.Seconds())

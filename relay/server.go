@@ -126,6 +126,8 @@ func New(cfg Config) (*Server, error) {
 		Unfinished:   func() float64 { return float64(s.unfinished.Load()) },
 		Disconnects:  func(r protocol.CloseReason) float64 { return float64(s.closed[r].Load()) },
 		BuildVersion: cfg.Version,
+
+		PluginResourceAges: s.pluginResourceAges, // plugin_resources.go
 	})
 	for i, kind := range requestKinds {
 		s.reqs[i] = s.metrics.Requests.WithLabelValues(kind)

@@ -29,6 +29,10 @@ type Metrics struct {
 	UnknownAddrs     *prometheus.CounterVec   // requests from a trusted proxy with no usable client address, by reason
 	Refused          *prometheus.CounterVec   // requests refused before they are served, by reason (Refused* below)
 	UndeclaredProxy  *prometheus.CounterVec   // forwarding headers sent straight from an authority address, by header
+
+	// PluginResourceFetches counts fetches of plugin resources by plugin,
+	// resource (a URL from the operator's allow-list) and outcome.
+	PluginResourceFetches *prometheus.CounterVec
 }
 
 // Reasons used as the "reason" label of relay_refused_total.
@@ -59,6 +63,31 @@ type Gauges struct {
 	Unfinished   func() float64 // bytes held in unfinished messages
 	Disconnects  func(protocol.CloseReason) float64
 	BuildVersion string
+	// PluginResourceAges, when set, lists the plugin resources and the age
+	// of the content held for each.
+	PluginResourceAges func() []ResourceAge
+}
+
+// ResourceAge is the age of one plugin resource's content.
+type ResourceAge struct {
+	Plugin, URL string
+	// Seconds since the last successful fetch; -1 when never fetched.
+	Seconds float64
+}
+
+// resourceAges exports Gauges.PluginResourceAges; its labels are bounded
+// by the operator's RELAY_PLUGIN_RESOURCES_<NAME> lists.
+type resourceAges struct {
+	desc *prometheus.Desc
+	f    func() []ResourceAge
+}
+
+func (c resourceAges) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c resourceAges) Collect(ch chan<- prometheus.Metric) {
+	for _, a := range c.f() {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, a.Seconds, a.Plugin, a.URL)
+	}
 }
 
 // New creates the metrics and registers them, with the Go runtime and
@@ -89,6 +118,8 @@ func New(reg prometheus.Registerer, g Gauges) *Metrics {
 		PluginSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "relay_plugin_call_seconds", Help: "Plugin hook call latency.",
 			Buckets: []float64{5e-6, 10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 1e-3, 5e-3, 25e-3, 100e-3}}, []string{"plugin", "hook"}),
+		PluginResourceFetches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relay_plugin_resource_fetches_total", Help: "Fetches of plugin resources (RELAY_PLUGIN_RESOURCES_<NAME>), by plugin, resource and outcome (changed, unchanged, error)."}, []string{"plugin", "resource", "outcome"}),
 		HTTPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "relay_http_requests_total", Help: "HTTP API requests, by route and status code."}, []string{"route", "code"}),
 		Refused: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -101,7 +132,11 @@ func New(reg prometheus.Registerer, g Gauges) *Metrics {
 		Name: "relay_undeclared_proxy_requests_total", Help: "Requests straight from an authority address (not through a trusted proxy) carrying a forwarding header: most likely a proxy not in RELAY_TRUSTED_PROXIES, through which every client is an authority. By header."}, []string{"header"})
 	reg.MustRegister(m.UndeclaredProxy)
 	reg.MustRegister(m.ConnectionsTotal, m.Requests, m.Errors, m.MessagesIn, m.Deliveries, m.BytesIn, m.BytesOut,
-		m.FramesOut, m.WriteBatch, m.PluginCalls, m.PluginSeconds, m.HTTPRequests, m.Refused)
+		m.FramesOut, m.WriteBatch, m.PluginCalls, m.PluginSeconds, m.HTTPRequests, m.Refused, m.PluginResourceFetches)
+	if g.PluginResourceAges != nil {
+		reg.MustRegister(resourceAges{f: g.PluginResourceAges, desc: prometheus.NewDesc("relay_plugin_resource_age_seconds",
+			"Age of the content held for each plugin resource (since its last successful fetch); -1 when never fetched.", []string{"plugin", "resource"}, nil)})
+	}
 
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "relay_connections", Help: "WebSocket connections open now."}, g.Connections),

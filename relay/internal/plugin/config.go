@@ -47,6 +47,9 @@ type Spec struct {
 	ConfigVar string
 	// ConfigFile is the file Config was read from (ConfigVar=@FILE).
 	ConfigFile string
+	// Resources are the URLs the plugin may read through relay.resource
+	// (RELAY_PLUGIN_RESOURCES_<NAME>); the host fetches and refreshes them.
+	Resources []string
 }
 
 // configOrigin says where s's configuration came from, for the error a
@@ -136,6 +139,8 @@ type Config struct {
 	// MaxLifetime is the longest token lifetime on-token-create may set; a
 	// longer one is cut to it. Default DefaultMaxLifetime.
 	MaxLifetime time.Duration
+	// Resources configures fetching the plugins' resources (resources.go).
+	Resources ResourceConfig
 }
 
 func (c Config) withDefaults() Config {
@@ -206,7 +211,8 @@ func ConfigEnvName(name string) string {
 
 // SpecsFromEnv builds the plugin list from RELAY_PLUGINS-style input: a
 // comma-separated list of .wasm paths, each plugin's configuration read
-// with lookup(ConfigEnvName(name)). A configuration starting with "@" names
+// with lookup(ConfigEnvName(name)) and its resources with
+// lookup(ResourcesEnvName(name)). A configuration starting with "@" names
 // a file to read it from.
 func SpecsFromEnv(list string, lookup func(string) (string, bool)) ([]Spec, error) {
 	var specs []Spec
@@ -232,6 +238,13 @@ func SpecsFromEnv(list string, lookup func(string) (string, bool)) ([]Spec, erro
 			} else {
 				s.Config = []byte(v)
 			}
+		}
+		if v, ok := lookup(ResourcesEnvName(name)); ok {
+			urls, err := ParseResources(v)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", ResourcesEnvName(name), err)
+			}
+			s.Resources = urls
 		}
 		specs = append(specs, s)
 	}

@@ -28,6 +28,12 @@ type Host struct {
 	plugins []*loaded
 	chains  [numHooks][]*loaded
 	writers sync.Pool
+	// resources are the URLs plugins may read (resources.go).
+	resources *resourceSet
+	// keys caches the public keys of relay.verify_signature (crypto.go).
+	keys keyCache
+	// compiling serializes compiles of identical binaries (compilelock.go).
+	compiling compileLocks
 }
 
 // loaded is one compiled plugin and its instance pool.
@@ -39,6 +45,8 @@ type loaded struct {
 	pool     *pool
 	logs     *logSink
 	failLogs *logSink
+	// resources by URL: the ones this plugin may read (resources.go).
+	resources map[string]*resource
 }
 
 // Load compiles every configured plugin (using the on-disk cache), checks
@@ -96,6 +104,11 @@ func Load(ctx context.Context, cfg Config, logger *slog.Logger) (*Host, error) {
 		})
 	}
 
+	if err := h.startResources(ctx); err != nil {
+		_ = h.Close(ctx)
+		return nil, err
+	}
+
 	// Compiling is the slow part of a cold start; plugins compile in parallel.
 	errs := make([]error, len(h.plugins))
 	var wg sync.WaitGroup
@@ -125,7 +138,7 @@ func (h *Host) instantiateHostModules(ctx context.Context) error {
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, h.rt); err != nil {
 		return fmt.Errorf("plugin host: wasi: %w", err)
 	}
-	_, err := h.rt.NewHostModuleBuilder(hostModule).
+	_, err := addCryptoImports(addResourceImports(h.rt.NewHostModuleBuilder(hostModule))).
 		NewFunctionBuilder().
 		WithGoModuleFunction(api.GoModuleFunc(hostLogFn), []api.ValueType{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32}, nil).
 		WithParameterNames("level", "ptr", "len").
@@ -215,7 +228,7 @@ func (p *loaded) load(ctx context.Context) error {
 		mod, fn, _ := f.Import()
 		switch {
 		case mod == wasi_snapshot_preview1.ModuleName:
-		case mod == hostModule && (fn == importLog || fn == importNow):
+		case mod == hostModule && (fn == importLog || fn == importNow || fn == importResource || fn == importResourceRefresh || fn == importVerifySignature):
 		default:
 			return fmt.Errorf("plugin %s (%s): imports %s.%s, which this relay does not provide (ABI version %d)", name, path, mod, fn, abiVersion)
 		}
@@ -289,6 +302,7 @@ func (h *Host) Close(ctx context.Context) error {
 	if h == nil || h.rt == nil {
 		return nil
 	}
+	h.resources.stop()
 	for _, p := range h.plugins {
 		if p.pool != nil {
 			p.pool.drain()

@@ -563,3 +563,17 @@ func TestRejectedConfigurationNamesItsVariable(t *testing.T) {
 		})
 	}
 }
+
+// One .wasm file loaded under several names compiles several times at
+// once; wazero must not hand an instance a half-loaded module (it panicked
+// in moduleEngine.NewFunction when two compiles of the same bytes raced).
+func TestSameModuleUnderSeveralNames(t *testing.T) {
+	for range 10 {
+		specs := []plugin.Spec{chaos(t, "a", ""), chaos(t, "b", ""), chaos(t, "c", ""), chaos(t, "d", "")}
+		h, _ := load(t, plugin.Config{Plugins: specs})
+		if got := h.Plugins(); len(got) != 4 {
+			t.Fatalf("plugins %v", got)
+		}
+		h.Close(context.Background())
+	}
+}
