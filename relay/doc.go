@@ -25,11 +25,12 @@
 // on cmd. For an application message, conn.message checks the sender's
 // membership and mode and the `to` field, runs the filter-message plugins
 // when any are configured (plugins.go), encodes the delivered frame once
-// with protocol.AppendMessage, and hands it to the hub (internal/hub,
-// fanout.go). The hub queues the same bytes on every recipient with
-// Recipient.Send, which never blocks: it appends to the recipient's queue
-// (or disconnects it as a slow consumer past its byte cap) and starts the
-// recipient's writer if none runs. The writer (conn.writeLoop) takes the
+// (protocol.AppendMessageHead, then AppendMessageTail: the tail, from
+// "cmd" on, names no channel number) and hands it to the hub
+// (internal/hub, fanout.go) as a hub.Message. The hub queues the same
+// bytes on every recipient with Recipient.Send, which never blocks: it
+// appends to the recipient's queue (or disconnects it as a slow consumer
+// past its byte cap) and starts the recipient's writer if none runs. The writer (conn.writeLoop) takes the
 // whole queue, frames every message itself into a corked socket (the
 // WebSocket library keeps the handshake, reads and control frames), and
 // uncorks: one write system call per batch.
@@ -42,9 +43,20 @@
 // pooled instances, a deadline and a memory cap. With no plugins
 // configured each helper is one nil check.
 //
+// # One JOIN
+//
+// conn.join (session.go) reads top to bottom: who joins (a permanent
+// authority, or a grant token claimed from token.Store: a refusal is
+// access_denied, a store that cannot answer is unavailable), the channel
+// cap, the authorize-join hook, then hub.Join, which queues the joiner's
+// JOINED, the channel's retained messages (the Replay) and the others'
+// JOINED under the channel's lock, so no other frame of the channel falls
+// in between. Every refusal after the claim releases the token.
+//
 // # Seams
 //
-// Channel membership is behind hub.Hub and grant tokens behind token.Store;
-// the in-memory implementations serve one process, and a clustered
-// deployment replaces them without touching the protocol code.
+// Grant tokens are behind token.Store and retained messages behind
+// retain.Store; the in-memory implementations serve one process. Channel
+// membership is hub.Memory in every deployment: see RATIONALE.md, "Why are
+// tokens and retained messages behind interfaces, and membership not?".
 package relay

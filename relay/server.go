@@ -45,7 +45,10 @@ type Server struct {
 	reqs    [6]prometheus.Counter // relay_requests_total by request kind, curried
 
 	api      *httpapi.Handler // the HTTP API at /v1/ (httpapi.go)
-	retained *retain.Store    // retained messages replayed on JOIN
+	retained retain.Store     // retained messages, stored by the HTTP API
+	// retainedNow reads the retained messages a JOIN replays, without
+	// blocking (hub.Replay); in one process, the retain.Memory's Now.
+	retainedNow func(name, protocol string) []retain.Message
 
 	lastClientID atomic.Int64
 	draining     atomic.Bool

@@ -139,6 +139,11 @@ func (c *conn) grant(req *protocol.Request, binary bool) {
 }
 
 // join adds the client to a channel as an authority or with a grant token.
+// In order: who joins (a permanent authority, or the bearer of a grant
+// token the store lets this client claim); the channel cap; the
+// authorize-join hook, which may overturn the relay's refusal; then the
+// membership itself. A token claimed on the way is released on every
+// refusal after the claim.
 func (c *conn) join(req *protocol.Request, binary bool) {
 	name, ok := protocol.ChannelName(req)
 	if !ok {
@@ -151,68 +156,92 @@ func (c *conn) join(req *protocol.Request, binary bool) {
 		return
 	}
 	current := c.memberOf(name, proto)
-
-	info := protocol.MemberInfo{Auth: true, Mode: protocol.ModeSendToAny}
-	held := "" // the grant token this membership holds
+	counted := current != nil && !current.auth // already counts toward the cap
+	atCap := func() bool { return !counted && c.nonAuth >= c.srv.cfg.MaxChannelsPerClient }
 	hooked := c.srv.plugins.Enabled(plugin.AuthorizeJoin)
-	var refused protocol.Code // the built-in refusal authorize-join may overturn
-	alreadyCounted := current != nil && !current.auth
+
+	// 1. Who joins.
+	info := protocol.MemberInfo{Auth: true, Mode: protocol.ModeSendToAny}
+	held := ""                // the grant token the membership will hold
+	var refused protocol.Code // the relay's refusal, which authorize-join may overturn
 	if !c.isAuthority(req, proto, !protocol.Flag(req, "ipauth", "false")) {
 		tok := protocol.Token(req)
 		g, err := token.Grant{}, token.ErrUnknown
 		if tok != "" {
 			g, err = c.srv.tokens.Claim(context.Background(), tok, name, proto, c.id)
 		}
-		if err == nil && g.MakeAuth {
-			info.Extra = g.Extra
-		} else {
-			if c.nonAuth >= c.srv.cfg.MaxChannelsPerClient && !alreadyCounted {
-				if err == nil {
-					c.srv.tokens.Release(context.Background(), tok, c.id)
-				}
-				c.replyError(binary, 0, protocol.CodeMaxChannelLimitReached)
-				return
-			}
-			switch {
-			case err == nil:
+		switch {
+		case err == nil:
+			held = tok
+			if g.MakeAuth {
+				info.Extra = g.Extra
+			} else {
 				info = protocol.MemberInfo{Auth: false, Mode: g.Mode, Extra: g.Extra}
-			case hooked:
-				refused, tok = protocol.CodeAccessDenied, ""
-			default:
-				c.debug("join refused", "reason", err)
-				c.replyError(binary, 0, protocol.CodeAccessDenied)
-				return
 			}
+		case !token.Refused(err):
+			c.log().Error("claiming a grant token failed", "err", err)
+			c.replyError(binary, 0, protocol.CodeUnavailable)
+			return
+		default:
+			refused = protocol.CodeAccessDenied
 		}
-		held = tok
-	}
-	if hooked {
-		var ok bool
-		if info, ok = c.authorizeJoin(req, name, proto, info, refused, binary); ok && !info.Auth &&
-			c.nonAuth >= c.srv.cfg.MaxChannelsPerClient && !alreadyCounted {
+		// 2. The channel cap, for every member that is not an authority
+		// (a refused one would be a guest if the hook let it in).
+		if (refused != "" || !info.Auth) && atCap() {
+			c.release(held)
 			c.replyError(binary, 0, protocol.CodeMaxChannelLimitReached)
-			ok = false
+			return
 		}
-		if !ok {
-			if held != "" {
-				c.srv.tokens.Release(context.Background(), held, c.id)
-			}
+		if refused != "" && !hooked {
+			c.debug("join refused", "reason", err)
+			c.replyError(binary, 0, refused)
 			return
 		}
 	}
 
-	ch, replaced := c.srv.hub.Join(c, name, proto, info, held, binary)
-	if replaced != "" {
-		c.srv.tokens.Release(context.Background(), replaced, c.id)
+	// 3. The authorize-join hook.
+	if hooked {
+		var ok bool
+		if info, ok = c.authorizeJoin(req, name, proto, info, refused, binary); ok && !info.Auth && atCap() {
+			c.replyError(binary, 0, protocol.CodeMaxChannelLimitReached)
+			ok = false
+		}
+		if !ok {
+			c.release(held)
+			return
+		}
 	}
-	if current != nil && !current.auth {
+
+	// 4. The membership: JOINED and the retained replay to the client,
+	// JOINED to the others.
+	ch, replaced, err := c.srv.hub.Join(context.Background(), c, name, proto, info, held, binary, c.srv.replay(binary))
+	if err != nil {
+		c.release(held)
+		c.log().Error("joining a channel failed", "err", err)
+		c.replyError(binary, 0, protocol.CodeUnavailable)
+		return
+	}
+	c.release(replaced)
+	if counted {
 		c.nonAuth--
 	}
 	if !info.Auth {
 		c.nonAuth++
 	}
 	c.chans[ch.ID] = &membership{ch: ch, auth: info.Auth, mode: info.Mode}
-	c.srv.replayRetained(c, ch, binary)
+}
+
+// release gives up the client's claim on tok ("" for none). It is best
+// effort: a failure is logged and counted, and the token then cannot be
+// used to rejoin.
+func (c *conn) release(tok string) {
+	if tok == "" {
+		return
+	}
+	if err := c.srv.tokens.Release(context.Background(), tok, c.id); err != nil {
+		c.srv.metrics.ReleaseErrors.Inc()
+		c.log().Warn("releasing a grant token failed", "err", err)
+	}
 }
 
 // memberOf returns the client's membership of (name, protocol), if any.
@@ -264,7 +293,11 @@ func (c *conn) setExtra(req *protocol.Request, binary bool) {
 		c.replyError(binary, 0, protocol.CodeMissingInvalidExtra)
 		return
 	}
-	if !c.srv.hub.SetExtra(m.ch, id, extra, binary) {
+	switch ok, err := c.srv.hub.SetExtra(context.Background(), m.ch, id, extra, binary); {
+	case err != nil:
+		c.log().Error("setting a member's extra failed", "err", err)
+		c.replyError(binary, 0, protocol.CodeUnavailable)
+	case !ok:
 		c.replyError(binary, 0, protocol.CodeInvalidID) // left meanwhile
 	}
 }
@@ -280,9 +313,7 @@ func (c *conn) leave(req *protocol.Request, binary bool) {
 
 func (c *conn) leaveChannel(m *membership, binary bool) {
 	tok, _ := c.srv.hub.Leave(c, m.ch, binary)
-	if tok != "" {
-		c.srv.tokens.Release(context.Background(), tok, c.id)
-	}
+	c.release(tok)
 	if !m.auth {
 		c.nonAuth--
 	}
@@ -331,11 +362,13 @@ func (c *conn) message(req *protocol.Request, binary bool) {
 			return
 		}
 	}
-	f := hub.Frame{Data: protocol.AppendMessage(make([]byte, 0, len(req.Fields)*16+64+len(req.Cmd)), n, c.id, req), Binary: binary}
+	data := protocol.AppendMessageHead(make([]byte, 0, len(req.Fields)*16+64+len(req.Cmd)), n, c.id)
+	tail := len(data)
+	msg := hub.Message{Frame: hub.Frame{Data: protocol.AppendMessageTail(data, req), Binary: binary}, From: c.id, Tail: tail}
 	c.srv.metrics.MessagesIn.Inc()
 	if to < 0 {
-		c.srv.metrics.Deliveries.Add(float64(c.srv.hub.Broadcast(m.ch, authOnly, f)))
-	} else if c.srv.hub.SendTo(m.ch, to, f) {
+		c.srv.metrics.Deliveries.Add(float64(c.srv.hub.Broadcast(m.ch, authOnly, msg)))
+	} else if c.srv.hub.SendTo(m.ch, to, msg) {
 		c.srv.metrics.Deliveries.Inc()
 	}
 }

@@ -6,7 +6,8 @@ package hub
 // up a broadcast.
 
 // Broadcast implements Hub.
-func (h *Memory) Broadcast(ch *Channel, authOnly bool, f Frame) int {
+func (h *Memory) Broadcast(ch *Channel, authOnly bool, msg Message) int {
+	f := msg.Frame
 	n := 0
 	ch.mu.RLock()
 	for _, m := range ch.members {
@@ -22,11 +23,11 @@ func (h *Memory) Broadcast(ch *Channel, authOnly bool, f Frame) int {
 }
 
 // SendTo implements Hub.
-func (h *Memory) SendTo(ch *Channel, id int64, f Frame) bool {
+func (h *Memory) SendTo(ch *Channel, id int64, msg Message) bool {
 	ch.mu.RLock()
 	defer ch.mu.RUnlock()
 	if m := ch.byID[id]; m != nil {
-		m.r.Send(f)
+		m.r.Send(msg.Frame)
 		return true
 	}
 	return false

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 
@@ -29,7 +30,7 @@ func NewMemory() *Memory {
 }
 
 // Join implements Hub.
-func (h *Memory) Join(r Recipient, name, proto string, info protocol.MemberInfo, token string, binary bool) (*Channel, string) {
+func (h *Memory) Join(_ context.Context, r Recipient, name, proto string, info protocol.MemberInfo, token string, binary bool, replay Replay) (*Channel, string, error) {
 	for {
 		ch := h.findOrCreate(name, proto)
 		ch.mu.Lock()
@@ -37,9 +38,9 @@ func (h *Memory) Join(r Recipient, name, proto string, info protocol.MemberInfo,
 			ch.mu.Unlock()
 			continue
 		}
-		replaced := h.joinLocked(ch, r, info, token, binary)
+		replaced := h.joinLocked(ch, r, info, token, binary, replay)
 		ch.mu.Unlock()
-		return ch, replaced
+		return ch, replaced, nil
 	}
 }
 
@@ -58,8 +59,9 @@ func (h *Memory) findOrCreate(name, proto string) *Channel {
 	return ch
 }
 
-// joinLocked adds or updates the member and sends JOINED. ch.mu must be held.
-func (h *Memory) joinLocked(ch *Channel, r Recipient, info protocol.MemberInfo, token string, binary bool) string {
+// joinLocked adds or updates the member, sends JOINED and the replay to it,
+// then JOINED to the others. ch.mu must be held.
+func (h *Memory) joinLocked(ch *Channel, r Recipient, info protocol.MemberInfo, token string, binary bool, replay Replay) string {
 	id := r.ClientID()
 	replaced := ""
 	self := ch.byID[id]
@@ -100,6 +102,11 @@ func (h *Memory) joinLocked(ch *Channel, r Recipient, info protocol.MemberInfo, 
 	}
 	selfFrame := protocol.AppendJoinedSelf(make([]byte, 0, 160+64*len(visible)), ch.ID, id, info, ch.Name, ch.Protocol, visible)
 	r.Send(Frame{Data: selfFrame, Binary: binary})
+	if replay != nil {
+		for _, f := range replay(ch) {
+			r.Send(f)
+		}
+	}
 
 	note := Frame{Data: protocol.AppendJoined(make([]byte, 0, 128+len(info.Extra)), ch.ID, id, info), Binary: binary}
 	for _, m := range ch.viewersLocked(info) {
@@ -155,12 +162,12 @@ func (h *Memory) Leave(r Recipient, ch *Channel, binary bool) (string, bool) {
 }
 
 // SetExtra implements Hub.
-func (h *Memory) SetExtra(ch *Channel, id int64, extra []byte, binary bool) bool {
+func (h *Memory) SetExtra(_ context.Context, ch *Channel, id int64, extra []byte, binary bool) (bool, error) {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	target := ch.byID[id]
 	if target == nil {
-		return false
+		return false, nil
 	}
 	target.info.Extra = extra
 	f := Frame{Data: protocol.AppendSetExtra(make([]byte, 0, 96+len(extra)), ch.ID, id, extra), Binary: binary}
@@ -169,7 +176,7 @@ func (h *Memory) SetExtra(ch *Channel, id int64, extra []byte, binary bool) bool
 			m.r.Send(f)
 		}
 	}
-	return true
+	return true, nil
 }
 
 // Member implements Hub.

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -81,7 +82,7 @@ func TestVisibilityModel(t *testing.T) {
 		} else {
 			model = append(model, entry{r.id, info})
 		}
-		ch, _ = h.Join(r, "c", "p", info, "", false)
+		ch, _, _ = h.Join(context.Background(), r, "c", "p", info, "", false, nil)
 		// The joiner's own copy lists what it may see, in join order.
 		var want []string
 		for _, e := range model {

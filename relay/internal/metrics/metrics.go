@@ -26,6 +26,7 @@ type Metrics struct {
 	PluginCalls      *prometheus.CounterVec   // by plugin, hook, outcome
 	PluginSeconds    *prometheus.HistogramVec // by plugin, hook
 	HTTPRequests     *prometheus.CounterVec   // HTTP API by route and status code
+	ReleaseErrors    prometheus.Counter       // token releases the store failed
 }
 
 // Request kinds used as the "request" label.
@@ -78,9 +79,11 @@ func New(reg prometheus.Registerer, g Gauges) *Metrics {
 			Buckets: []float64{5e-6, 10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 1e-3, 5e-3, 25e-3, 100e-3}}, []string{"plugin", "hook"}),
 		HTTPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "relay_http_requests_total", Help: "HTTP API requests, by route and status code."}, []string{"route", "code"}),
+		ReleaseErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "relay_token_release_errors_total", Help: "Grant token releases (a member left) the token store failed; such a token cannot be used to rejoin."}),
 	}
 	reg.MustRegister(m.ConnectionsTotal, m.Requests, m.Errors, m.MessagesIn, m.Deliveries, m.BytesIn, m.BytesOut,
-		m.FramesOut, m.WriteBatch, m.PluginCalls, m.PluginSeconds, m.HTTPRequests)
+		m.FramesOut, m.WriteBatch, m.PluginCalls, m.PluginSeconds, m.HTTPRequests, m.ReleaseErrors)
 
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "relay_connections", Help: "WebSocket connections open now."}, g.Connections),
