@@ -99,7 +99,11 @@ func TestGrantedFrame(t *testing.T) {
 	tok := grantedRE.FindSubmatch(f.Data)[1]
 	g := guest(t, r)
 	g.Send(fmt.Sprintf(`{"cmd":"JOIN","channel":"c\"1","protocol":"p","token":%q}`, tok))
-	g.Expect(`{"channel":1,"success":true,"cmd":"JOINED","from":0,"id":2,"info":{"auth":false,"mode":1,"extra":{}},"channelname":"c\"1","protocol":"p","clients":{"2":{"auth":false,"mode":1,"extra":{}}}}`)
+	f = g.Next()
+	gid := frameField(t, f.Data, "id")
+	if want := fmt.Sprintf(`{"channel":1,"success":true,"cmd":"JOINED","from":0,"id":%s,"info":{"auth":false,"mode":1,"extra":{}},"channelname":"c\"1","protocol":"p","clients":{"%s":{"auth":false,"mode":1,"extra":{}}}}`, gid, gid); string(f.Data) != want {
+		t.Fatalf("frame:\n got %s\nwant %s", f.Data, want)
+	}
 }
 
 func TestJoinChecks(t *testing.T) {
@@ -121,8 +125,8 @@ func TestJoinChecks(t *testing.T) {
 // and member modes.
 func TestVisibility(t *testing.T) {
 	r := startRelay(t, nil)
-	a := authority(t, r) // id 1
-	join(t, a, "room", "chat", "")
+	a := authority(t, r)
+	aid := id(join(t, a, "room", "chat", ""))
 	members := map[int]*relaytest.Client{}
 	ids := map[int]string{}
 	for _, mode := range []int{0, 1, 2} {
@@ -143,7 +147,7 @@ func TestVisibility(t *testing.T) {
 			}
 		}
 		// clients: modes 0 and 1 see only authorities and themselves.
-		want := map[int]string{0: "1," + ids[0], 1: "1," + ids[1], 2: "1," + ids[0] + "," + ids[1] + "," + ids[2]}[mode]
+		want := map[int]string{0: aid + "," + ids[0], 1: aid + "," + ids[1], 2: aid + "," + ids[0] + "," + ids[1] + "," + ids[2]}[mode]
 		if got := clientIDs(own); got != want {
 			t.Fatalf("mode %d joiner sees clients %s, want %s", mode, got, want)
 		}
@@ -155,7 +159,7 @@ func TestVisibility(t *testing.T) {
 	// A second authority's join is told to everyone.
 	a2 := authority(t, r)
 	own := join(t, a2, "room", "chat", "")
-	if got := clientIDs(own); got != "1,"+ids[0]+","+ids[1]+","+ids[2]+","+id(own) {
+	if got := clientIDs(own); got != aid+","+ids[0]+","+ids[1]+","+ids[2]+","+id(own) {
 		t.Fatalf("authority sees %s", got)
 	}
 	for _, c := range []*relaytest.Client{a, members[0], members[1], members[2]} {
@@ -183,17 +187,20 @@ func TestVisibility(t *testing.T) {
 
 func TestMessages(t *testing.T) {
 	r := startRelay(t, nil)
-	a := authority(t, r) // 1
-	join(t, a, "room", "chat", "")
-	recv := guest(t, r) // 2
-	join(t, recv, "room", "chat", grant(t, a, "room", "chat", 0, `{}`, false))
+	a := authority(t, r)
+	aID := id(join(t, a, "room", "chat", ""))
+	recv := guest(t, r)
+	recvID := id(join(t, recv, "room", "chat", grant(t, a, "room", "chat", 0, `{}`, false)))
 	a.Next()
-	toAuths := guest(t, r) // 3
-	join(t, toAuths, "room", "chat", grant(t, a, "room", "chat", 1, `{}`, false))
+	toAuths := guest(t, r)
+	toAuthsID := id(join(t, toAuths, "room", "chat", grant(t, a, "room", "chat", 1, `{}`, false)))
 	a.Next()
-	any := guest(t, r) // 4
-	join(t, any, "room", "chat", grant(t, a, "room", "chat", 2, `{}`, false))
+	any := guest(t, r)
+	anyID := id(join(t, any, "room", "chat", grant(t, a, "room", "chat", 2, `{}`, false)))
 	a.Next()
+	// expand puts the members' ids into a frame: $A, $R, $T and $Y stand
+	// for a, recv, toAuths and any.
+	expand := strings.NewReplacer("$A", aID, "$R", recvID, "$T", toAuthsID, "$Y", anyID).Replace
 
 	t.Run("receive-only may not send", func(t *testing.T) {
 		recv.Send(`{"cmd":"HI","channel":1,"to":-1}`)
@@ -217,36 +224,36 @@ func TestMessages(t *testing.T) {
 			any.Expect(exactErr(1, protocol.CodeInvalidTo))
 		}
 		// Mode 1 may send directly to authorities only.
-		toAuths.Send(`{"cmd":"HI","channel":1,"to":4}`)
+		toAuths.Send(expand(`{"cmd":"HI","channel":1,"to":$Y}`))
 		toAuths.Expect(exactErr(1, protocol.CodeInvalidTo))
 	})
 	t.Run("broadcast reaches everyone, sender included", func(t *testing.T) {
 		any.Send(`{"cmd":"HI","channel":"1","to":"-1","text":"hello","from":99,"success":false,"n":[1,{"a":2}]}`)
-		want := `{"channel":1,"success":true,"from":4,"cmd":"HI","text":"hello","n":[1,{"a":2}]}`
+		want := expand(`{"channel":1,"success":true,"from":$Y,"cmd":"HI","text":"hello","n":[1,{"a":2}]}`)
 		for _, c := range []*relaytest.Client{a, recv, toAuths, any} {
 			c.Expect(want)
 		}
 	})
 	t.Run("mode 1 broadcast reaches authorities only", func(t *testing.T) {
 		toAuths.Send(`{"cmd":"HELP","channel":1,"to":-5}`)
-		a.Expect(`{"channel":1,"success":true,"from":3,"cmd":"HELP"}`)
+		a.Expect(expand(`{"channel":1,"success":true,"from":$T,"cmd":"HELP"}`))
 		for _, c := range []*relaytest.Client{recv, toAuths, any} {
 			c.ExpectNone(50 * time.Millisecond)
 		}
 	})
 	t.Run("direct", func(t *testing.T) {
-		toAuths.Send(`{"cmd":"Q","channel":1,"to":"1"}`)
-		a.Expect(`{"channel":1,"success":true,"from":3,"cmd":"Q"}`)
-		a.Send(`{"to":2.0,"cmd":"A","channel":1,"x":"y"}`)
-		recv.Expect(`{"channel":1,"success":true,"from":1,"cmd":"A","x":"y"}`)
+		toAuths.Send(expand(`{"cmd":"Q","channel":1,"to":"$A"}`))
+		a.Expect(expand(`{"channel":1,"success":true,"from":$T,"cmd":"Q"}`))
+		a.Send(expand(`{"to":$R.0,"cmd":"A","channel":1,"x":"y"}`))
+		recv.Expect(expand(`{"channel":1,"success":true,"from":$A,"cmd":"A","x":"y"}`))
 		for _, c := range []*relaytest.Client{a, toAuths, any} {
 			c.ExpectNone(50 * time.Millisecond)
 		}
 	})
 	t.Run("binary in, binary out", func(t *testing.T) {
-		any.SendBinary(`{"cmd":"BIN","channel":1,"to":1}`)
+		any.SendBinary(expand(`{"cmd":"BIN","channel":1,"to":$A}`))
 		f := a.Next()
-		if !f.Binary || string(f.Data) != `{"channel":1,"success":true,"from":4,"cmd":"BIN"}` {
+		if !f.Binary || string(f.Data) != expand(`{"channel":1,"success":true,"from":$Y,"cmd":"BIN"}`) {
 			t.Fatalf("binary=%v %s", f.Binary, f.Data)
 		}
 		any.SendBinary(`{"cmd":"BIN","channel":1}`)
@@ -255,36 +262,37 @@ func TestMessages(t *testing.T) {
 		}
 	})
 	t.Run("duplicate keys: last value, first position", func(t *testing.T) {
-		any.Send(`{"cmd":"D","k":1,"channel":1,"to":1,"k":2}`)
-		a.Expect(`{"channel":1,"success":true,"from":4,"cmd":"D","k":2}`)
+		any.Send(expand(`{"cmd":"D","k":1,"channel":1,"to":$A,"k":2}`))
+		a.Expect(expand(`{"channel":1,"success":true,"from":$Y,"cmd":"D","k":2}`))
 	})
 }
 
 func TestSetExtra(t *testing.T) {
 	r := startRelay(t, nil)
-	a := authority(t, r) // 1
+	a := authority(t, r)
 	join(t, a, "room", "chat", "")
-	watcher := guest(t, r) // 2, mode 2
+	watcher := guest(t, r) // mode 2
 	join(t, watcher, "room", "chat", grant(t, a, "room", "chat", 2, `{}`, false))
 	a.Next()
-	quiet := guest(t, r) // 3, mode 0
-	join(t, quiet, "room", "chat", grant(t, a, "room", "chat", 0, `{"v":1}`, false))
+	quiet := guest(t, r) // mode 0
+	quietID := id(join(t, quiet, "room", "chat", grant(t, a, "room", "chat", 0, `{"v":1}`, false)))
 	a.Next()
 	watcher.Next()
+	q := strings.NewReplacer("$Q", quietID).Replace // $Q: quiet's id
 
 	for _, tc := range []struct {
 		c    *relaytest.Client
 		req  string
 		code protocol.Code
 	}{
-		{a, `{"cmd":"SET_EXTRA","id":3,"extra":{}}`, protocol.CodeMissingChannel},
-		{a, `{"cmd":"SET_EXTRA","channel":"nope","id":3,"extra":{}}`, protocol.CodeInvalidChannel},
-		{a, `{"cmd":"SET_EXTRA","channel":7,"id":3,"extra":{}}`, protocol.CodeInvalidChannel},
-		{watcher, `{"cmd":"SET_EXTRA","channel":1,"id":3,"extra":{}}`, protocol.CodeAccessDenied},
+		{a, q(`{"cmd":"SET_EXTRA","id":$Q,"extra":{}}`), protocol.CodeMissingChannel},
+		{a, q(`{"cmd":"SET_EXTRA","channel":"nope","id":$Q,"extra":{}}`), protocol.CodeInvalidChannel},
+		{a, q(`{"cmd":"SET_EXTRA","channel":7,"id":$Q,"extra":{}}`), protocol.CodeInvalidChannel},
+		{watcher, q(`{"cmd":"SET_EXTRA","channel":1,"id":$Q,"extra":{}}`), protocol.CodeAccessDenied},
 		{a, `{"cmd":"SET_EXTRA","channel":1,"extra":{}}`, protocol.CodeInvalidID},
 		{a, `{"cmd":"SET_EXTRA","channel":1,"id":42,"extra":{}}`, protocol.CodeInvalidID},
-		{a, `{"cmd":"SET_EXTRA","channel":1,"id":3}`, protocol.CodeMissingInvalidExtra},
-		{a, `{"cmd":"SET_EXTRA","channel":1,"id":3,"extra":5}`, protocol.CodeMissingInvalidExtra},
+		{a, q(`{"cmd":"SET_EXTRA","channel":1,"id":$Q}`), protocol.CodeMissingInvalidExtra},
+		{a, q(`{"cmd":"SET_EXTRA","channel":1,"id":$Q,"extra":5}`), protocol.CodeMissingInvalidExtra},
 	} {
 		tc.c.Send(tc.req)
 		tc.c.Expect(exactErr(0, tc.code))
@@ -292,16 +300,16 @@ func TestSetExtra(t *testing.T) {
 
 	// Changing a mode-0 member: it, the authority and mode-2 members hear,
 	// each with the target's id.
-	a.Send(`{"cmd":"SET_EXTRA","channel":1,"id":"3","extra":{"v": 2}}`)
-	want := `{"channel":1,"success":true,"cmd":"SET_EXTRA","from":0,"id":3,"extra":{"v":2}}`
+	a.Send(q(`{"cmd":"SET_EXTRA","channel":1,"id":"$Q","extra":{"v": 2}}`))
+	want := q(`{"channel":1,"success":true,"cmd":"SET_EXTRA","from":0,"id":$Q,"extra":{"v":2}}`)
 	for _, c := range []*relaytest.Client{a, watcher, quiet} {
 		c.Expect(want)
 	}
 	// A later joiner with mode 2 sees the new extra.
 	late := guest(t, r)
 	own := join(t, late, "room", "chat", grant(t, a, "room", "chat", 2, `{}`, false))
-	if got := fmt.Sprint(own["clients"].(map[string]any)["3"]); got != "map[auth:false extra:map[v:2] mode:0]" {
-		t.Fatalf("late joiner sees member 3 as %s", got)
+	if got := fmt.Sprint(own["clients"].(map[string]any)[quietID]); got != "map[auth:false extra:map[v:2] mode:0]" {
+		t.Fatalf("late joiner sees member %s as %s", quietID, got)
 	}
 }
 
@@ -312,7 +320,7 @@ func TestLeaveAndRejoin(t *testing.T) {
 	a.Expect(exactErr(0, protocol.CodeMissingChannel))
 	a.Send(`{"cmd":"LEAVE","channel":1}`)
 	a.Expect(exactErr(0, protocol.CodeInvalidChannel))
-	join(t, a, "c", "p", "")
+	aid := id(join(t, a, "c", "p", ""))
 	// JOIN of a channel already joined is accepted and answered again.
 	own := join(t, a, "c", "p", "")
 	if own["channel"].(interface{ String() string }).String() != "1" {
@@ -323,10 +331,11 @@ func TestLeaveAndRejoin(t *testing.T) {
 	join(t, other, "c", "p", "")
 	a.Next()
 	a.SendBinary(`{"cmd":"LEAVE","channel":1}`)
-	if f := a.Next(); !f.Binary || string(f.Data) != `{"channel":1,"success":true,"cmd":"LEFT","from":0,"id":1}` {
+	left := `{"channel":1,"success":true,"cmd":"LEFT","from":0,"id":` + aid + `}`
+	if f := a.Next(); !f.Binary || string(f.Data) != left {
 		t.Fatalf("own LEFT: binary=%v %s", f.Binary, f.Data)
 	}
-	if f := other.Next(); f.Binary || string(f.Data) != `{"channel":1,"success":true,"cmd":"LEFT","from":0,"id":1}` {
+	if f := other.Next(); f.Binary || string(f.Data) != left {
 		t.Fatalf("other's LEFT: binary=%v %s", f.Binary, f.Data)
 	}
 	// After the last member leaves the channel is gone; the next JOIN

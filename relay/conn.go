@@ -62,8 +62,7 @@ type conn struct {
 
 var _ hub.Recipient = (*conn)(nil)
 
-func newConn(s *Server, ws *websocket.Conn, sock *corkConn, addr netip.Addr, origin string) *conn {
-	id := s.lastClientID.Add(1)
+func newConn(s *Server, id int64, ws *websocket.Conn, sock *corkConn, addr netip.Addr, origin string) *conn {
 	return &conn{
 		id:     id,
 		srv:    s,

@@ -16,7 +16,7 @@ func TestFrameLengthEncodings(t *testing.T) {
 	a := authority(t, r)
 	me := join(t, a, "frames", "p", "")
 	prefix := fmt.Sprintf(`{"channel":%v,"success":true,"from":%v,"cmd":"S","p":"`, me["channel"], me["id"])
-	sizes := []int{60, 125, 126, 127, 65535, 65536, 70000}
+	sizes := []int{100, 125, 126, 127, 65535, 65536, 70000} // ids take 15 digits of the prefix
 	for _, binary := range []bool{false, true} {
 		var want []string
 		for _, size := range sizes {

@@ -1,6 +1,7 @@
 package relay_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -112,6 +113,17 @@ func (c *clock) Advance(d time.Duration) {
 }
 
 func id(m map[string]any) string { return fmt.Sprint(m["id"]) }
+
+// frameField returns the top-level field key of a JSON frame, as its JSON
+// text (client ids are larger than a float64 prints exactly with %v).
+func frameField(t *testing.T, frame []byte, key string) string {
+	t.Helper()
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(frame, &m); err != nil {
+		t.Fatalf("frame %s: %v", frame, err)
+	}
+	return string(m[key])
+}
 
 func clientIDs(m map[string]any) string {
 	clients, _ := m["clients"].(map[string]any)

@@ -47,17 +47,17 @@ func TestHealthAndShutdown(t *testing.T) {
 	}
 
 	a := authority(t, r)
-	join(t, a, "c", "p", "")
+	aid := id(join(t, a, "c", "p", ""))
 	g := authority(t, r)
-	join(t, g, "c", "p", "")
+	gid := id(join(t, g, "c", "p", ""))
 	a.Next()
 	// Queue a burst for g, then shut down at once: g must receive all of it
 	// before the 1012 close.
 	const burst = 200
 	for i := range burst {
-		a.Send(fmt.Sprintf(`{"cmd":"N","channel":1,"to":2,"i":%d}`, i))
+		a.Send(fmt.Sprintf(`{"cmd":"N","channel":1,"to":%s,"i":%d}`, gid, i))
 	}
-	a.Send(`{"cmd":"N","channel":1,"to":1,"last":true}`)
+	a.Send(`{"cmd":"N","channel":1,"to":` + aid + `,"last":true}`)
 	a.Next() // everything before it has been queued for g
 
 	done := make(chan error, 1)
@@ -94,14 +94,14 @@ func TestKeepalive(t *testing.T) {
 	// answers in time on a loaded CI machine.
 	r := startRelay(t, func(c *relay.Config) { c.PingInterval = 250 * time.Millisecond })
 	a := authority(t, r)
-	join(t, a, "c", "p", "")
+	aid := id(join(t, a, "c", "p", ""))
 	// A client that never reads never answers pings.
 	dead := relaytest.Dial(t, r.URL, &relaytest.DialOptions{Local: authAddr, NoRead: true})
 	dead.Send(`{"cmd":"JOIN","channel":"c","protocol":"p"}`)
-	a.NextMap()
+	deadID := id(a.NextMap())
 	// The live client answers (its library does while it reads) and stays;
 	// the dead one is dropped and leaves the channel.
-	a.Expect(`{"channel":1,"success":true,"cmd":"LEFT","from":0,"id":2}`)
+	a.Expect(`{"channel":1,"success":true,"cmd":"LEFT","from":0,"id":` + deadID + `}`)
 	// Counted under its named reason (just after the LEFT went out).
 	waitFor(t, func() bool { return r.Stats().Closed[protocol.ClosePingTimeout] == 1 })
 	if got := r.Stats().Closed; got[protocol.ClosePingTimeout] != 1 || r.Clients() != 1 {
@@ -109,7 +109,7 @@ func TestKeepalive(t *testing.T) {
 	}
 	time.Sleep(3 * 250 * time.Millisecond) // three more pings the live client answers
 	a.Send(`{"cmd":"X","channel":1,"to":-1}`)
-	a.Expect(`{"channel":1,"success":true,"from":1,"cmd":"X"}`)
+	a.Expect(`{"channel":1,"success":true,"from":` + aid + `,"cmd":"X"}`)
 }
 
 // TestHammer has many clients join, grant, broadcast, leave and disconnect

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/relay-project/relay/relay/internal/auth"
+	"github.com/relay-project/relay/relay/internal/clientid"
 	"github.com/relay-project/relay/relay/internal/httpapi"
 	"github.com/relay-project/relay/relay/internal/hub"
 	"github.com/relay-project/relay/relay/internal/metrics"
@@ -50,9 +51,9 @@ type Server struct {
 	// blocking (hub.Replay); in one process, the retain.Memory's Now.
 	retainedNow func(name, protocol string) []retain.Message
 
-	lastClientID atomic.Int64
-	draining     atomic.Bool
-	closed       [protocol.NumCloseReasons]atomic.Uint64 // disconnects by reason
+	ids      *clientid.Source // client ids, never reused (package clientid)
+	draining atomic.Bool
+	closed   [protocol.NumCloseReasons]atomic.Uint64 // disconnects by reason
 
 	mu      sync.Mutex
 	live    map[*conn]struct{} // connected WebSockets; guarded by mu
@@ -87,6 +88,7 @@ func New(cfg Config) (*Server, error) {
 	if s.origins, err = auth.NewOrigins(cfg.Origins); err != nil {
 		return nil, fmt.Errorf("relay: RELAY_ORIGINS: %w", err)
 	}
+	s.ids = clientid.NewSource(clientid.Clock(cfg.Now))
 	s.hub = hub.NewMemory()
 	s.tokens = token.NewMemory(&token.MemoryOptions{Rejoin: cfg.TokenRejoin, Now: cfg.Now})
 
@@ -178,6 +180,12 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	addr := s.addrs.Resolve(r)
+	id, err := s.ids.Next(r.Context())
+	if err != nil {
+		s.log.Error("no client id for a new connection", "err", err)
+		http.Error(w, "relay: unavailable", http.StatusServiceUnavailable)
+		return
+	}
 
 	var cork *corkConn
 	ws, err := websocket.Accept(hijackWriter{w, &cork}, r, &websocket.AcceptOptions{
@@ -189,7 +197,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.metrics.ConnectionsTotal.Inc()
-	c := newConn(s, ws, cork, addr, origin)
+	c := newConn(s, id, ws, cork, addr, origin)
 	if !s.register(c) {
 		ws.Close(websocket.StatusCode(protocol.CloseServerRestart.Status()), protocol.CloseServerRestart.Text())
 		return

@@ -142,12 +142,12 @@ func TestOrigins(t *testing.T) {
 func TestOversizeMessage(t *testing.T) {
 	r := startRelay(t, func(c *relay.Config) { c.MaxMessageBytes = 1024 })
 	a := authority(t, r)
-	join(t, a, "c", "p", "")
+	aid := id(join(t, a, "c", "p", ""))
 	big := authority(t, r)
-	join(t, big, "c", "p", "")
+	bigID := id(join(t, big, "c", "p", ""))
 	a.Next()
 	// Exactly the limit is fine.
-	msg := `{"cmd":"X","channel":1,"to":1,"pad":"` // 37 bytes + pad + 2
+	msg := `{"cmd":"X","channel":1,"to":` + aid + `,"pad":"`
 	ok := msg + strings.Repeat("a", 1024-len(msg)-2) + `"}`
 	big.Send(ok)
 	if f := a.Next(); !strings.Contains(string(f.Data), `"cmd":"X"`) {
@@ -159,9 +159,9 @@ func TestOversizeMessage(t *testing.T) {
 		t.Fatalf("close: %v, want 1009", err)
 	}
 	// The others are unaffected: they hear the departure and keep working.
-	a.Expect(`{"channel":1,"success":true,"cmd":"LEFT","from":0,"id":2}`)
+	a.Expect(`{"channel":1,"success":true,"cmd":"LEFT","from":0,"id":` + bigID + `}`)
 	a.Send(`{"cmd":"X","channel":1,"to":-1}`)
-	a.Expect(`{"channel":1,"success":true,"from":1,"cmd":"X"}`)
+	a.Expect(`{"channel":1,"success":true,"from":` + aid + `,"cmd":"X"}`)
 }
 
 func TestSlowConsumer(t *testing.T) {
