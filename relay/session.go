@@ -163,10 +163,11 @@ func (c *conn) join(req *protocol.Request, binary bool) {
 	// 1. Who joins.
 	info := protocol.MemberInfo{Auth: true, Mode: protocol.ModeSendToAny}
 	held := ""                // the grant token the membership will hold
+	var g token.Grant         // what held was claimed with
 	var refused protocol.Code // the relay's refusal, which authorize-join may overturn
 	if !c.isAuthority(req, proto, !protocol.Flag(req, "ipauth", "false")) {
 		tok := protocol.Token(req)
-		g, err := token.Grant{}, token.ErrUnknown
+		err := token.ErrUnknown
 		if tok != "" {
 			g, err = c.srv.tokens.Claim(context.Background(), tok, name, proto, c.id)
 		}
@@ -188,7 +189,7 @@ func (c *conn) join(req *protocol.Request, binary bool) {
 		// 2. The channel cap, for every member that is not an authority
 		// (a refused one would be a guest if the hook let it in).
 		if (refused != "" || !info.Auth) && atCap() {
-			c.release(held)
+			c.release(held, g)
 			c.replyError(binary, 0, protocol.CodeMaxChannelLimitReached)
 			return
 		}
@@ -207,21 +208,25 @@ func (c *conn) join(req *protocol.Request, binary bool) {
 			ok = false
 		}
 		if !ok {
-			c.release(held)
+			c.release(held, g)
 			return
 		}
 	}
 
 	// 4. The membership: JOINED and the retained replay to the client,
 	// JOINED to the others.
+	var before protocol.MemberInfo // a re-join's info until now, for the token it replaces
+	if current != nil {
+		before, _ = c.srv.hub.Member(current.ch, c.id)
+	}
 	ch, replaced, err := c.srv.hub.Join(context.Background(), c, name, proto, info, held, binary, c.srv.replay(binary))
 	if err != nil {
-		c.release(held)
+		c.release(held, g)
 		c.log().Error("joining a channel failed", "err", err)
 		c.replyError(binary, 0, protocol.CodeUnavailable)
 		return
 	}
-	c.release(replaced)
+	c.release(replaced, grantOf(before))
 	if counted {
 		c.nonAuth--
 	}
@@ -231,14 +236,14 @@ func (c *conn) join(req *protocol.Request, binary bool) {
 	c.chans[ch.ID] = &membership{ch: ch, auth: info.Auth, mode: info.Mode}
 }
 
-// release gives up the client's claim on tok ("" for none). It is best
-// effort: a failure is logged and counted, and the token then cannot be
-// used to rejoin.
-func (c *conn) release(tok string) {
+// release gives up the client's claim on tok ("" for none), re-arming it
+// with now, the member's state at the end. It is best effort: a failure is
+// logged and counted, and the token then cannot be used to rejoin.
+func (c *conn) release(tok string, now token.Grant) {
 	if tok == "" {
 		return
 	}
-	if err := c.srv.tokens.Release(context.Background(), tok, c.id); err != nil {
+	if err := c.srv.tokens.Release(context.Background(), tok, c.id, now); err != nil {
 		c.srv.metrics.ReleaseErrors.Inc()
 		c.log().Warn("releasing a grant token failed", "err", err)
 	}
@@ -312,12 +317,18 @@ func (c *conn) leave(req *protocol.Request, binary bool) {
 }
 
 func (c *conn) leaveChannel(m *membership, binary bool) {
+	now, _ := c.srv.hub.Member(m.ch, c.id)
 	tok, _ := c.srv.hub.Leave(c, m.ch, binary)
-	c.release(tok)
+	c.release(tok, grantOf(now))
 	if !m.auth {
 		c.nonAuth--
 	}
 	delete(c.chans, m.ch.ID)
+}
+
+// grantOf is a member's info as the grant its token is re-armed with.
+func grantOf(info protocol.MemberInfo) token.Grant {
+	return token.Grant{Mode: info.Mode, Extra: info.Extra, MakeAuth: info.Auth}
 }
 
 // leaveAll leaves every channel, as on disconnect.

@@ -27,7 +27,7 @@ func BenchmarkMintClaim(b *testing.B) {
 		if _, err := m.Claim(ctx, tok, "bench", "bench", holder); err != nil {
 			b.Fatal(err)
 		}
-		if err := m.Release(ctx, tok, holder); err != nil {
+		if err := m.Release(ctx, tok, holder, g); err != nil {
 			b.Fatal(err)
 		}
 		now = now.Add(time.Second)

@@ -95,10 +95,11 @@ func (m *Memory) Claim(_ context.Context, tok, channel, protocol string, holder 
 }
 
 // Release implements Store.
-func (m *Memory) Release(_ context.Context, tok string, holder int64) error {
+func (m *Memory) Release(_ context.Context, tok string, holder int64, current Grant) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if e, ok := m.tokens[tok]; ok && e.holder == holder {
+		e.grant.Mode, e.grant.Extra, e.grant.MakeAuth = current.Mode, current.Extra, current.MakeAuth
 		e.holder = 0
 		e.expires = m.now().Add(m.rejoin)
 	}

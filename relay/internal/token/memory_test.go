@@ -39,16 +39,16 @@ func TestExactExpiryAndRejoin(t *testing.T) {
 		t.Fatalf("claim of a held token: %v", err)
 	}
 	clk.t = clk.t.Add(24 * time.Hour) // held: no expiry
-	s.Release(ctx, tok, 2)            // not the holder: no effect
+	s.Release(ctx, tok, 2, g)         // not the holder: no effect
 	if _, err := s.Claim(ctx, tok, "c", "p", 2); !errors.Is(err, token.ErrInUse) {
 		t.Fatalf("release by a non-holder freed the token: %v", err)
 	}
-	s.Release(ctx, tok, 1)
+	s.Release(ctx, tok, 1, g)
 	clk.t = clk.t.Add(10*time.Second - time.Nanosecond)
 	if _, err := s.Claim(ctx, tok, "c", "p", 2); err != nil {
 		t.Fatalf("rejoin within the window: %v", err)
 	}
-	s.Release(ctx, tok, 2)
+	s.Release(ctx, tok, 2, g)
 	clk.t = clk.t.Add(10 * time.Second)
 	if _, err := s.Claim(ctx, tok, "c", "p", 3); !errors.Is(err, token.ErrExpired) {
 		t.Fatalf("claim after the rejoin window: %v", err)

@@ -56,7 +56,12 @@ type Store interface {
 	// left as it was.
 	Claim(ctx context.Context, token, channel, protocol string, holder int64) (Grant, error)
 	// Release gives up holder's claim; the token can be claimed again
-	// within the store's rejoin window. Releasing a token holder does not
-	// hold is a no-op.
-	Release(ctx context.Context, token string, holder int64) error
+	// within the store's rejoin window, and a claim then gets current's
+	// Mode, Extra and MakeAuth: what the member held when it left (a
+	// SET_EXTRA since it joined included), not the grant as minted, so a
+	// client that rejoins after a network blip gets its state back.
+	// current's Channel and Protocol are ignored: the token stays bound to
+	// the channel it was minted for. Releasing a token holder does not hold
+	// is a no-op.
+	Release(ctx context.Context, token string, holder int64, current Grant) error
 }
