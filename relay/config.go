@@ -85,6 +85,21 @@ type Config struct {
 	// RetainMaxBytes caps the memory retained messages take.
 	RetainMaxBytes int `env:"RELAY_RETAIN_MAX_BYTES" envDefault:"67108864" help:"Most bytes retained messages may take in all; past it a retained publish gets 429 retain_limit_reached."`
 
+	// NATSURL turns cluster mode on: the NATS servers (comma-separated)
+	// through which several instances behave as one relay.
+	NATSURL string `env:"RELAY_NATS_URL" help:"NATS servers (comma-separated URLs, JetStream enabled, nats-server 2.11 or later) through which several relay instances behave as one relay; empty runs one instance alone, with no NATS connection."`
+	// NATSCredsFile is a NATS credentials file (a mounted secret).
+	NATSCredsFile string `env:"RELAY_NATS_CREDS_FILE" help:"NATS credentials file (JWT and NKey seed, a mounted secret); empty connects without credentials."`
+	// NATSPrefix starts every subject and bucket, so deployments can
+	// share one NATS.
+	NATSPrefix string `env:"RELAY_NATS_PREFIX" envDefault:"relay" help:"Prefix of every NATS subject and JetStream bucket the relay uses (A-Z a-z 0-9 _ -, at most 32), so several deployments can share one NATS."`
+	// NATSKVReplicas is the replica count of the JetStream KV buckets.
+	NATSKVReplicas int `env:"RELAY_NATS_KV_REPLICAS" envDefault:"1" help:"Replicas of the relay's JetStream key-value buckets: 1 on a single NATS server, 3 on a NATS cluster."`
+	// ClusterNodeTTL bounds how long an instance that died without a
+	// goodbye is still counted live: the others report its members LEFT
+	// within it plus about 2s.
+	ClusterNodeTTL time.Duration `env:"RELAY_CLUSTER_NODE_TTL" envDefault:"15s" help:"How long an instance that stopped without a goodbye (kill -9, lost network) still counts as live; the other instances report its members LEFT within this plus about 2s. At least 3s."`
+
 	// MetricsAddr, when set, is a separate listen address (e.g. ":9090")
 	// for /metrics, /healthz and /readyz, so metrics need not be public;
 	// /metrics then leaves the main port.
@@ -241,6 +256,17 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxMessageBytes < 64 {
 		bad("RELAY_MAX_MESSAGE_BYTES", "at least 64", c.MaxMessageBytes)
+	}
+	if c.NATSURL != "" {
+		if c.ClusterNodeTTL < 3*time.Second {
+			bad("RELAY_CLUSTER_NODE_TTL", "a duration of at least 3s", c.ClusterNodeTTL)
+		}
+		if c.NATSKVReplicas < 1 || c.NATSKVReplicas > 5 {
+			bad("RELAY_NATS_KV_REPLICAS", "1..5", c.NATSKVReplicas)
+		}
+		if !validPrefix(c.NATSPrefix) {
+			bad("RELAY_NATS_PREFIX", "1 to 32 of A-Z a-z 0-9 _ -", c.NATSPrefix)
+		}
 	}
 	if c.OutboundQueueBytes < c.MaxMessageBytes {
 		bad("RELAY_OUTBOUND_QUEUE_BYTES", fmt.Sprintf("at least RELAY_MAX_MESSAGE_BYTES (%d)", c.MaxMessageBytes), c.OutboundQueueBytes)

@@ -87,6 +87,10 @@ func (c *conn) debug(msg string, args ...any) {
 	}
 }
 
+// CloseGap implements hub.Closer: the cluster lost events of one of the
+// client's channels, so it is closed with 1013 to rejoin. It never blocks.
+func (c *conn) CloseGap() { go c.closeWith(protocol.CloseClusterGap) }
+
 // ClientID implements hub.Recipient.
 func (c *conn) ClientID() int64 { return c.id }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/relay-project/relay/relay/internal/auth"
 	"github.com/relay-project/relay/relay/internal/clientid"
+	"github.com/relay-project/relay/relay/internal/cluster"
 	"github.com/relay-project/relay/relay/internal/httpapi"
 	"github.com/relay-project/relay/relay/internal/hub"
 	"github.com/relay-project/relay/relay/internal/metrics"
@@ -55,6 +56,9 @@ type Server struct {
 	draining atomic.Bool
 	closed   [protocol.NumCloseReasons]atomic.Uint64 // disconnects by reason
 
+	node   *cluster.Node   // nil without RELAY_NATS_URL (cluster.go)
+	broker *cluster.Broker // under hub, with node
+
 	mu      sync.Mutex
 	live    map[*conn]struct{} // connected WebSockets; guarded by mu
 	serving sync.WaitGroup     // one per connection's read loop
@@ -89,7 +93,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("relay: RELAY_ORIGINS: %w", err)
 	}
 	s.ids = clientid.NewSource(clientid.Clock(cfg.Now))
-	s.hub = hub.NewMemory()
+	mem := hub.NewMemory()
+	s.hub = mem
 	s.tokens = token.NewMemory(&token.MemoryOptions{Rejoin: cfg.TokenRejoin, Now: cfg.Now})
 
 	reg := prometheus.NewRegistry()
@@ -105,6 +110,13 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.plugins, err = loadPlugins(cfg, s.log, s.metrics); err != nil {
 		return nil, err
+	}
+
+	if cfg.NATSURL != "" {
+		if err := s.joinCluster(mem); err != nil {
+			s.plugins.Close(context.Background())
+			return nil, err
+		}
 	}
 
 	s.ops = http.NewServeMux()
@@ -157,6 +169,11 @@ func (s *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
 	if s.draining.Load() {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		fmt.Fprintln(w, "draining")
+		return
+	}
+	if s.node != nil && !s.node.Ready() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "cluster unavailable")
 		return
 	}
 	fmt.Fprintln(w, "ready")
@@ -294,6 +311,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		close(done)
 	}()
 	defer s.plugins.Close(context.Background())
+	defer s.leaveCluster() // after every client left its channels
 	select {
 	case <-done:
 		return nil

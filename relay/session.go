@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"context"
 	"sync"
 
 	"github.com/relay-project/relay/relay/internal/hub"
@@ -129,7 +128,9 @@ func (c *conn) grant(req *protocol.Request, binary bool) {
 		return
 	}
 	g := token.Grant{Channel: name, Protocol: proto, Mode: mode, Extra: extra, MakeAuth: makeauth}
-	tok, _, err := c.srv.tokens.Mint(context.Background(), g, ttl)
+	ctx, cancel := c.srv.opContext()
+	defer cancel()
+	tok, _, err := c.srv.tokens.Mint(ctx, g, ttl)
 	if err != nil {
 		c.log().Error("minting a grant token failed", "err", err)
 		c.replyError(binary, 0, protocol.CodeUnavailable)
@@ -155,6 +156,8 @@ func (c *conn) join(req *protocol.Request, binary bool) {
 		c.replyError(binary, 0, protocol.CodeMissingInvalidProtocol)
 		return
 	}
+	ctx, cancel := c.srv.opContext()
+	defer cancel()
 	current := c.memberOf(name, proto)
 	counted := current != nil && !current.auth // already counts toward the cap
 	atCap := func() bool { return !counted && c.nonAuth >= c.srv.cfg.MaxChannelsPerClient }
@@ -169,7 +172,7 @@ func (c *conn) join(req *protocol.Request, binary bool) {
 		tok := protocol.Token(req)
 		err := token.ErrUnknown
 		if tok != "" {
-			g, err = c.srv.tokens.Claim(context.Background(), tok, name, proto, c.id)
+			g, err = c.srv.tokens.Claim(ctx, tok, name, proto, c.id)
 		}
 		switch {
 		case err == nil:
@@ -219,7 +222,7 @@ func (c *conn) join(req *protocol.Request, binary bool) {
 	if current != nil {
 		before, _ = c.srv.hub.Member(current.ch, c.id)
 	}
-	ch, replaced, err := c.srv.hub.Join(context.Background(), c, name, proto, info, held, binary, c.srv.replay(binary))
+	ch, replaced, err := c.srv.hub.Join(ctx, c, name, proto, info, held, binary, c.srv.replay(binary))
 	if err != nil {
 		c.release(held, g)
 		c.log().Error("joining a channel failed", "err", err)
@@ -243,7 +246,9 @@ func (c *conn) release(tok string, now token.Grant) {
 	if tok == "" {
 		return
 	}
-	if err := c.srv.tokens.Release(context.Background(), tok, c.id, now); err != nil {
+	ctx, cancel := c.srv.opContext()
+	defer cancel()
+	if err := c.srv.tokens.Release(ctx, tok, c.id, now); err != nil {
 		c.srv.metrics.ReleaseErrors.Inc()
 		c.log().Warn("releasing a grant token failed", "err", err)
 	}
@@ -298,7 +303,9 @@ func (c *conn) setExtra(req *protocol.Request, binary bool) {
 		c.replyError(binary, 0, protocol.CodeMissingInvalidExtra)
 		return
 	}
-	switch ok, err := c.srv.hub.SetExtra(context.Background(), m.ch, id, extra, binary); {
+	ctx, cancel := c.srv.opContext()
+	defer cancel()
+	switch ok, err := c.srv.hub.SetExtra(ctx, m.ch, id, extra, binary); {
 	case err != nil:
 		c.log().Error("setting a member's extra failed", "err", err)
 		c.replyError(binary, 0, protocol.CodeUnavailable)

@@ -27,11 +27,14 @@ const (
 	CloseServerRestart
 	// CloseProtocolError: the client broke the WebSocket protocol (1002).
 	CloseProtocolError
+	// CloseClusterGap: events of one of the client's channels from another
+	// instance of a cluster were lost; rejoin to resynchronise (1013).
+	CloseClusterGap
 )
 
 // NumCloseReasons is how many close reasons there are; they are numbered
 // 0..NumCloseReasons-1.
-const NumCloseReasons = int(CloseProtocolError) + 1
+const NumCloseReasons = int(CloseClusterGap) + 1
 
 // WebSocket close status codes the relay sends (RFC 6455 and the IANA
 // registry).
@@ -42,6 +45,7 @@ const (
 	StatusPolicyViolation = 1008
 	StatusMessageTooBig   = 1009
 	StatusServiceRestart  = 1012
+	StatusTryAgainLater   = 1013
 )
 
 var closeReasons = [...]struct {
@@ -56,6 +60,7 @@ var closeReasons = [...]struct {
 	ClosePingTimeout:   {"ping_timeout", StatusGoingAway, "keepalive ping not answered"},
 	CloseServerRestart: {"server_restart", StatusServiceRestart, "server restart: reconnect"},
 	CloseProtocolError: {"protocol_error", StatusProtocolError, "protocol error"},
+	CloseClusterGap:    {"cluster_gap", StatusTryAgainLater, "cluster gap: rejoin"},
 }
 
 // String returns the reason's stable name, as used in logs and metrics

@@ -106,6 +106,7 @@ type Node struct {
 	loaded atomic.Bool // the live set was read once
 
 	mu    sync.Mutex
+	lost  []func(node uint64)  // called when another instance's lease ends
 	live  map[uint64]bool      // node numbers with a lease
 	death map[uint64]time.Time // when a lease was seen to end
 	stop  chan struct{}
@@ -305,11 +306,24 @@ func (n *Node) watchNodes(w jetstream.KeyWatcher) {
 		n.mu.Unlock()
 		if was && e.Operation() != jetstream.KeyValuePut && id != n.id {
 			n.log.Warn("cluster instance lost", "node", id)
+			n.mu.Lock()
+			hooks := n.lost
+			n.mu.Unlock()
+			for _, f := range hooks {
+				f(id)
+			}
 			if n.cfg.OnNodeLost != nil {
 				n.cfg.OnNodeLost(id)
 			}
 		}
 	}
+}
+
+// onLost registers f to be called when another instance's lease ends.
+func (n *Node) onLost(f func(node uint64)) {
+	n.mu.Lock()
+	n.lost = append(n.lost, f)
+	n.mu.Unlock()
 }
 
 // ID returns this instance's node number.
@@ -370,9 +384,10 @@ func (n *Node) Close() {
 	})
 }
 
-// kill ends the node as a crash would: no goodbye, the lease left to
-// expire. For tests.
-func (n *Node) kill() {
+// Crash ends the node as a kill -9 would: the connection cut without a
+// goodbye, the lease left to expire. For tests of the cluster's failure
+// handling.
+func (n *Node) Crash() {
 	n.closeOnce.Do(func() {
 		close(n.stop)
 		n.done.Wait()

@@ -1,4 +1,4 @@
-package cluster
+package cluster_test
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relay-project/relay/relay/internal/cluster"
 	"github.com/relay-project/relay/relay/internal/cluster/natstest"
 	"github.com/relay-project/relay/relay/internal/relaytest"
 )
@@ -14,16 +15,16 @@ import (
 func TestMain(m *testing.M) { relaytest.Main(m) }
 
 // testConfig is a node's configuration on srv with a short TTL.
-func testConfig(srv *natstest.Server) Config {
-	return Config{URL: srv.URL(), Prefix: "t", Replicas: 1, NodeTTL: 3 * time.Second, Rejoin: 30 * time.Second, Logger: slog.New(slog.DiscardHandler)}
+func testConfig(srv *natstest.Server) cluster.Config {
+	return cluster.Config{URL: srv.URL(), Prefix: "t", Replicas: 1, NodeTTL: 3 * time.Second, Rejoin: 30 * time.Second, Logger: slog.New(slog.DiscardHandler)}
 }
 
 // startNode starts a node and closes it when the test ends.
-func startNode(t *testing.T, cfg Config) *Node {
+func startNode(t *testing.T, cfg cluster.Config) *cluster.Node {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	n, err := Start(ctx, cfg)
+	n, err := cluster.Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +47,7 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 // several instances at once are never handed out twice.
 func TestNodeNumbersAndBlocksAreUnique(t *testing.T) {
 	srv := natstest.Start(t)
-	var nodes []*Node
+	var nodes []*cluster.Node
 	for range 3 {
 		nodes = append(nodes, startNode(t, testConfig(srv)))
 	}
@@ -111,7 +112,7 @@ func TestDeadNodeIsReportedWithinTheBound(t *testing.T) {
 	}
 
 	start = time.Now()
-	crashed.kill()
+	crashed.Crash()
 	bound := cfg.NodeTTL + 2*time.Second
 	select {
 	case id := <-lost:

@@ -1,4 +1,4 @@
-package cluster
+package cluster_test
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relay-project/relay/relay/internal/cluster"
 	"github.com/relay-project/relay/relay/internal/cluster/natstest"
 	"github.com/relay-project/relay/relay/internal/token"
 )
@@ -31,7 +32,7 @@ func TestTokenClaimRaceHasOneWinner(t *testing.T) {
 		var wins atomic.Int32
 		var wg sync.WaitGroup
 		start := make(chan struct{})
-		for j, n := range []*Node{a, b} {
+		for j, n := range []*cluster.Node{a, b} {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -133,7 +134,7 @@ func TestTokenOfADeadInstanceIsUsableAgain(t *testing.T) {
 	if _, err := b.Tokens().Claim(ctx, tok, "c", "p", 5); err != nil {
 		t.Fatal(err)
 	}
-	b.kill()
+	b.Crash()
 	if _, err := a.Tokens().Claim(ctx, tok, "c", "p", 6); !errors.Is(err, token.ErrInUse) {
 		t.Fatalf("claim while the dead holder's lease lasts: %v", err)
 	}
@@ -158,7 +159,7 @@ func TestTokenStoreDownIsNotARefusal(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	_, err := a.Tokens().Claim(ctx, tok, "c", "p", 1)
-	if err == nil || token.Refused(err) || !errors.Is(err, ErrUnavailable) {
+	if err == nil || token.Refused(err) || !errors.Is(err, cluster.ErrUnavailable) {
 		t.Fatalf("claim with NATS down: %v", err)
 	}
 	if d := time.Since(start); d > 3*time.Second {

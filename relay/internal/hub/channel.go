@@ -26,6 +26,17 @@ type Channel struct {
 	// leaves the index; the index reads it under Memory.mu alone, hence
 	// atomic.
 	dead atomic.Bool
+
+	// With a Broker: the other instances' members, in the order this
+	// instance learned of them, kept apart from the local ones so the
+	// fan-out loop stays as it is. "Empty" means no local members.
+	remote     []*remoteMember
+	remoteByID map[int64]*remoteMember
+	loaded     bool             // the members read at subscription are in
+	gone       map[int64]uint64 // leaves seen before loaded, by revision
+	linkOnce   sync.Once        // subscribes the channel (Memory.link)
+	linkErr    error            // the subscription's outcome
+	Link       atomic.Value     // the Broker's own state for the channel
 }
 
 type member struct {
@@ -77,6 +88,27 @@ func (ch *Channel) setInfoLocked(m *member, info protocol.MemberInfo) {
 			}
 		}
 	}
+}
+
+// addRemoteLocked appends another instance's member. ch.mu must be held.
+func (ch *Channel) addRemoteLocked(rm *remoteMember) {
+	if ch.remoteByID == nil {
+		ch.remoteByID = map[int64]*remoteMember{}
+	}
+	ch.remote = append(ch.remote, rm)
+	ch.remoteByID[rm.id] = rm
+}
+
+// removeRemoteLocked removes another instance's member. ch.mu must be
+// held.
+func (ch *Channel) removeRemoteLocked(rm *remoteMember) {
+	for i, o := range ch.remote {
+		if o == rm {
+			ch.remote = append(ch.remote[:i], ch.remote[i+1:]...)
+			break
+		}
+	}
+	delete(ch.remoteByID, rm.id)
 }
 
 // without removes m from s, keeping the order.

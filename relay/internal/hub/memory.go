@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/relay-project/relay/relay/protocol"
 )
@@ -20,6 +21,10 @@ type Memory struct {
 
 	mu       sync.Mutex
 	channels map[chanKey]*Channel
+
+	// Broker links this hub to the other instances of a cluster; nil in
+	// one process. Set it before the hub is used.
+	Broker Broker
 }
 
 type chanKey struct{ name, protocol string }
@@ -30,9 +35,23 @@ func NewMemory() *Memory {
 }
 
 // Join implements Hub.
-func (h *Memory) Join(_ context.Context, r Recipient, name, proto string, info protocol.MemberInfo, token string, binary bool, replay Replay) (*Channel, string, error) {
+func (h *Memory) Join(ctx context.Context, r Recipient, name, proto string, info protocol.MemberInfo, token string, binary bool, replay Replay) (*Channel, string, error) {
 	for {
 		ch := h.findOrCreate(name, proto)
+		var rev uint64
+		if h.Broker != nil {
+			// The shared state first, outside the lock: the channel's
+			// subscription, then the member's record, so an instance
+			// subscribing meanwhile reads the member.
+			err := h.link(ctx, ch)
+			if err == nil {
+				rev, err = h.Broker.Record(ctx, ch, r.ClientID(), info)
+			}
+			if err != nil {
+				h.discardIfEmpty(ch)
+				return nil, "", err
+			}
+		}
 		ch.mu.Lock()
 		if ch.dead.Load() {
 			ch.mu.Unlock()
@@ -40,6 +59,11 @@ func (h *Memory) Join(_ context.Context, r Recipient, name, proto string, info p
 		}
 		replaced := h.joinLocked(ch, r, info, token, binary, replay)
 		ch.mu.Unlock()
+		if h.Broker != nil {
+			// Announced before the joiner can send anything: its
+			// messages follow on the same subject.
+			h.Broker.Announce(ch, Event{Kind: EventJoin, ID: r.ClientID(), Info: info, Rev: rev, Binary: binary})
+		}
 		return ch, replaced, nil
 	}
 }
@@ -80,8 +104,11 @@ func (h *Memory) joinLocked(ch *Channel, r Recipient, info protocol.MemberInfo, 
 	// anyone; otherwise the authorities and itself, in join order.
 	var visible []protocol.Member
 	if info.Auth || info.Mode == protocol.ModeSendToAny {
-		visible = make([]protocol.Member, 0, len(ch.members))
+		visible = make([]protocol.Member, 0, len(ch.members)+len(ch.remote))
 		for _, m := range ch.members {
+			visible = append(visible, protocol.Member{ID: m.id, Info: m.info})
+		}
+		for _, m := range ch.remote {
 			visible = append(visible, protocol.Member{ID: m.id, Info: m.info})
 		}
 	} else {
@@ -98,6 +125,11 @@ func (h *Memory) joinLocked(ch *Channel, r Recipient, info protocol.MemberInfo, 
 		}
 		if !placed {
 			visible = append(visible, protocol.Member{ID: id, Info: info})
+		}
+		for _, m := range ch.remote {
+			if m.info.Auth {
+				visible = append(visible, protocol.Member{ID: m.id, Info: m.info})
+			}
 		}
 	}
 	selfFrame := protocol.AppendJoinedSelf(make([]byte, 0, 160+64*len(visible)), ch.ID, id, info, ch.Name, ch.Protocol, visible)
@@ -147,27 +179,83 @@ func (h *Memory) Leave(r Recipient, ch *Channel, binary bool) (string, bool) {
 	}
 	if empty {
 		ch.members, ch.seers, ch.byID = nil, nil, nil
+		ch.remote, ch.remoteByID = nil, nil
 	}
 	ch.mu.Unlock()
 
 	if empty {
-		key := chanKey{ch.Name, ch.Protocol}
-		h.mu.Lock()
-		if h.channels[key] == ch {
-			delete(h.channels, key)
+		h.unindex(ch)
+	}
+	if h.Broker != nil {
+		// Deleted before the leave is announced, so an instance
+		// subscribing meanwhile does not read a member already gone.
+		// Best effort: a record left behind is skipped by readers once
+		// this instance's lease ends.
+		ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+		h.Broker.Forget(ctx, ch, id)
+		cancel()
+		h.Broker.Announce(ch, Event{Kind: EventLeave, ID: id})
+		if empty {
+			h.Broker.Unsubscribe(ch)
 		}
-		h.mu.Unlock()
 	}
 	return m.token, true
 }
 
+// brokerTimeout bounds the shared-state writes of a leave, which has no
+// caller's context.
+const brokerTimeout = 5 * time.Second
+
+// unindex removes ch, emptied, from the index.
+func (h *Memory) unindex(ch *Channel) {
+	key := chanKey{ch.Name, ch.Protocol}
+	h.mu.Lock()
+	if h.channels[key] == ch {
+		delete(h.channels, key)
+	}
+	h.mu.Unlock()
+}
+
 // SetExtra implements Hub.
-func (h *Memory) SetExtra(_ context.Context, ch *Channel, id int64, extra []byte, binary bool) (bool, error) {
+func (h *Memory) SetExtra(ctx context.Context, ch *Channel, id int64, extra []byte, binary bool) (bool, error) {
+	if h.Broker == nil {
+		return h.setExtra(ch, id, extra, binary), nil
+	}
+	ch.mu.RLock()
+	rm, local := ch.remoteByID[id], ch.byID[id] != nil
+	var home uint64
+	if rm != nil {
+		home = rm.node
+	}
+	ch.mu.RUnlock()
+	switch {
+	case rm != nil: // its home instance applies and announces it
+		return h.Broker.SetExtra(ctx, ch, home, id, extra, binary)
+	case !local:
+		return false, nil
+	}
+	if !h.setExtra(ch, id, extra, binary) {
+		return false, nil
+	}
+	info, ok := h.Member(ch, id)
+	if !ok {
+		return true, nil // left meanwhile; its leave is announced
+	}
+	rev, err := h.Broker.Record(ctx, ch, id, info)
+	if err != nil {
+		return true, err
+	}
+	h.Broker.Announce(ch, Event{Kind: EventExtra, ID: id, Info: protocol.MemberInfo{Extra: extra}, Rev: rev, Binary: binary})
+	return true, nil
+}
+
+// setExtra is SetExtra on a local member.
+func (h *Memory) setExtra(ch *Channel, id int64, extra []byte, binary bool) bool {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	target := ch.byID[id]
 	if target == nil {
-		return false, nil
+		return false
 	}
 	target.info.Extra = extra
 	f := Frame{Data: protocol.AppendSetExtra(make([]byte, 0, 96+len(extra)), ch.ID, id, extra), Binary: binary}
@@ -176,7 +264,7 @@ func (h *Memory) SetExtra(_ context.Context, ch *Channel, id int64, extra []byte
 			m.r.Send(f)
 		}
 	}
-	return true, nil
+	return true
 }
 
 // Member implements Hub.
@@ -186,6 +274,9 @@ func (h *Memory) Member(ch *Channel, id int64) (protocol.MemberInfo, bool) {
 	if m := ch.byID[id]; m != nil {
 		return m.info, true
 	}
+	if rm := ch.remoteByID[id]; rm != nil {
+		return rm.info, true
+	}
 	return protocol.MemberInfo{}, false
 }
 
@@ -193,9 +284,12 @@ func (h *Memory) Member(ch *Channel, id int64) (protocol.MemberInfo, bool) {
 func (h *Memory) Members(ch *Channel) []protocol.Member {
 	ch.mu.RLock()
 	defer ch.mu.RUnlock()
-	out := make([]protocol.Member, len(ch.members))
+	out := make([]protocol.Member, len(ch.members), len(ch.members)+len(ch.remote))
 	for i, m := range ch.members {
 		out[i] = protocol.Member{ID: m.id, Info: m.info}
+	}
+	for _, m := range ch.remote {
+		out = append(out, protocol.Member{ID: m.id, Info: m.info})
 	}
 	return out
 }

@@ -1,0 +1,177 @@
+package relay_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/relay-project/relay/relay"
+	"github.com/relay-project/relay/relay/internal/cluster/natstest"
+	"github.com/relay-project/relay/relay/internal/relaytest"
+)
+
+// nodeTTL is the tests' RELAY_CLUSTER_NODE_TTL, the smallest allowed.
+const nodeTTL = 3 * time.Second
+
+// startCluster starts n relay instances on one in-process NATS server.
+func startCluster(t *testing.T, n int, mutate func(*relay.Config)) (*natstest.Server, []*relaytest.Relay) {
+	t.Helper()
+	srv := natstest.Start(t)
+	var rs []*relaytest.Relay
+	for range n {
+		rs = append(rs, startRelay(t, func(c *relay.Config) {
+			c.NATSURL, c.ClusterNodeTTL = srv.URL(), nodeTTL
+			if mutate != nil {
+				mutate(c)
+			}
+		}))
+	}
+	return srv, rs
+}
+
+// Members on three instances see one channel: JOINED everywhere it is
+// allowed, the joiner's list complete, broadcast, direct send and
+// SET_EXTRA across instances, invalid_to for an id that is nowhere, and
+// LEFT everywhere; a token minted on one instance is claimed on another.
+func TestClusterOneChannelOverThreeInstances(t *testing.T) {
+	_, rs := startCluster(t, 3, nil)
+	a := authority(t, rs[0])
+	aj := join(t, a, "room", "chat", "")
+	aID := id(aj)
+
+	tok := grant(t, a, "room", "chat", 2, `{"name":"g"}`, false)
+	g := guest(t, rs[1])
+	gj := join(t, g, "room", "chat", tok)
+	gID := id(gj)
+	if got := clientIDs(gj); got != sortedIDs(aID, gID) {
+		t.Fatalf("guest on B lists %s, want %s", got, sortedIDs(aID, gID))
+	}
+	if m := a.NextMap(); m["cmd"] != "JOINED" || id(m) != gID {
+		t.Fatalf("authority on A: want JOINED of %s, got %v", gID, m)
+	}
+
+	b := authority(t, rs[2])
+	bj := join(t, b, "room", "chat", "")
+	bID := id(bj)
+	if got := clientIDs(bj); got != sortedIDs(aID, gID, bID) {
+		t.Fatalf("authority on C lists %s, want %s", got, sortedIDs(aID, gID, bID))
+	}
+	for who, c := range map[string]*relaytest.Client{"A": a, "B": g} {
+		if m := c.NextMap(); m["cmd"] != "JOINED" || id(m) != bID {
+			t.Fatalf("member on %s: want JOINED of %s, got %v", who, bID, m)
+		}
+	}
+
+	// Broadcast from B, in order, to everyone (the sender too, as on one
+	// instance) with each one's own channel number.
+	gCh := fmt.Sprint(gj["channel"])
+	for i := range 20 {
+		g.Send(fmt.Sprintf(`{"channel":%s,"cmd":"say","to":-1,"n":%d}`, gCh, i))
+	}
+	for who, c := range map[string]*relaytest.Client{"A": a, "B": g, "C": b} {
+		ch := map[string]any{"A": aj["channel"], "B": gj["channel"], "C": bj["channel"]}[who]
+		for i := range 20 {
+			want := fmt.Sprintf(`{"channel":%v,"success":true,"from":%s,"cmd":"say","n":%d}`, ch, gID, i)
+			if got := string(c.Next().Data); got != want {
+				t.Fatalf("member on %s, message %d: got %s, want %s", who, i, got, want)
+			}
+		}
+	}
+
+	// Direct from C to the guest on B; invalid_to for an id nowhere.
+	bCh := fmt.Sprint(bj["channel"])
+	b.Send(fmt.Sprintf(`{"channel":%s,"cmd":"psst","to":%s}`, bCh, gID))
+	if got, want := string(g.Next().Data), fmt.Sprintf(`{"channel":%s,"success":true,"from":%s,"cmd":"psst"}`, gCh, bID); got != want {
+		t.Fatalf("direct across instances: got %s, want %s", got, want)
+	}
+	b.Send(fmt.Sprintf(`{"channel":%s,"cmd":"psst","to":12345}`, bCh))
+	expectError(t, b, int(mustInt(t, bCh)), "invalid_to")
+
+	// SET_EXTRA from A on the guest on B: told on B and C.
+	aCh := fmt.Sprint(aj["channel"])
+	a.Send(fmt.Sprintf(`{"channel":%s,"cmd":"SET_EXTRA","id":%s,"extra":{"name":"G"}}`, aCh, gID))
+	for who, c := range map[string]*relaytest.Client{"A": a, "B": g, "C": b} {
+		m := c.NextMap()
+		if m["cmd"] != "SET_EXTRA" || id(m) != gID {
+			t.Fatalf("member on %s: want SET_EXTRA of %s, got %v", who, gID, m)
+		}
+	}
+
+	// LEAVE on B: LEFT on A and C.
+	g.Send(fmt.Sprintf(`{"channel":%s,"cmd":"LEAVE"}`, gCh))
+	if m := g.NextMap(); m["cmd"] != "LEFT" {
+		t.Fatalf("leaver: got %v", m)
+	}
+	for who, c := range map[string]*relaytest.Client{"A": a, "C": b} {
+		if m := c.NextMap(); m["cmd"] != "LEFT" || id(m) != gID {
+			t.Fatalf("member on %s: want LEFT of %s, got %v", who, gID, m)
+		}
+	}
+	a.ExpectNone(200 * time.Millisecond)
+	b.ExpectNone(0)
+}
+
+// An instance that dies without a goodbye: the others report its members
+// LEFT within the node TTL plus 2s, and the token its member held works
+// again on another instance.
+func TestClusterDeadInstance(t *testing.T) {
+	_, rs := startCluster(t, 2, nil)
+	a := authority(t, rs[0])
+	join(t, a, "room", "chat", "")
+	tok := grant(t, a, "room", "chat", 1, `{}`, false)
+	g := guest(t, rs[1])
+	gID := id(join(t, g, "room", "chat", tok))
+	if m := a.NextMap(); m["cmd"] != "JOINED" {
+		t.Fatalf("want JOINED, got %v", m)
+	}
+
+	start := time.Now()
+	rs[1].CrashCluster()
+	g.Conn().CloseNow() // the instance is gone, and its clients with it
+	m := a.NextMap()
+	if m["cmd"] != "LEFT" || id(m) != gID {
+		t.Fatalf("want LEFT of %s, got %v", gID, m)
+	}
+	if d, bound := time.Since(start), nodeTTL+2*time.Second; d > bound {
+		t.Fatalf("LEFT after %s, over the bound %s", d, bound)
+	}
+	g2 := guest(t, rs[0])
+	if got := join(t, g2, "room", "chat", tok); clientIDs(got) == "" {
+		t.Fatalf("rejoin with the dead instance's token: %v", got)
+	}
+}
+
+// A graceful drain: the others hear LEFT at once, and the drained client
+// rejoins on another instance with its token.
+func TestClusterDrain(t *testing.T) {
+	_, rs := startCluster(t, 2, nil)
+	a := authority(t, rs[0])
+	join(t, a, "room", "chat", "")
+	tok := grant(t, a, "room", "chat", 1, `{}`, false)
+	g := guest(t, rs[1])
+	gID := id(join(t, g, "room", "chat", tok))
+	a.NextMap() // JOINED
+
+	start := time.Now()
+	rs[1].Stop(t)
+	m := a.NextMap()
+	if m["cmd"] != "LEFT" || id(m) != gID {
+		t.Fatalf("want LEFT of %s, got %v", gID, m)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("LEFT %s after the drain began", d)
+	}
+	g2 := guest(t, rs[0])
+	join(t, g2, "room", "chat", tok)
+	if m := a.NextMap(); m["cmd"] != "JOINED" {
+		t.Fatalf("want JOINED of the rejoined guest, got %v", m)
+	}
+}
+
+func sortedIDs(ids ...string) string {
+	m := map[string]any{"clients": map[string]any{}}
+	for _, i := range ids {
+		m["clients"].(map[string]any)[i] = true
+	}
+	return clientIDs(m)
+}
