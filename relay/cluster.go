@@ -3,12 +3,17 @@ package relay
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"regexp"
+	"slices"
 	"time"
 
 	"github.com/relay-project/relay/relay/internal/clientid"
 	"github.com/relay-project/relay/relay/internal/cluster"
+	"github.com/relay-project/relay/relay/internal/httpapi"
 	"github.com/relay-project/relay/relay/internal/hub"
+	"github.com/relay-project/relay/relay/internal/retain"
+	"github.com/relay-project/relay/relay/protocol"
 )
 
 // This file turns cluster mode on (RELAY_NATS_URL): the same hub, with a
@@ -37,8 +42,10 @@ func (s *Server) joinCluster(mem *hub.Memory) error {
 		return fmt.Errorf("relay: RELAY_NATS_URL: %w", err)
 	}
 	mem.Broker = broker
-	s.node, s.broker = node, broker
+	s.node, s.broker, s.mem = node, broker, mem
 	s.tokens = node.Tokens()
+	s.retained = node.Retained()
+	s.retainedNow = broker.RetainedOf
 	s.ids = clientid.NewSource(node)
 	return nil
 }
@@ -63,4 +70,59 @@ func (s *Server) opContext() (context.Context, context.CancelFunc) {
 		return context.Background(), func() {}
 	}
 	return context.WithTimeout(context.Background(), clusterTimeout)
+}
+
+// publishCluster delivers an HTTP publish (already filtered and, when
+// asked, retained) to the local members and announces it to the other
+// instances, whether or not this one has members in the channel.
+// Delivered counts the members addressed on every instance, not
+// acknowledgements.
+func (s *Server) publishCluster(ctx context.Context, p httpapi.Publication, ch *hub.Channel, out httpapi.Published) (httpapi.Published, error) {
+	var members []protocol.Member
+	if ch != nil {
+		members = s.hub.Members(ch)
+	} else {
+		var err error
+		if members, err = s.remoteMembers(ctx, p.Channel, p.Protocol); err != nil {
+			return httpapi.Published{}, unavailableError(err)
+		}
+	}
+	if p.To >= 0 && !slices.ContainsFunc(members, func(m protocol.Member) bool { return m.ID == p.To }) {
+		return httpapi.Published{}, &httpapi.Error{Status: http.StatusNotFound, Code: string(protocol.CodeInvalidTo), Message: "Invalid 'to': not a member of the channel."}
+	}
+	msg := published(0, p.Cmd, p.Fields)
+	ev := hub.Event{Kind: hub.EventMessage, To: p.To, Tail: msg.Data[msg.Tail:]}
+	var retained *retain.Message
+	if !out.RetainedUntil.IsZero() {
+		retained = &retain.Message{Cmd: p.Cmd, Fields: p.Fields, Published: out.RetainedUntil.Add(-p.Retain), Expires: out.RetainedUntil}
+	}
+	if ch != nil {
+		s.mem.Deliver(ch, ev)
+	}
+	s.broker.Publish(p.Channel, p.Protocol, ev, retained)
+	out.Delivered = len(members)
+	if p.To >= 0 {
+		out.Delivered = 1
+	}
+	return out, nil
+}
+
+// remoteMembers reads the members of a channel this instance has no
+// member in from the other instances' records.
+func (s *Server) remoteMembers(ctx context.Context, name, proto string) ([]protocol.Member, error) {
+	rms, err := s.broker.Members(ctx, name, proto)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]protocol.Member, len(rms))
+	for i, m := range rms {
+		out[i] = protocol.Member{ID: m.ID, Info: m.Info}
+	}
+	return out, nil
+}
+
+// unavailableError is the HTTP API's answer when the shared state cannot
+// be reached.
+func unavailableError(err error) error {
+	return &httpapi.Error{Status: http.StatusServiceUnavailable, Code: string(protocol.CodeUnavailable), Message: protocol.CodeUnavailable.Text()}
 }

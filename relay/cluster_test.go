@@ -2,6 +2,7 @@ package relay_test
 
 import (
 	"fmt"
+	"net/http"
 	"testing"
 	"time"
 
@@ -174,4 +175,62 @@ func sortedIDs(ids ...string) string {
 		m["clients"].(map[string]any)[i] = true
 	}
 	return clientIDs(m)
+}
+
+// The HTTP API is cluster-wide: a token minted through one instance works
+// on another; a publish through an instance with no member in the channel
+// reaches the members elsewhere (broadcast and direct, invalid_to for an id
+// that is nowhere); presence lists every instance's members; a retained
+// message is replayed to a late joiner on any instance.
+func TestClusterHTTPAPI(t *testing.T) {
+	_, rs := startCluster(t, 3, nil)
+	api0, api1, api2 := newAPI(t, rs[0], authAddr, ""), newAPI(t, rs[1], authAddr, ""), newAPI(t, rs[2], authAddr, "")
+
+	st, tok := api1.post("/v1/tokens", map[string]any{"channel": "job", "protocol": "jobs", "extra": map[string]any{"u": 1}})
+	wantStatus(t, st, tok, http.StatusCreated, "")
+	g := guest(t, rs[0])
+	gj := join(t, g, "job", "jobs", tok["token"].(string))
+	gCh, gID := fmt.Sprint(gj["channel"]), id(gj)
+
+	st, pub := api2.post("/v1/publish", map[string]any{"channel": "job", "protocol": "jobs", "cmd": "ready", "fields": map[string]any{"url": "/r"}})
+	wantStatus(t, st, pub, http.StatusOK, "")
+	if fmt.Sprint(pub["delivered"]) != "1" || fmt.Sprint(pub["channel"]) != "0" {
+		t.Fatalf("publish through an instance without members: %v", pub)
+	}
+	g.Expect(`{"channel":` + gCh + `,"success":true,"from":0,"cmd":"ready","url":"/r"}`)
+	st, pub = api1.post("/v1/publish", map[string]any{"channel": "job", "protocol": "jobs", "cmd": "ping", "to": gj["id"]})
+	wantStatus(t, st, pub, http.StatusOK, "")
+	g.Expect(`{"channel":` + gCh + `,"success":true,"from":0,"cmd":"ping"}`)
+	st, pub = api1.post("/v1/publish", map[string]any{"channel": "job", "protocol": "jobs", "cmd": "ping", "to": 999999})
+	wantStatus(t, st, pub, http.StatusNotFound, "invalid_to")
+
+	want := fmt.Sprintf("map[auth:false extra:map[u:1] id:%s mode:0]", gID)
+	for i, a := range []*api{api0, api1, api2} {
+		st, pres := a.get("/v1/presence?channel=job&protocol=jobs")
+		wantStatus(t, st, pres, http.StatusOK, "")
+		members, _ := pres["members"].([]any)
+		if len(members) != 1 || fmt.Sprint(members[0]) != want {
+			t.Fatalf("presence through instance %d: %v", i, pres)
+		}
+	}
+
+	// Retained through C: live to the member on A, replayed to late
+	// joiners on A (subscribed already) and on B (not yet).
+	st, pub = api2.post("/v1/publish", map[string]any{"channel": "job", "protocol": "jobs", "cmd": "done", "fields": map[string]any{"ok": true}, "retain": 60})
+	wantStatus(t, st, pub, http.StatusOK, "")
+	if pub["retained"] != true {
+		t.Fatalf("retained publish %v", pub)
+	}
+	g.Expect(`{"channel":` + gCh + `,"success":true,"from":0,"cmd":"done","ok":true}`)
+	for i, r := range []*relaytest.Relay{rs[0], rs[1]} {
+		late := authority(t, r)
+		lj := join(t, late, "job", "jobs", "")
+		late.Expect(`{"channel":` + fmt.Sprint(lj["channel"]) + `,"success":true,"from":0,"cmd":"done","ok":true,"replayed":true}`)
+		late.ExpectNone(50 * time.Millisecond)
+		if i == 0 {
+			if m := g.NextMap(); m["cmd"] != "JOINED" {
+				t.Fatalf("want JOINED of the late joiner, got %v", m)
+			}
+		}
+	}
 }

@@ -28,8 +28,11 @@ var _ httpapi.Backend = apiBackend{}
 
 // newAPI builds the HTTP API handler and the retained-message store.
 func (s *Server) newAPI() {
-	mem := retain.New(&retain.Options{Now: s.cfg.Now, MaxMessages: s.cfg.RetainMaxMessages, MaxBytes: int64(s.cfg.RetainMaxBytes)})
-	s.retained, s.retainedNow = mem, mem.Now
+	if s.retained == nil { // else the cluster's (cluster.go)
+		mem := retain.New(&retain.Options{Now: s.cfg.Now, MaxMessages: s.cfg.RetainMaxMessages, MaxBytes: int64(s.cfg.RetainMaxBytes)})
+		s.retained = mem
+		s.retainedNow = func(ch *hub.Channel) []retain.Message { return mem.Now(ch.Name, ch.Protocol) }
+	}
 	s.api = httpapi.New(apiBackend{s}, httpapi.Config{
 		MaxBodyBytes:  int64(s.cfg.HTTPMaxBodyBytes),
 		RetainMax:     s.cfg.RetainMax,
@@ -187,13 +190,16 @@ func (b apiBackend) Publish(ctx context.Context, p httpapi.Publication) (httpapi
 				Message: "The relay holds as many retained messages as it may (RELAY_RETAIN_MAX_MESSAGES, RELAY_RETAIN_MAX_BYTES)."}
 		}
 		if err != nil {
-			return out, err
+			return out, unavailableError(err)
 		}
 		out.RetainedUntil = until
 	}
 	ch := b.s.hub.Lookup(p.Channel, p.Protocol)
 	if ch != nil {
 		out.Channel = ch.ID
+	}
+	if b.s.broker != nil {
+		return b.s.publishCluster(ctx, p, ch, out)
 	}
 	if p.To >= 0 {
 		if ch == nil || !b.s.hub.SendTo(ch, p.To, published(ch.ID, p.Cmd, p.Fields)) {
@@ -208,13 +214,23 @@ func (b apiBackend) Publish(ctx context.Context, p httpapi.Publication) (httpapi
 	return out, nil
 }
 
-// Presence implements httpapi.Backend.
-func (b apiBackend) Presence(_ context.Context, name, proto string) (int64, []httpapi.Member) {
+// Presence implements httpapi.Backend. In a cluster, a channel with no
+// members here is read from the other instances' records.
+func (b apiBackend) Presence(ctx context.Context, name, proto string) (int64, []httpapi.Member, error) {
 	ch := b.s.hub.Lookup(name, proto)
-	if ch == nil {
-		return 0, nil
+	var ms []protocol.Member
+	var n int64
+	switch {
+	case ch != nil:
+		ms, n = b.s.hub.Members(ch), ch.ID
+	case b.s.broker != nil:
+		var err error
+		if ms, err = b.s.remoteMembers(ctx, name, proto); err != nil {
+			return 0, nil, unavailableError(err)
+		}
+	default:
+		return 0, nil, nil
 	}
-	ms := b.s.hub.Members(ch)
 	out := make([]httpapi.Member, len(ms))
 	for i, m := range ms {
 		extra := m.Info.Extra
@@ -224,7 +240,7 @@ func (b apiBackend) Presence(_ context.Context, name, proto string) (int64, []ht
 		out[i] = httpapi.Member{ID: m.ID, Auth: m.Info.Auth, Mode: m.Info.Mode, Extra: extra}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return ch.ID, out
+	return n, out, nil
 }
 
 // appendPublished encodes a message from the relay itself (from 0):
@@ -256,7 +272,7 @@ func published(channel int64, cmd string, fields []byte) hub.Message {
 // blocks, so the hub may call it under the channel's lock.
 func (s *Server) replay(binary bool) hub.Replay {
 	return func(ch *hub.Channel) []hub.Frame {
-		msgs := s.retainedNow(ch.Name, ch.Protocol)
+		msgs := s.retainedNow(ch)
 		if len(msgs) == 0 {
 			return nil
 		}

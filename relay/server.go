@@ -50,7 +50,7 @@ type Server struct {
 	retained retain.Store     // retained messages, stored by the HTTP API
 	// retainedNow reads the retained messages a JOIN replays, without
 	// blocking (hub.Replay); in one process, the retain.Memory's Now.
-	retainedNow func(name, protocol string) []retain.Message
+	retainedNow func(ch *hub.Channel) []retain.Message
 
 	ids      *clientid.Source // client ids, never reused (package clientid)
 	draining atomic.Bool
@@ -58,6 +58,7 @@ type Server struct {
 
 	node   *cluster.Node   // nil without RELAY_NATS_URL (cluster.go)
 	broker *cluster.Broker // under hub, with node
+	mem    *hub.Memory     // hub, for the broker's deliveries
 
 	mu      sync.Mutex
 	live    map[*conn]struct{} // connected WebSockets; guarded by mu

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/relay-project/relay/relay/internal/hub"
+	"github.com/relay-project/relay/relay/internal/retain"
 	"github.com/relay-project/relay/relay/protocol"
 )
 
@@ -67,6 +68,9 @@ type link struct {
 	seq uint64
 
 	last map[uint64]origin // by node; the dispatcher's alone
+
+	rmu      sync.Mutex                // a leaf lock: taken under the hub's channel lock
+	retained map[string]retain.Message // by cmd: the channel's retained messages
 }
 
 type origin struct{ link, seq uint64 }
@@ -143,8 +147,80 @@ func (b *Broker) Subscribe(ctx context.Context, ch *hub.Channel) error {
 	if err != nil {
 		return fail(err)
 	}
+	msgs, err := b.n.Retained().read(ctx, key)
+	if err != nil {
+		return fail(err)
+	}
+	for _, m := range msgs {
+		l.keepRetained(m)
+	}
 	b.h.LoadRemote(ch, members)
 	return nil
+}
+
+// keepRetained caches m unless a later publish of its cmd is cached.
+func (l *link) keepRetained(m retain.Message) {
+	l.rmu.Lock()
+	defer l.rmu.Unlock()
+	if l.retained == nil {
+		l.retained = map[string]retain.Message{}
+	}
+	if old, ok := l.retained[m.Cmd]; !ok || !old.Published.After(m.Published) {
+		l.retained[m.Cmd] = m
+	}
+}
+
+// RetainedOf returns ch's unexpired retained messages from the cache
+// filled at subscription and kept by the events since, oldest first. It
+// never waits on the network, so a JOIN's replay may call it under the
+// channel's lock.
+func (b *Broker) RetainedOf(ch *hub.Channel) []retain.Message {
+	l := b.linkOf(ch)
+	if l == nil {
+		return nil
+	}
+	now := b.n.now()
+	l.rmu.Lock()
+	var out []retain.Message
+	for cmd, m := range l.retained {
+		if !now.Before(m.Expires) {
+			delete(l.retained, cmd)
+			continue
+		}
+		out = append(out, m)
+	}
+	l.rmu.Unlock()
+	sortRetained(out)
+	return out
+}
+
+// Publish announces a message from the relay itself (an HTTP publish) on
+// channel (name, protocol), whether or not this instance has members
+// there; retained, when not nil, is the message as retained, which every
+// instance subscribed to the channel caches for its joiners. The caller
+// delivers to the local members.
+func (b *Broker) Publish(name, protocol string, ev hub.Event, retained *retain.Message) {
+	key := ChannelKey(name, protocol)
+	b.mu.Lock()
+	l := b.byKey[key]
+	b.mu.Unlock()
+	if l != nil {
+		if retained != nil {
+			l.keepRetained(*retained)
+		}
+		b.announce(l, ev, retained)
+		return
+	}
+	// Not subscribed here: sent outside any sequence (link 0), so a loss
+	// cannot be detected.
+	b.publish(b.n.cfg.Prefix+".c."+key, appendEnvelope(nil, b.n.id, 0, 0, ev, retained))
+}
+
+// Members returns the members of channel (name, protocol) on the other
+// live instances, read from their records.
+func (b *Broker) Members(ctx context.Context, name, protocol string) ([]hub.RemoteMember, error) {
+	ms, err := b.readMembers(ctx, ChannelKey(name, protocol))
+	return ms, unavailable(err)
 }
 
 // readMembers reads channel key's member records of live instances.
@@ -240,11 +316,18 @@ func (b *Broker) Announce(ch *hub.Channel, ev hub.Event) {
 	if l == nil {
 		return
 	}
+	b.announce(l, ev, nil)
+}
+
+func (b *Broker) announce(l *link, ev hub.Event, retained *retain.Message) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.seq++
-	data := appendEnvelope(make([]byte, 0, 48+len(ev.Tail)+len(ev.Info.Extra)), b.n.id, l.id, l.seq, ev)
-	if err := b.n.nc.Publish(l.subject, data); err != nil {
+	b.publish(l.subject, appendEnvelope(make([]byte, 0, 48+len(ev.Tail)+len(ev.Info.Extra)), b.n.id, l.id, l.seq, ev, retained))
+}
+
+func (b *Broker) publish(subject string, data []byte) {
+	if err := b.n.nc.Publish(subject, data); err != nil {
 		b.Dropped.Add(1)
 		return
 	}
@@ -329,21 +412,26 @@ func (b *Broker) dispatch() {
 		if l == nil {
 			continue // unsubscribed meanwhile
 		}
-		node, linkID, seq, ev, err := parseEnvelope(m.Data)
+		node, linkID, seq, ev, retained, err := parseEnvelope(m.Data)
 		if err != nil || node == b.n.id {
 			continue
 		}
 		b.EventsIn.Add(1)
-		if prev, ok := l.last[node]; ok && prev.link == linkID && seq != prev.seq+1 {
-			b.Gaps.Add(1)
-			b.n.log.Warn("cluster events lost: closing the channel's members", "from", node, "missed", seq-prev.seq-1)
-			b.h.Gap(l.ch)
+		if linkID != 0 {
+			if prev, ok := l.last[node]; ok && prev.link == linkID && seq != prev.seq+1 {
+				b.Gaps.Add(1)
+				b.n.log.Warn("cluster events lost: closing the channel's members", "from", node, "missed", seq-prev.seq-1)
+				b.h.Gap(l.ch)
+			}
+			l.last[node] = origin{linkID, seq}
 		}
-		l.last[node] = origin{linkID, seq}
 		if !b.n.Live(node) {
 			if _, dead := b.n.DiedAt(node); dead {
 				continue // fenced: its members were reported LEFT
 			}
+		}
+		if retained != nil {
+			l.keepRetained(*retained) // before delivery: a joiner gets it one way or the other
 		}
 		b.h.ApplyRemote(l.ch, node, ev)
 	}
@@ -358,10 +446,11 @@ const (
 	flagBinary = 1 << iota
 	flagAuthOnly
 	flagAuth
-	flagExtra // the payload is an extra (absent: no extra)
+	flagExtra    // the payload is an extra (absent: no extra)
+	flagRetained // the payload is a retained message: published, expires, cmd, fields
 )
 
-func appendEnvelope(dst []byte, node, linkID, seq uint64, ev hub.Event) []byte {
+func appendEnvelope(dst []byte, node, linkID, seq uint64, ev hub.Event, retained *retain.Message) []byte {
 	var flags byte
 	if ev.Binary {
 		flags |= flagBinary
@@ -375,6 +464,9 @@ func appendEnvelope(dst []byte, node, linkID, seq uint64, ev hub.Event) []byte {
 	if ev.Info.Extra != nil {
 		flags |= flagExtra
 	}
+	if retained != nil {
+		flags |= flagRetained
+	}
 	dst = append(dst, envelopeVersion, byte(ev.Kind), flags)
 	dst = binary.AppendUvarint(dst, node)
 	dst = binary.AppendUvarint(dst, linkID)
@@ -383,6 +475,13 @@ func appendEnvelope(dst []byte, node, linkID, seq uint64, ev hub.Event) []byte {
 	dst = binary.AppendUvarint(dst, uint64(ev.Info.Mode))
 	dst = binary.AppendVarint(dst, ev.ID)
 	dst = binary.AppendVarint(dst, ev.To)
+	if retained != nil {
+		dst = binary.AppendVarint(dst, retained.Published.UnixNano())
+		dst = binary.AppendVarint(dst, retained.Expires.UnixNano())
+		dst = binary.AppendUvarint(dst, uint64(len(retained.Cmd)))
+		dst = append(dst, retained.Cmd...)
+		return append(dst, retained.Fields...)
+	}
 	if ev.Kind == hub.EventMessage {
 		return append(dst, ev.Tail...)
 	}
@@ -391,9 +490,9 @@ func appendEnvelope(dst []byte, node, linkID, seq uint64, ev hub.Event) []byte {
 
 var errEnvelope = errors.New("cluster: malformed envelope")
 
-func parseEnvelope(data []byte) (node, linkID, seq uint64, ev hub.Event, err error) {
+func parseEnvelope(data []byte) (node, linkID, seq uint64, ev hub.Event, retained *retain.Message, err error) {
 	if len(data) < 3 || data[0] != envelopeVersion {
-		return 0, 0, 0, ev, errEnvelope
+		return 0, 0, 0, ev, nil, errEnvelope
 	}
 	ev.Kind, ev.Binary = hub.EventKind(data[1]), data[2]&flagBinary != 0
 	ev.AuthOnly, ev.Info.Auth = data[2]&flagAuthOnly != 0, data[2]&flagAuth != 0
@@ -420,13 +519,33 @@ func parseEnvelope(data []byte) (node, linkID, seq uint64, ev hub.Event, err err
 	node, linkID, seq, ev.Rev = u(), u(), u(), u()
 	ev.Info.Mode = int(u())
 	ev.ID, ev.To = s(), s()
+	if err == nil && data[2]&flagRetained != 0 {
+		published, expires := s(), s()
+		n := u()
+		if err != nil || n > uint64(len(p)) {
+			return 0, 0, 0, ev, nil, errEnvelope
+		}
+		retained = &retain.Message{Cmd: string(p[:n]), Fields: p[n:], Published: time.Unix(0, published), Expires: time.Unix(0, expires)}
+		ev.Tail = appendTail(nil, retained.Cmd, retained.Fields)
+		return node, linkID, seq, ev, retained, nil
+	}
 	if err != nil {
-		return 0, 0, 0, ev, err
+		return 0, 0, 0, ev, nil, err
 	}
 	if ev.Kind == hub.EventMessage {
 		ev.Tail = p
 	} else if hasExtra {
 		ev.Info.Extra = p
 	}
-	return node, linkID, seq, ev, nil
+	return node, linkID, seq, ev, nil, nil
+}
+
+// appendTail appends a delivered message's tail: `"cmd":…,fields}`.
+func appendTail(dst []byte, cmd string, fields []byte) []byte {
+	dst = append(dst, `"cmd":`...)
+	dst = protocol.AppendString(dst, cmd)
+	if len(fields) > 0 {
+		dst = append(append(dst, ','), fields...)
+	}
+	return append(dst, '}')
 }

@@ -139,7 +139,7 @@ func (h *Memory) LoadRemote(ch *Channel, members []RemoteMember) {
 // code as local changes.
 func (h *Memory) ApplyRemote(ch *Channel, node uint64, ev Event) {
 	if ev.Kind == EventMessage {
-		h.deliverRemote(ch, ev)
+		h.Deliver(ch, ev)
 		return
 	}
 	ch.mu.Lock()
@@ -204,24 +204,27 @@ func (h *Memory) toldLeftLocked(ch *Channel, id int64, info protocol.MemberInfo)
 	}
 }
 
-// deliverRemote queues another instance's message for the local members it
-// is for, encoded once with this instance's channel number.
-func (h *Memory) deliverRemote(ch *Channel, ev Event) {
+// Deliver queues a message event (another instance's, or an HTTP
+// publish's) for the local members it is for, encoded once with this
+// instance's channel number, and returns how many it was queued for.
+func (h *Memory) Deliver(ch *Channel, ev Event) int {
 	data := protocol.AppendMessageHead(make([]byte, 0, 48+len(ev.Tail)), ch.ID, ev.ID)
 	f := Frame{Data: append(data, ev.Tail...), Binary: ev.Binary}
 	ch.mu.RLock()
 	defer ch.mu.RUnlock()
 	if ev.To >= 0 {
-		if m := ch.byID[ev.To]; m != nil {
-			m.r.Send(f)
+		if m := ch.byID[ev.To]; m != nil && m.r.Send(f) {
+			return 1
 		}
-		return
+		return 0
 	}
+	n := 0
 	for _, m := range ch.members {
-		if !ev.AuthOnly || m.info.Auth {
-			m.r.Send(f)
+		if (!ev.AuthOnly || m.info.Auth) && m.r.Send(f) {
+			n++
 		}
 	}
+	return n
 }
 
 // NodeLost removes the members of an instance whose lease ended from every
