@@ -349,3 +349,37 @@ func TestClusterConnectionAge(t *testing.T) {
 		t.Fatalf("want JOINED of the reconnected guest, got %v", m)
 	}
 }
+
+// The cluster's metrics count what crossed instances; a relay without
+// NATS has none of them.
+func TestClusterMetrics(t *testing.T) {
+	_, rs := startCluster(t, 2, nil)
+	a := authority(t, rs[0])
+	aj := join(t, a, "c", "p", "")
+	b := authority(t, rs[1])
+	join(t, b, "c", "p", "")
+	a.NextMap()
+	a.Send(fmt.Sprintf(`{"channel":%v,"cmd":"x","to":-1}`, aj["channel"]))
+	b.Next()
+
+	_, body := httpGetAll(t, "http://"+rs[1].Addr+"/metrics")
+	for sample, want := range map[string]float64{
+		`relay_cluster_nats_connected`:                        1,
+		`relay_cluster_live_instances`:                        2,
+		`relay_cluster_events_received_total{kind="message"}`: 1,
+		`relay_cluster_events_sent_total{kind="join"}`:        1,
+		`relay_cluster_gaps_total`:                            0,
+		`relay_cluster_instance_deaths_total`:                 0,
+	} {
+		if got := metric(t, body, sample); got != want {
+			t.Errorf("%s = %v, want %v", sample, got, want)
+		}
+	}
+	if !strings.Contains(body, `relay_cluster_kv_seconds_count{op="member_put"}`) {
+		t.Error("no KV latency for member_put")
+	}
+	_, body = httpGetAll(t, "http://"+startRelay(t, nil).Addr+"/metrics")
+	if strings.Contains(body, "relay_cluster_") {
+		t.Error("a relay without NATS has cluster metrics")
+	}
+}

@@ -56,6 +56,7 @@ const claimTries = 3
 
 // Mint implements token.Store.
 func (t Tokens) Mint(ctx context.Context, g token.Grant, ttl time.Duration) (string, time.Time, error) {
+	defer t.n.since("token_mint", time.Now())
 	var raw [18]byte
 	if _, err := rand.Read(raw[:]); err != nil {
 		return "", time.Time{}, err
@@ -82,6 +83,7 @@ const inUseWait = 500 * time.Millisecond
 
 // Claim implements token.Store.
 func (t Tokens) Claim(ctx context.Context, tok, channel, protocol string, holder int64) (token.Grant, error) {
+	defer t.n.since("token_claim", time.Now())
 	deadline := time.Now().Add(inUseWait)
 	for {
 		g, err := t.claim(ctx, tok, channel, protocol, holder)
@@ -174,6 +176,7 @@ func (t Tokens) claim(ctx context.Context, tok, channel, protocol string, holder
 // fails because NATS is out of reach is retried after the next reconnect,
 // so the token is not left held by a member that is gone.
 func (t Tokens) Release(ctx context.Context, tok string, holder int64, current token.Grant) error {
+	defer t.n.since("token_release", time.Now())
 	err := t.release(ctx, tok, holder, current)
 	if errors.Is(err, ErrUnavailable) {
 		t.n.later(func(ctx context.Context) error { return t.release(ctx, tok, holder, current) })
