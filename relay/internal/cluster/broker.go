@@ -163,6 +163,11 @@ func (b *Broker) Subscribe(ctx context.Context, ch *hub.Channel) error {
 		b.Unsubscribe(ch)
 		return unavailable(err)
 	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+	}
 	if err := b.n.nc.FlushWithContext(ctx); err != nil {
 		return fail(err)
 	}
