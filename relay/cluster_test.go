@@ -427,3 +427,29 @@ func TestSuitesOnNATS(t *testing.T) {
 		})
 	}
 }
+
+// NATS out of reach when an instance starts: it starts anyway, not ready
+// (/readyz 503, new WebSockets and HTTP calls that need the shared state
+// 503), and joins the cluster by itself once NATS is there.
+func TestClusterStartsWithoutNATS(t *testing.T) {
+	srv := natstest.Start(t)
+	srv.Stop()
+	start := time.Now()
+	r := startRelay(t, func(c *relay.Config) { c.NATSURL, c.ClusterNodeTTL = srv.URL(), nodeTTL })
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("starting without NATS took %s", d)
+	}
+	if st := readyz(t, r); st != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz %d without NATS, want 503", st)
+	}
+	if _, resp, err := relaytest.TryDial(t, r.URL, nil); err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("a WebSocket without NATS: %v, want a 503 handshake", err)
+	}
+	st, m := newAPI(t, r, authAddr, "").post("/v1/tokens", map[string]any{"channel": "c", "protocol": "p"})
+	wantStatus(t, st, m, http.StatusServiceUnavailable, "unavailable")
+
+	srv.Restart()
+	eventually(t, 10*time.Second, "/readyz 200 once NATS is up", func() bool { return readyz(t, r) == http.StatusOK })
+	a := authority(t, r)
+	join(t, a, "c", "p", "")
+}

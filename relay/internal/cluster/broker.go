@@ -101,10 +101,17 @@ const inboxSize = 1 << 16
 // The node's lost instances are removed from h's channels.
 func NewBroker(n *Node, h *hub.Memory) (*Broker, error) {
 	b := &Broker{n: n, h: h, in: make(chan *nats.Msg, inboxSize), subs: map[*nats.Subscription]*link{}, byKey: map[string]*link{}, stop: make(chan struct{})}
-	var err error
-	if b.req, err = n.nc.Subscribe(n.cfg.Prefix+".n."+nodeKey(n.id), b.serveRequest); err != nil {
-		return nil, unavailable(err)
-	}
+	n.onUp(func() {
+		// Requests to this instance, once it has a node number.
+		sub, err := n.nc.Subscribe(n.cfg.Prefix+".n."+nodeKey(n.id), b.serveRequest)
+		if err != nil {
+			n.log.Error("cannot serve requests from other instances", "err", err)
+			return
+		}
+		b.mu.Lock()
+		b.req = sub
+		b.mu.Unlock()
+	})
 	n.onLost(func(node uint64) { h.NodeLost(node) })
 	n.onReconnect(b.resync)
 	b.done.Add(1)
@@ -116,7 +123,11 @@ func NewBroker(n *Node, h *hub.Memory) (*Broker, error) {
 // does nothing.
 func (b *Broker) Close() {
 	b.closed.Do(func() {
-		b.req.Unsubscribe()
+		b.mu.Lock()
+		if b.req != nil {
+			b.req.Unsubscribe()
+		}
+		b.mu.Unlock()
 		close(b.stop)
 		b.done.Wait()
 	})
@@ -143,6 +154,9 @@ func (b *Broker) linkOf(ch *hub.Channel) *link {
 // interest, then read the members' records.
 func (b *Broker) Subscribe(ctx context.Context, ch *hub.Channel) error {
 	defer b.n.since("subscribe", time.Now())
+	if err := b.n.joined(); err != nil {
+		return err
+	}
 	if !b.n.Connected() {
 		return errDisconnected // fail fast rather than wait for a reconnect
 	}
@@ -254,6 +268,9 @@ func (b *Broker) Members(ctx context.Context, name, protocol string) ([]hub.Remo
 
 // readMembers reads channel key's member records of live instances.
 func (b *Broker) readMembers(ctx context.Context, key string) ([]hub.RemoteMember, error) {
+	if err := b.n.joined(); err != nil {
+		return nil, err
+	}
 	if !b.n.Connected() {
 		return nil, errDisconnected
 	}

@@ -109,11 +109,13 @@ type Node struct {
 	epoch uint64 // revision of the lease's creation
 	rev   atomic.Uint64
 
+	up     atomic.Bool // setup done: the fields it sets may be read
 	leased atomic.Bool // the lease was renewed within the TTL
 	loaded atomic.Bool // the live set was read once
 	deaths atomic.Uint64
 
 	mu    sync.Mutex
+	ups   []func()                      // called once setup is done
 	lost  []func(node uint64)           // called when another instance's lease ends
 	back  []func()                      // called (in order, on one goroutine) after a reconnect
 	retry []func(context.Context) error // writes that failed while NATS was out of reach
@@ -158,17 +160,40 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		opts = append(opts, nats.Timeout(time.Until(dl)))
 	}
+	// NATS out of reach at start is not fatal: the connection keeps
+	// trying, and so does setup; meanwhile the node is not ready.
+	opts = append(opts, nats.RetryOnFailedConnect(true))
 	nc, err := nats.Connect(cfg.URL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("%w: connecting to %s: %w", ErrUnavailable, cfg.URL, err)
+		return nil, fmt.Errorf("cluster: connecting to %s: %w", cfg.URL, err)
 	}
 	n.nc = nc
 	if err := n.setup(ctx); err != nil {
-		nc.Close()
-		return nil, err
+		n.log.Warn("cannot join the cluster yet; retrying", "err", err)
+		n.done.Add(1)
+		go n.retrySetup()
 	}
-	n.log.Info("joined the cluster", "node", n.id, "server", nc.ConnectedUrlRedacted())
 	return n, nil
+}
+
+// retrySetup tries setup again every second until it succeeds or the node
+// closes.
+func (n *Node) retrySetup() {
+	defer n.done.Done()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-time.After(time.Second):
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := n.setup(ctx)
+		cancel()
+		if err == nil {
+			return
+		}
+		n.log.Debug("cannot join the cluster yet", "err", err)
+	}
 }
 
 func (n *Node) setup(ctx context.Context) error {
@@ -220,9 +245,45 @@ func (n *Node) setup(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w: watching the nodes: %w", ErrUnavailable, err)
 	}
+	n.mu.Lock()
+	select {
+	case <-n.stop: // closed meanwhile
+		n.mu.Unlock()
+		w.Stop()
+		return nil
+	default:
+	}
 	n.done.Add(2)
+	n.up.Store(true)
+	hooks := n.ups
+	n.mu.Unlock()
 	go n.watchNodes(w)
 	go n.renew(lease)
+	for _, f := range hooks {
+		f()
+	}
+	n.log.Info("joined the cluster", "node", n.id, "server", n.nc.ConnectedUrlRedacted())
+	return nil
+}
+
+// onUp runs f once the node has joined the cluster: now if it has.
+func (n *Node) onUp(f func()) {
+	n.mu.Lock()
+	if !n.up.Load() {
+		n.ups = append(n.ups, f)
+		n.mu.Unlock()
+		return
+	}
+	n.mu.Unlock()
+	f()
+}
+
+// joined reports whether setup is done: the buckets, the node number and
+// the lease exist. Before that, every shared-state call is unavailable.
+func (n *Node) joined() error {
+	if !n.up.Load() {
+		return fmt.Errorf("%w: not joined yet", ErrUnavailable)
+	}
 	return nil
 }
 
@@ -439,13 +500,16 @@ func (n *Node) Connected() bool { return n.nc.IsConnected() }
 // Ready reports whether this instance can serve requests that need the
 // shared state: connected, holding its lease, with the live set read.
 func (n *Node) Ready() bool {
-	return n.nc.IsConnected() && n.leased.Load() && n.loaded.Load()
+	return n.up.Load() && n.nc.IsConnected() && n.leased.Load() && n.loaded.Load()
 }
 
 // Next implements clientid.Blocks on the shared counter "blocks": the
 // current millisecond since the Epoch, or one past the last block any
 // instance took, whichever is larger.
 func (n *Node) Next(ctx context.Context) (uint64, error) {
+	if err := n.joined(); err != nil {
+		return 0, err
+	}
 	now := clientid.BlockAt(n.now())
 	return n.increment(ctx, "blocks", func(old uint64) uint64 { return max(old+1, now) })
 }
@@ -454,13 +518,17 @@ func (n *Node) Next(ctx context.Context) (uint64, error) {
 // LEFT at once rather than after the TTL) and closes the connection.
 func (n *Node) Close() {
 	n.closeOnce.Do(func() {
+		n.mu.Lock()
 		close(n.stop)
+		n.mu.Unlock()
 		n.done.Wait()
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		if err := n.nodes.Delete(ctx, nodeKey(n.id)); err != nil {
-			n.log.Warn("deleting the cluster lease failed", "node", n.id, "err", err)
+		if n.up.Load() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			if err := n.nodes.Delete(ctx, nodeKey(n.id)); err != nil {
+				n.log.Warn("deleting the cluster lease failed", "node", n.id, "err", err)
+			}
+			cancel()
 		}
-		cancel()
 		n.nc.Drain()
 		n.waitClosed()
 	})
@@ -471,7 +539,9 @@ func (n *Node) Close() {
 // handling.
 func (n *Node) Crash() {
 	n.closeOnce.Do(func() {
+		n.mu.Lock()
 		close(n.stop)
+		n.mu.Unlock()
 		n.done.Wait()
 		n.nc.Close()
 	})

@@ -51,6 +51,9 @@ const jsStoreFailed = 10077
 // Put implements retain.Store.
 func (r Retained) Put(ctx context.Context, name, protocol, cmd string, fields []byte, ttl time.Duration) (time.Time, error) {
 	defer r.n.since("retained_put", time.Now())
+	if err := r.n.joined(); err != nil {
+		return time.Time{}, err
+	}
 	now := r.n.now()
 	m := retain.Message{Cmd: cmd, Fields: fields, Published: now, Expires: now.Add(ttl)}
 	if err := r.put(ctx, ChannelKey(name, protocol), m, ttl); err != nil {
@@ -83,6 +86,9 @@ func (r Retained) Get(ctx context.Context, name, protocol string) ([]retain.Mess
 
 // read returns channel ck's unexpired messages, oldest publish first.
 func (r Retained) read(ctx context.Context, ck string) ([]retain.Message, error) {
+	if err := r.n.joined(); err != nil {
+		return nil, err
+	}
 	if !r.n.Connected() {
 		return nil, errDisconnected
 	}

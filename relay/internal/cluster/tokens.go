@@ -57,6 +57,9 @@ const claimTries = 3
 // Mint implements token.Store.
 func (t Tokens) Mint(ctx context.Context, g token.Grant, ttl time.Duration) (string, time.Time, error) {
 	defer t.n.since("token_mint", time.Now())
+	if err := t.n.joined(); err != nil {
+		return "", time.Time{}, err
+	}
 	var raw [18]byte
 	if _, err := rand.Read(raw[:]); err != nil {
 		return "", time.Time{}, err
@@ -105,6 +108,9 @@ func (t Tokens) Claim(ctx context.Context, tok, channel, protocol string, holder
 var errHeldElsewhere = fmt.Errorf("%w (on another instance)", token.ErrInUse)
 
 func (t Tokens) claim(ctx context.Context, tok, channel, protocol string, holder int64) (token.Grant, error) {
+	if err := t.n.joined(); err != nil {
+		return token.Grant{}, err
+	}
 	for range claimTries {
 		e, err := t.n.tokens.Get(ctx, tok)
 		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
@@ -185,6 +191,9 @@ func (t Tokens) Release(ctx context.Context, tok string, holder int64, current t
 }
 
 func (t Tokens) release(ctx context.Context, tok string, holder int64, current token.Grant) error {
+	if err := t.n.joined(); err != nil {
+		return err
+	}
 	for range claimTries {
 		e, err := t.n.tokens.Get(ctx, tok)
 		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
