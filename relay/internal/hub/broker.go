@@ -97,6 +97,33 @@ func (h *Memory) link(ctx context.Context, ch *Channel) error {
 	return ch.linkErr
 }
 
+// prepareJoin does a JOIN's shared-state work, outside any lock: the
+// channel's subscription, then the member's record, so an instance
+// subscribing meanwhile reads the member. It returns the record's
+// revision.
+//
+//go:noinline
+func (h *Memory) prepareJoin(ctx context.Context, ch *Channel, id int64, info protocol.MemberInfo) (uint64, error) {
+	err := h.link(ctx, ch)
+	var rev uint64
+	if err == nil {
+		rev, err = h.Broker.Record(ctx, ch, id, info)
+	}
+	if err != nil {
+		h.discardIfEmpty(ch)
+		return 0, err
+	}
+	return rev, nil
+}
+
+// announceJoin publishes a join, before the joiner can send anything: its
+// messages follow on the same subject.
+//
+//go:noinline
+func (h *Memory) announceJoin(ch *Channel, id int64, info protocol.MemberInfo, rev uint64, binary bool) {
+	h.Broker.Announce(ch, Event{Kind: EventJoin, ID: id, Info: info, Rev: rev, Binary: binary})
+}
+
 // discardIfEmpty removes ch when it has no local members: a JOIN that
 // created it failed.
 func (h *Memory) discardIfEmpty(ch *Channel) {

@@ -40,15 +40,8 @@ func (h *Memory) Join(ctx context.Context, r Recipient, name, proto string, info
 		ch := h.findOrCreate(name, proto)
 		var rev uint64
 		if h.Broker != nil {
-			// The shared state first, outside the lock: the channel's
-			// subscription, then the member's record, so an instance
-			// subscribing meanwhile reads the member.
-			err := h.link(ctx, ch)
-			if err == nil {
-				rev, err = h.Broker.Record(ctx, ch, r.ClientID(), info)
-			}
-			if err != nil {
-				h.discardIfEmpty(ch)
+			var err error
+			if rev, err = h.prepareJoin(ctx, ch, r.ClientID(), info); err != nil {
 				return nil, "", err
 			}
 		}
@@ -57,12 +50,18 @@ func (h *Memory) Join(ctx context.Context, r Recipient, name, proto string, info
 			ch.mu.Unlock()
 			continue
 		}
-		replaced := h.joinLocked(ch, r, info, token, binary, replay, rev)
+		replaced := h.joinLocked(ch, r, info, token, binary, rev)
+		if replay != nil {
+			// Still under the lock, so nothing of the channel comes
+			// between the joiner's JOINED and these (called here rather
+			// than in joinLocked: a shallower stack for every JOIN).
+			for _, f := range replay(ch) {
+				r.Send(f)
+			}
+		}
 		ch.mu.Unlock()
 		if h.Broker != nil {
-			// Announced before the joiner can send anything: its
-			// messages follow on the same subject.
-			h.Broker.Announce(ch, Event{Kind: EventJoin, ID: r.ClientID(), Info: info, Rev: rev, Binary: binary})
+			h.announceJoin(ch, r.ClientID(), info, rev, binary)
 		}
 		return ch, replaced, nil
 	}
@@ -83,11 +82,11 @@ func (h *Memory) findOrCreate(name, proto string) *Channel {
 	return ch
 }
 
-// joinLocked adds or updates the member, sends JOINED and the replay to it,
-// then JOINED to the others. ch.mu must be held.
+// joinLocked adds or updates the member, sends JOINED to it, then JOINED
+// to the others. ch.mu must be held.
 // rev is the member's record revision in a cluster (its place in the
 // cluster-wide join order), 0 in one process.
-func (h *Memory) joinLocked(ch *Channel, r Recipient, info protocol.MemberInfo, token string, binary bool, replay Replay, rev uint64) string {
+func (h *Memory) joinLocked(ch *Channel, r Recipient, info protocol.MemberInfo, token string, binary bool, rev uint64) string {
 	id := r.ClientID()
 	replaced := ""
 	self := ch.byID[id]
@@ -131,11 +130,6 @@ func (h *Memory) joinLocked(ch *Channel, r Recipient, info protocol.MemberInfo, 
 	}
 	selfFrame := protocol.AppendJoinedSelf(make([]byte, 0, 160+64*len(visible)), ch.ID, id, info, ch.Name, ch.Protocol, visible)
 	r.Send(Frame{Data: selfFrame, Binary: binary})
-	if replay != nil {
-		for _, f := range replay(ch) {
-			r.Send(f)
-		}
-	}
 
 	note := Frame{Data: protocol.AppendJoined(make([]byte, 0, 128+len(info.Extra)), ch.ID, id, info), Binary: binary}
 	for _, m := range ch.viewersLocked(info) {
