@@ -112,11 +112,47 @@ func NewBroker(n *Node, h *hub.Memory) (*Broker, error) {
 		b.req = sub
 		b.mu.Unlock()
 	})
-	n.onLost(func(node uint64) { h.NodeLost(node) })
+	n.onLost(func(node uint64) {
+		h.NodeLost(node)
+		b.sweep(node)
+	})
 	n.onReconnect(b.resync)
 	b.done.Add(1)
 	go b.dispatch()
 	return b, nil
+}
+
+// sweep deletes the member records a dead instance left behind (readers
+// skip them already: they belong to no live instance). Only the live
+// instance with the lowest number does it, so the deletes are not
+// repeated by every survivor.
+func (b *Broker) sweep(node uint64) {
+	if !b.n.lowestLive() {
+		return
+	}
+	select {
+	case <-b.stop:
+		return
+	default:
+	}
+	b.done.Add(1)
+	go func() {
+		defer b.done.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		keys, err := b.n.members.ListKeysFiltered(ctx, "*."+nodeKey(node)+".*")
+		if err != nil {
+			b.n.log.Warn("sweeping a lost instance's member records failed", "node", node, "err", err)
+			return
+		}
+		n := 0
+		for k := range keys.Keys() {
+			if b.n.members.Delete(ctx, k) == nil {
+				n++
+			}
+		}
+		b.n.log.Info("swept a lost instance's member records", "node", node, "records", n)
+	}()
 }
 
 // Close stops the broker's goroutines and subscriptions. Calling it again

@@ -487,6 +487,19 @@ func (n *Node) DiedAt(node uint64) (time.Time, bool) {
 	return t, ok
 }
 
+// lowestLive reports whether this instance has the lowest node number of
+// the live ones.
+func (n *Node) lowestLive() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for id := range n.live {
+		if id < n.id {
+			return false
+		}
+	}
+	return true
+}
+
 // LiveNodes returns how many instances hold a lease.
 func (n *Node) LiveNodes() int {
 	n.mu.Lock()

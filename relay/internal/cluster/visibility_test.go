@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/relay-project/relay/relay/internal/cluster"
 	"github.com/relay-project/relay/relay/internal/cluster/natstest"
 	"github.com/relay-project/relay/relay/internal/hub"
@@ -163,5 +166,64 @@ func TestVisibilityModelAcrossInstances(t *testing.T) {
 		if !slices.Equal(got, list) {
 			t.Fatalf("step %d: joiner %d (%+v) on instance %d lists %v, want %v", step, r.id, info, int(r.id)%len(hubs), got, list)
 		}
+	}
+}
+
+// A dead instance's member records are swept once its lease ends, so the
+// shared state does not keep them for ever.
+func TestDeadInstanceRecordsAreSwept(t *testing.T) {
+	srv := natstest.Start(t)
+	survivor := startNode(t, testConfig(srv))
+	hs := hub.NewMemory()
+	bs, err := cluster.NewBroker(survivor, hs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(bs.Close)
+	hs.Broker = bs
+	doomed := startNode(t, testConfig(srv))
+	hd := hub.NewMemory()
+	bd, err := cluster.NewBroker(doomed, hd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hd.Broker = bd
+	for i := range 3 {
+		if _, _, err := hd.Join(context.Background(), &recorder{id: int64(100 + i)}, "c", "p", protocol.MemberInfo{Auth: true, Mode: 2}, "", false, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	kv, err := js.KeyValue(context.Background(), "t_members")
+	if err != nil {
+		t.Fatal(err)
+	}
+	records := func() int {
+		keys, err := kv.ListKeysFiltered(context.Background(), "*."+fmt.Sprint(doomed.ID())+".*")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for range keys.Keys() {
+			n++
+		}
+		return n
+	}
+	if n := records(); n != 3 {
+		t.Fatalf("%d records of the doomed instance, want 3", n)
+	}
+	bd.Close()
+	doomed.Crash()
+	deadline := time.Now().Add(testConfig(srv).NodeTTL + 5*time.Second)
+	for records() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d records of the dead instance left", records())
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
