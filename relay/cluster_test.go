@@ -210,6 +210,9 @@ func TestClusterHTTPAPI(t *testing.T) {
 	st, pub = api1.post("/v1/publish", map[string]any{"channel": "job", "protocol": "jobs", "cmd": "ping", "to": 999999})
 	wantStatus(t, st, pub, http.StatusNotFound, "invalid_to")
 
+	if ms := rs[2].Members("job", "jobs"); len(ms) != 1 || fmt.Sprint(ms[0].ID) != gID {
+		t.Fatalf("Server.Members on an instance without members: %+v", ms)
+	}
 	want := fmt.Sprintf("map[auth:false extra:map[u:1] id:%s mode:0]", gID)
 	for i, a := range []*api{api0, api1, api2} {
 		st, pres := a.get("/v1/presence?channel=job&protocol=jobs")

@@ -261,10 +261,19 @@ func (s *Server) Clients() int {
 func (s *Server) Channels() int { return s.hub.Channels() }
 
 // Members returns the members of channel (name, protocol) in join order, or
-// nil when the channel does not exist.
+// nil when the channel does not exist. In cluster mode it includes the
+// other instances' members (read from the shared state when this instance
+// has none in the channel; nil when that cannot be read).
 func (s *Server) Members(name, protocol string) []protocol.Member {
 	ch := s.hub.Lookup(name, protocol)
 	if ch == nil {
+		if s.broker != nil {
+			ctx, cancel := s.opContext()
+			defer cancel()
+			if ms, _ := s.remoteMembers(ctx, name, protocol); len(ms) > 0 {
+				return ms
+			}
+		}
 		return nil
 	}
 	return s.hub.Members(ch)
