@@ -456,3 +456,28 @@ func TestClusterStartsWithoutNATS(t *testing.T) {
 	a := authority(t, r)
 	join(t, a, "c", "p", "")
 }
+
+// filter-message runs once, on the instance where the message enters: the
+// member on the other instance gets the rewritten message, not rewritten
+// again, and the other instance's plugin is never called.
+func TestClusterFilterRunsOnceOnTheSendersInstance(t *testing.T) {
+	srv := natstest.Start(t)
+	var rs []*relaytest.Relay
+	for range 2 {
+		rs = append(rs, startRelay(t, func(c *relay.Config) {
+			c.NATSURL, c.ClusterNodeTTL = srv.URL(), nodeTTL
+			withPlugins(t, c, map[string]string{"first": `{"tag":"A"}`}, "first")
+		}))
+	}
+	a := authority(t, rs[0])
+	aj := join(t, a, "c", "p", "")
+	b := authority(t, rs[1])
+	bj := join(t, b, "c", "p", "")
+	a.NextMap() // JOINED of b
+	a.Send(fmt.Sprintf(`{"cmd":"rewrite","channel":%v,"to":-1,"text":"hi"}`, aj["channel"]))
+	b.Expect(fmt.Sprintf(`{"channel":%v,"success":true,"from":%s,"cmd":"rewrite","text":"HI","trail":"A"}`, bj["channel"], id(aj)))
+	_, body := httpGetAll(t, "http://"+rs[1].Addr+"/metrics")
+	if strings.Contains(body, `relay_plugin_calls_total{hook="filter-message"`) {
+		t.Fatal("the receiving instance ran filter-message")
+	}
+}
