@@ -136,6 +136,7 @@ func (h *Memory) discardIfEmpty(ch *Channel) {
 	ch.mu.Unlock()
 	if empty {
 		h.unindex(ch)
+		h.Broker.Unsubscribe(ch) // a no-op when the subscription itself failed
 	}
 }
 
