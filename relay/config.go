@@ -91,6 +91,9 @@ type Config struct {
 	// PingInterval is how often the relay pings each client; a client that
 	// does not answer within the same interval is dropped.
 	PingInterval time.Duration `env:"RELAY_PING_INTERVAL" envDefault:"30s" help:"Keepalive ping interval; a client that does not answer within one interval is dropped."`
+	// MaxConnectionAge closes a connection this old (less up to a tenth,
+	// at random) with 1012, before a platform's request timeout cuts it.
+	MaxConnectionAge time.Duration `env:"RELAY_MAX_CONNECTION_AGE" envDefault:"0s" help:"Close a WebSocket this old (less up to a tenth, at random, so clients do not reconnect together) with 1012, so the SDKs reconnect and rejoin with their tokens before the platform cuts it; set a few minutes under Cloud Run's request timeout. 0 turns it off."`
 	// ShutdownTimeout bounds a graceful shutdown (SIGTERM/SIGINT).
 	ShutdownTimeout time.Duration `env:"RELAY_SHUTDOWN_TIMEOUT" envDefault:"8s" help:"Longest a graceful shutdown may take: flush queues, close every client with 1012, exit."`
 	// MessageTimeout bounds how long a message may take to arrive once its
@@ -148,6 +151,21 @@ type Config struct {
 	RetainMaxMessages int `env:"RELAY_RETAIN_MAX_MESSAGES" envDefault:"10000" help:"Most retained messages held at once (the latest per channel, protocol and cmd); past it a retained publish gets 429 retain_limit_reached."`
 	// RetainMaxBytes caps the memory retained messages take.
 	RetainMaxBytes int `env:"RELAY_RETAIN_MAX_BYTES" envDefault:"67108864" help:"Most bytes retained messages may take in all; past it a retained publish gets 429 retain_limit_reached."`
+
+	// NATSURL turns cluster mode on: the NATS servers (comma-separated)
+	// through which several instances behave as one relay.
+	NATSURL string `env:"RELAY_NATS_URL" help:"NATS servers (comma-separated URLs, JetStream enabled, nats-server 2.11 or later) through which several relay instances behave as one relay; empty runs one instance alone, with no NATS connection."`
+	// NATSCredsFile is a NATS credentials file (a mounted secret).
+	NATSCredsFile string `env:"RELAY_NATS_CREDS_FILE" help:"NATS credentials file (JWT and NKey seed, a mounted secret); empty connects without credentials."`
+	// NATSPrefix starts every subject and bucket, so deployments can
+	// share one NATS.
+	NATSPrefix string `env:"RELAY_NATS_PREFIX" envDefault:"relay" help:"Prefix of every NATS subject and JetStream bucket the relay uses (A-Z a-z 0-9 _ -, at most 32), so several deployments can share one NATS."`
+	// NATSKVReplicas is the replica count of the JetStream KV buckets.
+	NATSKVReplicas int `env:"RELAY_NATS_KV_REPLICAS" envDefault:"1" help:"Replicas of the relay's JetStream key-value buckets: 1 on a single NATS server, 3 on a NATS cluster."`
+	// ClusterNodeTTL bounds how long an instance that died without a
+	// goodbye is still counted live: the others report its members LEFT
+	// within it plus about 2s.
+	ClusterNodeTTL time.Duration `env:"RELAY_CLUSTER_NODE_TTL" envDefault:"15s" help:"How long an instance that stopped without a goodbye (kill -9, lost network) still counts as live; the other instances report its members LEFT within this plus about 2s. At least 3s."`
 
 	// MetricsAddr, when set, is a separate listen address (e.g. ":9090")
 	// for /metrics, /healthz and /readyz, so metrics need not be public;
@@ -387,6 +405,20 @@ func (c *Config) Validate() error {
 	}
 	if c.ClientRate > 0 && c.ClientBurst < 1 {
 		bad("RELAY_CLIENT_BURST", "at least 1", c.ClientBurst)
+	}
+	if c.MaxConnectionAge != 0 && c.MaxConnectionAge < time.Second {
+		bad("RELAY_MAX_CONNECTION_AGE", "0 (off) or a duration of at least 1s", c.MaxConnectionAge)
+	}
+	if c.NATSURL != "" {
+		if c.ClusterNodeTTL < 3*time.Second {
+			bad("RELAY_CLUSTER_NODE_TTL", "a duration of at least 3s", c.ClusterNodeTTL)
+		}
+		if c.NATSKVReplicas < 1 || c.NATSKVReplicas > 5 {
+			bad("RELAY_NATS_KV_REPLICAS", "1..5", c.NATSKVReplicas)
+		}
+		if !validPrefix(c.NATSPrefix) {
+			bad("RELAY_NATS_PREFIX", "1 to 32 of A-Z a-z 0-9 _ -", c.NATSPrefix)
+		}
 	}
 	if c.OutboundQueueBytes < c.MaxMessageBytes {
 		bad("RELAY_OUTBOUND_QUEUE_BYTES", fmt.Sprintf("at least RELAY_MAX_MESSAGE_BYTES (%d)", c.MaxMessageBytes), c.OutboundQueueBytes)

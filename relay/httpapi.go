@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/relay-project/relay/relay/internal/httpapi"
@@ -30,7 +29,11 @@ var _ httpapi.Backend = apiBackend{}
 
 // newAPI builds the HTTP API handler and the retained-message store.
 func (s *Server) newAPI() {
-	s.retained = retain.New(&retain.Options{Now: s.cfg.Now, MaxMessages: s.cfg.RetainMaxMessages, MaxBytes: int64(s.cfg.RetainMaxBytes)})
+	if s.retained == nil { // else the cluster's (cluster.go)
+		mem := retain.New(&retain.Options{Now: s.cfg.Now, MaxMessages: s.cfg.RetainMaxMessages, MaxBytes: int64(s.cfg.RetainMaxBytes)})
+		s.retained = mem
+		s.retainedNow = func(ch *hub.Channel) []retain.Message { return mem.Now(ch.Name, ch.Protocol) }
+	}
 	s.api = httpapi.New(apiBackend{s}, httpapi.Config{
 		MaxBodyBytes:  int64(s.cfg.HTTPMaxBodyBytes),
 		RetainMax:     s.cfg.RetainMax,
@@ -203,13 +206,13 @@ func (b apiBackend) Publish(ctx context.Context, p httpapi.Publication) (httpapi
 		p.Fields = fields
 	}
 	if p.Retain > 0 {
-		until, err := b.s.retained.Put(p.Channel, p.Protocol, p.Cmd, p.Fields, p.Retain)
+		until, err := b.s.retained.Put(ctx, p.Channel, p.Protocol, p.Cmd, p.Fields, p.Retain)
 		if errors.Is(err, retain.ErrFull) {
 			return out, &httpapi.Error{Status: http.StatusTooManyRequests, Code: "retain_limit_reached",
 				Message: "The relay holds as many retained messages as it may (RELAY_RETAIN_MAX_MESSAGES, RELAY_RETAIN_MAX_BYTES)."}
 		}
 		if err != nil {
-			return out, err
+			return out, unavailableError(err)
 		}
 		out.RetainedUntil = until
 	}
@@ -217,26 +220,39 @@ func (b apiBackend) Publish(ctx context.Context, p httpapi.Publication) (httpapi
 	if ch != nil {
 		out.Channel = ch.ID
 	}
+	if b.s.broker != nil {
+		return b.s.publishCluster(ctx, p, ch, out)
+	}
 	if p.To >= 0 {
-		if ch == nil || !b.s.hub.SendTo(ch, p.To, hub.Frame{Data: appendPublished(nil, ch.ID, p.Cmd, p.Fields, false)}) {
+		if ch == nil || !b.s.hub.SendTo(ch, p.To, published(ch.ID, p.Cmd, p.Fields)) {
 			return httpapi.Published{}, &httpapi.Error{Status: http.StatusNotFound, Code: string(protocol.CodeInvalidTo), Message: "Invalid 'to': not a member of the channel."}
 		}
 		out.Delivered = 1
 		return out, nil
 	}
 	if ch != nil {
-		out.Delivered = b.s.hub.Broadcast(ch, false, hub.Frame{Data: appendPublished(nil, ch.ID, p.Cmd, p.Fields, false)})
+		out.Delivered = b.s.hub.Broadcast(ch, false, published(ch.ID, p.Cmd, p.Fields))
 	}
 	return out, nil
 }
 
-// Presence implements httpapi.Backend.
-func (b apiBackend) Presence(_ context.Context, name, proto string) (int64, []httpapi.Member) {
+// Presence implements httpapi.Backend. In a cluster, a channel with no
+// members here is read from the other instances' records.
+func (b apiBackend) Presence(ctx context.Context, name, proto string) (int64, []httpapi.Member, error) {
 	ch := b.s.hub.Lookup(name, proto)
-	if ch == nil {
-		return 0, nil
+	var ms []protocol.Member
+	var n int64
+	switch {
+	case ch != nil:
+		ms, n = b.s.hub.Members(ch), ch.ID
+	case b.s.broker != nil:
+		var err error
+		if ms, err = b.s.remoteMembers(ctx, name, proto); err != nil {
+			return 0, nil, unavailableError(err)
+		}
+	default:
+		return 0, nil, nil
 	}
-	ms := b.s.hub.Members(ch)
 	out := make([]httpapi.Member, len(ms))
 	for i, m := range ms {
 		extra := m.Info.Extra
@@ -246,7 +262,7 @@ func (b apiBackend) Presence(_ context.Context, name, proto string) (int64, []ht
 		out[i] = httpapi.Member{ID: m.ID, Auth: m.Info.Auth, Mode: m.Info.Mode, Extra: extra}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return ch.ID, out
+	return n, out, nil
 }
 
 // appendPublished encodes a message from the relay itself (from 0):
@@ -254,9 +270,8 @@ func (b apiBackend) Presence(_ context.Context, name, proto string) (int64, []ht
 // "replayed":true last when it is a retained message replayed to a joiner.
 // fields are the members of a JSON object without braces.
 func appendPublished(dst []byte, channel int64, cmd string, fields []byte, replayed bool) []byte {
-	dst = append(dst, `{"channel":`...)
-	dst = strconv.AppendInt(dst, channel, 10)
-	dst = append(dst, `,"success":true,"from":0,"cmd":`...)
+	dst = protocol.AppendMessageHead(dst, channel, 0)
+	dst = append(dst, `"cmd":`...)
 	dst = protocol.AppendString(dst, cmd)
 	if len(fields) > 0 {
 		dst = append(dst, ',')
@@ -268,10 +283,25 @@ func appendPublished(dst []byte, channel int64, cmd string, fields []byte, repla
 	return append(dst, '}')
 }
 
-// replayRetained sends the joiner the channel's retained messages, right
-// after its own JOINED and in its JOIN's frame type.
-func (s *Server) replayRetained(r hub.Recipient, ch *hub.Channel, binary bool) {
-	for _, m := range s.retained.Get(ch.Name, ch.Protocol) {
-		r.Send(hub.Frame{Data: appendPublished(nil, ch.ID, m.Cmd, m.Fields, true), Binary: binary})
+// published is a message from the relay itself for delivery.
+func published(channel int64, cmd string, fields []byte) hub.Message {
+	data := appendPublished(nil, channel, cmd, fields, false)
+	return hub.Message{Frame: hub.Frame{Data: data}, Tail: len(protocol.AppendMessageHead(nil, channel, 0))}
+}
+
+// replay returns the Replay of a JOIN: the channel's retained messages,
+// in the JOIN's frame type. It reads the in-process store, which never
+// blocks, so the hub may call it under the channel's lock.
+func (s *Server) replay(binary bool) hub.Replay {
+	return func(ch *hub.Channel) []hub.Frame {
+		msgs := s.retainedNow(ch)
+		if len(msgs) == 0 {
+			return nil
+		}
+		out := make([]hub.Frame, len(msgs))
+		for i, m := range msgs {
+			out[i] = hub.Frame{Data: appendPublished(nil, ch.ID, m.Cmd, m.Fields, true), Binary: binary}
+		}
+		return out
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/relay-project/relay/relay/internal/auth"
 	"github.com/relay-project/relay/relay/internal/clientid"
+	"github.com/relay-project/relay/relay/internal/cluster"
 	"github.com/relay-project/relay/relay/internal/httpapi"
 	"github.com/relay-project/relay/relay/internal/hub"
 	"github.com/relay-project/relay/relay/internal/metrics"
@@ -54,7 +55,10 @@ type Server struct {
 	reqs    [6]prometheus.Counter // relay_requests_total by request kind, curried
 
 	api      *httpapi.Handler // the HTTP API at /v1/ (httpapi.go)
-	retained *retain.Store    // retained messages replayed on JOIN
+	retained retain.Store     // retained messages, stored by the HTTP API
+	// retainedNow reads the retained messages a JOIN replays, without
+	// blocking (hub.Replay); in one process, the retain.Memory's Now.
+	retainedNow func(ch *hub.Channel) []retain.Message
 
 	unknownAddrLog     rateLog // a trusted proxy's unusable forwarded values (trust.go)
 	undeclaredProxyLog rateLog // forwarding headers straight from an authority address (trust.go)
@@ -72,6 +76,10 @@ type Server struct {
 	admitMu  sync.Mutex
 	admitted int                  // WebSockets admitted and not yet gone; guarded by admitMu
 	perAddr  map[netip.Prefix]int // the same by address (addrKey); guarded by admitMu
+
+	node   *cluster.Node   // nil without RELAY_NATS_URL (cluster.go)
+	broker *cluster.Broker // under hub, with node
+	mem    *hub.Memory     // hub, for the broker's deliveries
 
 	mu      sync.Mutex
 	live    map[*conn]struct{} // connected WebSockets; guarded by mu
@@ -114,7 +122,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.warnTrustMistakes()
 	s.ids = clientid.NewSource(clientid.Clock(cfg.Now))
-	s.hub = hub.NewMemory(cfg.MaxChannelMembers)
+	mem := hub.NewMemory(cfg.MaxChannelMembers)
+	s.hub = mem
 	s.tokens = token.NewMemory(&token.MemoryOptions{Rejoin: cfg.TokenRejoin, Now: cfg.Now,
 		MaxCount: cfg.TokenMaxCount, MaxBytes: int64(cfg.TokenMaxBytes)})
 
@@ -134,6 +143,13 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.plugins, err = loadPlugins(cfg, s.log, s.metrics); err != nil {
 		return nil, err
+	}
+
+	if cfg.NATSURL != "" {
+		if err := s.joinCluster(mem, reg); err != nil {
+			s.plugins.Close(context.Background())
+			return nil, err
+		}
 	}
 
 	s.ops = http.NewServeMux()
@@ -196,6 +212,11 @@ func (s *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
 	if s.draining.Load() {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		fmt.Fprintln(w, "draining")
+		return
+	}
+	if s.node != nil && !s.node.Ready() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "cluster unavailable")
 		return
 	}
 	fmt.Fprintln(w, "ready")
@@ -299,10 +320,19 @@ func (s *Server) Clients() int {
 func (s *Server) Channels() int { return s.hub.Channels() }
 
 // Members returns the members of channel (name, protocol) in join order, or
-// nil when the channel does not exist.
+// nil when the channel does not exist. In cluster mode it includes the
+// other instances' members (read from the shared state when this instance
+// has none in the channel; nil when that cannot be read).
 func (s *Server) Members(name, protocol string) []protocol.Member {
 	ch := s.hub.Lookup(name, protocol)
 	if ch == nil {
+		if s.broker != nil {
+			ctx, cancel := s.opContext()
+			defer cancel()
+			if ms, _ := s.remoteMembers(ctx, name, protocol); len(ms) > 0 {
+				return ms
+			}
+		}
 		return nil
 	}
 	return s.hub.Members(ch)
@@ -350,6 +380,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		close(done)
 	}()
 	defer s.plugins.Close(context.Background())
+	defer s.leaveCluster() // after every client left its channels
 	select {
 	case <-done:
 		return nil

@@ -33,6 +33,7 @@ type Metrics struct {
 	// PluginResourceFetches counts fetches of plugin resources by plugin,
 	// resource (a URL from the operator's allow-list) and outcome.
 	PluginResourceFetches *prometheus.CounterVec
+	ReleaseErrors         prometheus.Counter // token releases the store failed
 }
 
 // Reasons used as the "reason" label of relay_refused_total.
@@ -124,6 +125,8 @@ func New(reg prometheus.Registerer, g Gauges) *Metrics {
 			Name: "relay_http_requests_total", Help: "HTTP API requests, by route and status code."}, []string{"route", "code"}),
 		Refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "relay_refused_total", Help: "Requests, connections and grants refused by a relay limit, by reason."}, []string{"reason"}),
+		ReleaseErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "relay_token_release_errors_total", Help: "Grant token releases (a member left) the token store failed; such a token cannot be used to rejoin."}),
 	}
 	m.UnknownAddrs = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "relay_client_address_unknown_total", Help: "Requests from a trusted proxy that forwarded no usable client address (missing, empty or malformed); never authorities by address."}, []string{"reason"})
@@ -132,7 +135,7 @@ func New(reg prometheus.Registerer, g Gauges) *Metrics {
 		Name: "relay_undeclared_proxy_requests_total", Help: "Requests straight from an authority address (not through a trusted proxy) carrying a forwarding header: most likely a proxy not in RELAY_TRUSTED_PROXIES, through which every client is an authority. By header."}, []string{"header"})
 	reg.MustRegister(m.UndeclaredProxy)
 	reg.MustRegister(m.ConnectionsTotal, m.Requests, m.Errors, m.MessagesIn, m.Deliveries, m.BytesIn, m.BytesOut,
-		m.FramesOut, m.WriteBatch, m.PluginCalls, m.PluginSeconds, m.HTTPRequests, m.Refused, m.PluginResourceFetches)
+		m.FramesOut, m.WriteBatch, m.PluginCalls, m.PluginSeconds, m.HTTPRequests, m.Refused, m.PluginResourceFetches, m.ReleaseErrors)
 	if g.PluginResourceAges != nil {
 		reg.MustRegister(resourceAges{f: g.PluginResourceAges, desc: prometheus.NewDesc("relay_plugin_resource_age_seconds",
 			"Age of the content held for each plugin resource (since its last successful fetch); -1 when never fetched.", []string{"plugin", "resource"}, nil)})
