@@ -11,6 +11,25 @@ const (
 	importLog  = "log"
 	importNow  = "now"
 
+	importResource        = "resource"
+	importResourceRefresh = "resource_refresh"
+
+	// Results of relay.resource and relay.resource_refresh other than content.
+	resourceNotAllowed   = -1
+	resourceUnavailable  = -2
+	resourceBadArgs      = -3
+	resourceRefreshNow   = 0
+	resourceRefreshLater = 1
+
+	importVerifySignature = "verify_signature"
+
+	// Results of relay.verify_signature.
+	verifyValid       = 1
+	verifyInvalid     = 0
+	verifyUnsupported = -1
+	verifyBadKey      = -2
+	verifyBadArgs     = -3
+
 	exportABIVersion    = "relay_abi_version"
 	exportBuffer        = "relay_buffer"
 	exportHooks         = "relay_hooks"

@@ -55,27 +55,45 @@ type Config struct {
 	// ClientIPHeader is a platform header carrying the client address
 	// (e.g. Fly-Client-IP), read only from trusted proxies. Empty means
 	// X-Forwarded-For.
-	ClientIPHeader string `env:"RELAY_CLIENT_IP_HEADER" help:"Header a trusted proxy puts the client address in (e.g. Fly-Client-IP); empty uses X-Forwarded-For, rightmost untrusted hop."`
+	ClientIPHeader string `env:"RELAY_CLIENT_IP_HEADER" help:"Header a trusted proxy puts the client address in, one bare address (e.g. Fly-Client-IP); empty (or X-Forwarded-For) uses X-Forwarded-For, rightmost untrusted hop; Forwarded (RFC 7239) is refused."`
 
 	// TokenTTL is how long a new grant token may wait for its first JOIN.
 	TokenTTL time.Duration `env:"RELAY_TOKEN_TTL" envDefault:"30s" help:"How long a new grant token stays valid before its first JOIN."`
 	// TokenRejoin is how long a grant token is valid again after its member
 	// leaves or disconnects.
 	TokenRejoin time.Duration `env:"RELAY_TOKEN_REJOIN" envDefault:"30s" help:"How long a grant token is valid again after its member leaves or disconnects."`
+	// TokenMaxCount caps the grant tokens held at once.
+	TokenMaxCount int `env:"RELAY_TOKEN_MAX_COUNT" envDefault:"100000" help:"Most grant tokens held at once (claimed ones included); past it GRANT gets errorcode token_limit_reached and POST /v1/tokens 429 token_limit_reached."`
+	// TokenMaxBytes caps the memory grant tokens take, extras included.
+	TokenMaxBytes int `env:"RELAY_TOKEN_MAX_BYTES" envDefault:"67108864" help:"Most bytes grant tokens may take in all (extras included, plus about 160 bytes each); past it GRANT gets errorcode token_limit_reached and POST /v1/tokens 429 token_limit_reached."`
+	// TokenMaxTTL caps the lifetime an on-token-create plugin may give a
+	// grant token.
+	TokenMaxTTL time.Duration `env:"RELAY_TOKEN_MAX_TTL" envDefault:"1h" help:"Longest lifetime before first JOIN an on-token-create plugin may give a grant token; a longer one is cut to this."`
 	// MaxChannelsPerClient caps one connection's non-authority memberships.
 	MaxChannelsPerClient int `env:"RELAY_MAX_CHANNELS_PER_CLIENT" envDefault:"256" help:"Most channels one connection may join as a non-authority."`
 	// MaxMessageBytes is the largest message a client may send; a larger
 	// one closes its connection with code 1009.
 	MaxMessageBytes int `env:"RELAY_MAX_MESSAGE_BYTES" envDefault:"65536" help:"Largest message a client may send; a larger one closes that connection with code 1009."`
+	// MaxExtraBytes caps one member's extra (compact JSON): a larger one is
+	// refused on GRANT, SET_EXTRA and the HTTP API, and is a bad output from
+	// a plugin. Every member's extra is in a joiner's JOINED.
+	MaxExtraBytes int `env:"RELAY_MAX_EXTRA_BYTES" envDefault:"4096" help:"Largest extra (compact JSON) a member or grant token may carry; a larger one gets extra_too_large (GRANT, SET_EXTRA, POST /v1/tokens) or is a plugin's bad output."`
+	// MaxChannelMembers caps the members of one channel.
+	MaxChannelMembers int `env:"RELAY_MAX_CHANNEL_MEMBERS" envDefault:"100000" help:"Most members one channel may have; a JOIN past it gets channel_full."`
 	// OutboundQueueBytes caps the bytes waiting to be written to one
-	// client; past it the client is disconnected as a slow consumer.
-	OutboundQueueBytes int `env:"RELAY_OUTBOUND_QUEUE_BYTES" envDefault:"1048576" help:"Bytes that may wait to be written to one client; past this it is disconnected as a slow consumer (code 1008)."`
+	// client; past it the client is disconnected as a slow consumer. One
+	// frame queued while nothing else waits is let through whatever its
+	// size (a JOINED listing a big channel).
+	OutboundQueueBytes int `env:"RELAY_OUTBOUND_QUEUE_BYTES" envDefault:"1048576" help:"Bytes that may wait to be written to one client; past this it is disconnected as a slow consumer (code 1008). A single frame larger than this (a big channel's JOINED) is sent when nothing else waits."`
 	// WriteTimeout bounds one write to a client; a client that does not
 	// take its data in time is disconnected as a slow consumer.
 	WriteTimeout time.Duration `env:"RELAY_WRITE_TIMEOUT" envDefault:"10s" help:"Longest one write to a client may take before it is disconnected as a slow consumer."`
 	// PingInterval is how often the relay pings each client; a client that
 	// does not answer within the same interval is dropped.
 	PingInterval time.Duration `env:"RELAY_PING_INTERVAL" envDefault:"30s" help:"Keepalive ping interval; a client that does not answer within one interval is dropped."`
+	// MaxConnectionAge closes a connection this old (less up to a tenth,
+	// at random) with 1012, before a platform's request timeout cuts it.
+	MaxConnectionAge time.Duration `env:"RELAY_MAX_CONNECTION_AGE" envDefault:"0s" help:"Close a WebSocket this old (less up to a tenth, at random, so clients do not reconnect together) with 1012, so the SDKs reconnect and rejoin with their tokens before the platform cuts it; set a few minutes under Cloud Run's request timeout. 0 turns it off."`
 	// ReadParking parks idle connections on an epoll set instead of a
 	// reader goroutine each (Linux; elsewhere it has no effect).
 	ReadParking bool `env:"RELAY_READ_PARKING" envDefault:"true" help:"Park idle connections on an epoll set (Linux) instead of holding a reader goroutine for each: less memory per idle connection; false keeps a goroutine per connection."`
@@ -111,6 +129,22 @@ type Config struct {
 	// HTTPIdleTimeout closes a keep-alive HTTP connection idle this long,
 	// on the server cmd/relay builds (http.Server.IdleTimeout).
 	HTTPIdleTimeout time.Duration `env:"RELAY_HTTP_IDLE_TIMEOUT" envDefault:"60s" help:"A keep-alive HTTP connection idle this long between requests is closed (cmd/relay's http.Server IdleTimeout)."`
+	// MaxHeaderBytes caps a request's header fields in all, on the
+	// WebSocket handshake and the HTTP API.
+	MaxHeaderBytes int `env:"RELAY_MAX_HEADER_BYTES" envDefault:"16384" help:"Most bytes of header fields one HTTP request (a WebSocket handshake included) may carry in all; more gets 431."`
+	// MaxHeaderFieldBytes caps one header field (name and value).
+	MaxHeaderFieldBytes int `env:"RELAY_MAX_HEADER_FIELD_BYTES" envDefault:"8192" help:"Most bytes one header field (name and value) may take; a larger one gets 431."`
+	// MaxConnections caps the WebSockets open at once; 0 disables.
+	MaxConnections int `env:"RELAY_MAX_CONNECTIONS" envDefault:"20000" help:"Most WebSockets open at once (about 15 KB each when idle: fits a 1 GB container with room for queues); past it a handshake gets 503 with Retry-After. 0 disables."`
+	// MaxConnectionsPerAddr caps the WebSockets from one client address
+	// (an IPv4 address or an IPv6 /64); 0 disables.
+	MaxConnectionsPerAddr int `env:"RELAY_MAX_CONNECTIONS_PER_ADDR" envDefault:"1000" help:"Most WebSockets open at once from one client address (IPv4 address or IPv6 /64; generous for offices behind one NAT); past it a handshake gets 429 with Retry-After. 0 disables."`
+	// LimitLoopback counts loopback clients against MaxConnectionsPerAddr.
+	LimitLoopback bool `env:"RELAY_LIMIT_LOOPBACK" envDefault:"false" help:"Count loopback clients (this machine: load tests, sidecars not listed as trusted proxies) against RELAY_MAX_CONNECTIONS_PER_ADDR."`
+	// FDReserve is how many file descriptors are kept for probes, metrics
+	// and the HTTP API: new WebSockets are refused before them.
+	FDReserve int `env:"RELAY_FD_RESERVE" envDefault:"64" help:"File descriptors kept free for /readyz, /metrics and the HTTP API: with fewer left, a WebSocket handshake gets 503 with Retry-After."`
+
 	// HTTPMaxBodyBytes caps the body of an HTTP API request (/v1/).
 	HTTPMaxBodyBytes int `env:"RELAY_HTTP_MAX_BODY_BYTES" envDefault:"65536" help:"Largest body the HTTP API (/v1/) accepts; a larger one gets 413 request_too_large."`
 	// RetainMax is the longest a message published through the HTTP API
@@ -120,6 +154,21 @@ type Config struct {
 	RetainMaxMessages int `env:"RELAY_RETAIN_MAX_MESSAGES" envDefault:"10000" help:"Most retained messages held at once (the latest per channel, protocol and cmd); past it a retained publish gets 429 retain_limit_reached."`
 	// RetainMaxBytes caps the memory retained messages take.
 	RetainMaxBytes int `env:"RELAY_RETAIN_MAX_BYTES" envDefault:"67108864" help:"Most bytes retained messages may take in all; past it a retained publish gets 429 retain_limit_reached."`
+
+	// NATSURL turns cluster mode on: the NATS servers (comma-separated)
+	// through which several instances behave as one relay.
+	NATSURL string `env:"RELAY_NATS_URL" help:"NATS servers (comma-separated URLs, JetStream enabled, nats-server 2.11 or later) through which several relay instances behave as one relay; empty runs one instance alone, with no NATS connection."`
+	// NATSCredsFile is a NATS credentials file (a mounted secret).
+	NATSCredsFile string `env:"RELAY_NATS_CREDS_FILE" help:"NATS credentials file (JWT and NKey seed, a mounted secret); empty connects without credentials."`
+	// NATSPrefix starts every subject and bucket, so deployments can
+	// share one NATS.
+	NATSPrefix string `env:"RELAY_NATS_PREFIX" envDefault:"relay" help:"Prefix of every NATS subject and JetStream bucket the relay uses (A-Z a-z 0-9 _ -, at most 32), so several deployments can share one NATS."`
+	// NATSKVReplicas is the replica count of the JetStream KV buckets.
+	NATSKVReplicas int `env:"RELAY_NATS_KV_REPLICAS" envDefault:"1" help:"Replicas of the relay's JetStream key-value buckets: 1 on a single NATS server, 3 on a NATS cluster."`
+	// ClusterNodeTTL bounds how long an instance that died without a
+	// goodbye is still counted live: the others report its members LEFT
+	// within it plus about 2s.
+	ClusterNodeTTL time.Duration `env:"RELAY_CLUSTER_NODE_TTL" envDefault:"15s" help:"How long an instance that stopped without a goodbye (kill -9, lost network) still counts as live; the other instances report its members LEFT within this plus about 2s. At least 3s."`
 
 	// MetricsAddr, when set, is a separate listen address (e.g. ":9090")
 	// for /metrics, /healthz and /readyz, so metrics need not be public;
@@ -137,6 +186,8 @@ type Config struct {
 	// PluginTimeout bounds one call into a plugin; a guest still running
 	// then is stopped and its instance replaced.
 	PluginTimeout time.Duration `env:"RELAY_PLUGIN_TIMEOUT" envDefault:"100ms" help:"Deadline of one plugin call; a plugin still running then is stopped (errorcode plugin_timeout under the closed policy)."`
+	// PluginMaxTokenBytes caps the JOIN token authorize-join plugins see.
+	PluginMaxTokenBytes int `env:"RELAY_PLUGIN_MAX_TOKEN_BYTES" envDefault:"8192" help:"Longest JOIN token authorize-join plugins are given; a longer one is refused with token_too_large before any plugin runs."`
 	// PluginMemoryMB caps each plugin instance's memory.
 	PluginMemoryMB int `env:"RELAY_PLUGIN_MEMORY_MB" envDefault:"32" help:"Memory cap of one plugin instance, in MiB; a plugin that needs more at start-up stops the relay from starting."`
 	// PluginInstances caps the pooled instances per plugin; 0 means GOMAXPROCS.
@@ -158,6 +209,23 @@ type Config struct {
 	// not read (misspellings, a plugin's configuration for a plugin not
 	// loaded); New logs each one once, at warn level.
 	EnvWarnings []EnvWarning `env:"-"`
+	// PluginResources holds each plugin's resource allow-list by plugin
+	// name, from RELAY_PLUGIN_RESOURCES_<NAME>: the URLs the relay fetches
+	// for it (see plugin-sdk/ABI.md, "Resources").
+	PluginResources map[string]string `env:"-"`
+	// PluginResourceStartup is fail (a resource that cannot be fetched at
+	// start-up stops the relay) or wait (start; plugins see it as
+	// unavailable until it arrives).
+	PluginResourceStartup string `env:"RELAY_PLUGIN_RESOURCE_STARTUP" envDefault:"fail" help:"When a plugin resource (RELAY_PLUGIN_RESOURCES_<NAME>: URLs the relay fetches for a plugin, such as jwt-auth's JWKS) cannot be fetched at start-up: fail stops the relay with the URL and the reason; wait starts it, and the plugin refuses what needs the resource (jwt-auth: errorcode unavailable) until a fetch succeeds."`
+	// PluginResourceTimeout bounds one fetch of a plugin resource.
+	PluginResourceTimeout time.Duration `env:"RELAY_PLUGIN_RESOURCE_TIMEOUT" envDefault:"5s" help:"Deadline of one fetch of a plugin resource; a fetch that fails keeps the last good content and is retried with exponential backoff (1s doubling, at most RELAY_PLUGIN_RESOURCE_MIN_REFRESH)."`
+	// PluginResourceMinRefresh floors Cache-Control max-age and spaces the
+	// refetches a plugin asks for (jwt-auth on an unknown kid).
+	PluginResourceMinRefresh time.Duration `env:"RELAY_PLUGIN_RESOURCE_MIN_REFRESH" envDefault:"1m" help:"Shortest time between two fetches of a plugin resource: the floor of the response's Cache-Control max-age and the limit on refetches a plugin asks for (jwt-auth asks on a token with an unknown kid)."`
+	// PluginResourceMaxRefresh caps Cache-Control max-age.
+	PluginResourceMaxRefresh time.Duration `env:"RELAY_PLUGIN_RESOURCE_MAX_REFRESH" envDefault:"1h" help:"Longest time a fetched plugin resource is used before it is fetched again: the ceiling of max-age, and the interval when the response has none (so a key removed from a JWKS is refused at the latest this long after)."`
+	// PluginResourceMaxBytes caps one plugin resource.
+	PluginResourceMaxBytes int `env:"RELAY_PLUGIN_RESOURCE_MAX_BYTES" envDefault:"1048576" help:"Largest plugin resource, in bytes; a larger response is a failed fetch (the last good content is kept)."`
 
 	// Logger receives the relay's logs. Nil builds one from LogLevel and
 	// LogFormat writing to stderr.
@@ -204,6 +272,12 @@ func loadConfig(environ map[string]string) (Config, error) {
 				cfg.PluginConfigs = map[string]string{}
 			}
 			cfg.PluginConfigs[name] = v
+		}
+		if v, ok := environ[plugin.ResourcesEnvName(name)]; ok {
+			if cfg.PluginResources == nil {
+				cfg.PluginResources = map[string]string{}
+			}
+			cfg.PluginResources[name] = v
 		}
 	}
 	if err := cfg.Validate(); err != nil {
@@ -273,6 +347,12 @@ func (c *Config) Validate() error {
 			bad(p.name, "a positive duration such as 30s", p.v)
 		}
 	}
+	if c.TokenMaxCount < 1 {
+		bad("RELAY_TOKEN_MAX_COUNT", "at least 1", c.TokenMaxCount)
+	}
+	if c.TokenMaxBytes < 1024 {
+		bad("RELAY_TOKEN_MAX_BYTES", "at least 1024", c.TokenMaxBytes)
+	}
 	if c.RetainMax < time.Second {
 		bad("RELAY_RETAIN_MAX", "a duration of at least 1s", c.RetainMax)
 	}
@@ -282,8 +362,34 @@ func (c *Config) Validate() error {
 	if c.RetainMaxBytes < 1024 {
 		bad("RELAY_RETAIN_MAX_BYTES", "at least 1024", c.RetainMaxBytes)
 	}
+	if c.MaxHeaderBytes < 1024 {
+		bad("RELAY_MAX_HEADER_BYTES", "at least 1024", c.MaxHeaderBytes)
+	}
+	if c.MaxHeaderFieldBytes < 256 || c.MaxHeaderFieldBytes > c.MaxHeaderBytes {
+		bad("RELAY_MAX_HEADER_FIELD_BYTES", fmt.Sprintf("256..RELAY_MAX_HEADER_BYTES (%d)", c.MaxHeaderBytes), c.MaxHeaderFieldBytes)
+	}
+	for _, p := range []struct {
+		name string
+		v    int
+	}{{"RELAY_MAX_CONNECTIONS", c.MaxConnections}, {"RELAY_MAX_CONNECTIONS_PER_ADDR", c.MaxConnectionsPerAddr}, {"RELAY_FD_RESERVE", c.FDReserve}} {
+		if p.v < 0 {
+			bad(p.name, "0 or more", p.v)
+		}
+	}
 	if c.HTTPMaxBodyBytes < 1024 {
 		bad("RELAY_HTTP_MAX_BODY_BYTES", "at least 1024", c.HTTPMaxBodyBytes)
+	}
+	if c.MaxExtraBytes < 2 {
+		bad("RELAY_MAX_EXTRA_BYTES", "at least 2", c.MaxExtraBytes)
+	}
+	if c.MaxChannelMembers < 1 {
+		bad("RELAY_MAX_CHANNEL_MEMBERS", "at least 1", c.MaxChannelMembers)
+	}
+	if c.PluginMaxTokenBytes < 1 {
+		bad("RELAY_PLUGIN_MAX_TOKEN_BYTES", "at least 1", c.PluginMaxTokenBytes)
+	}
+	if c.TokenMaxTTL < c.TokenTTL {
+		bad("RELAY_TOKEN_MAX_TTL", "at least RELAY_TOKEN_TTL", c.TokenMaxTTL)
 	}
 	if c.MaxChannelsPerClient < 1 {
 		bad("RELAY_MAX_CHANNELS_PER_CLIENT", "at least 1", c.MaxChannelsPerClient)
@@ -303,6 +409,20 @@ func (c *Config) Validate() error {
 	if c.ClientRate > 0 && c.ClientBurst < 1 {
 		bad("RELAY_CLIENT_BURST", "at least 1", c.ClientBurst)
 	}
+	if c.MaxConnectionAge != 0 && c.MaxConnectionAge < time.Second {
+		bad("RELAY_MAX_CONNECTION_AGE", "0 (off) or a duration of at least 1s", c.MaxConnectionAge)
+	}
+	if c.NATSURL != "" {
+		if c.ClusterNodeTTL < 3*time.Second {
+			bad("RELAY_CLUSTER_NODE_TTL", "a duration of at least 3s", c.ClusterNodeTTL)
+		}
+		if c.NATSKVReplicas < 1 || c.NATSKVReplicas > 5 {
+			bad("RELAY_NATS_KV_REPLICAS", "1..5", c.NATSKVReplicas)
+		}
+		if !validPrefix(c.NATSPrefix) {
+			bad("RELAY_NATS_PREFIX", "1 to 32 of A-Z a-z 0-9 _ -", c.NATSPrefix)
+		}
+	}
 	if c.OutboundQueueBytes < c.MaxMessageBytes {
 		bad("RELAY_OUTBOUND_QUEUE_BYTES", fmt.Sprintf("at least RELAY_MAX_MESSAGE_BYTES (%d)", c.MaxMessageBytes), c.OutboundQueueBytes)
 	}
@@ -321,6 +441,32 @@ func (c *Config) Validate() error {
 	}
 	if c.PluginInstances < 0 {
 		bad("RELAY_PLUGIN_INSTANCES", "0 (the number of CPUs) or more", c.PluginInstances)
+	}
+	if c.PluginResourceStartup != "" && c.PluginResourceStartup != "fail" && c.PluginResourceStartup != "wait" {
+		bad("RELAY_PLUGIN_RESOURCE_STARTUP", "fail or wait", c.PluginResourceStartup)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"RELAY_PLUGIN_RESOURCE_TIMEOUT", c.PluginResourceTimeout},
+		{"RELAY_PLUGIN_RESOURCE_MIN_REFRESH", c.PluginResourceMinRefresh},
+		{"RELAY_PLUGIN_RESOURCE_MAX_REFRESH", c.PluginResourceMaxRefresh},
+	} {
+		if d.v < 0 {
+			bad(d.name, "a positive duration", d.v)
+		}
+	}
+	if c.PluginResourceMaxRefresh > 0 && c.PluginResourceMaxRefresh < c.PluginResourceMinRefresh {
+		bad("RELAY_PLUGIN_RESOURCE_MAX_REFRESH", "at least RELAY_PLUGIN_RESOURCE_MIN_REFRESH", c.PluginResourceMaxRefresh)
+	}
+	if c.PluginResourceMaxBytes < 0 || c.PluginResourceMaxBytes > 64<<20 {
+		bad("RELAY_PLUGIN_RESOURCE_MAX_BYTES", "1..67108864", c.PluginResourceMaxBytes)
+	}
+	for name, v := range c.PluginResources {
+		if _, err := plugin.ParseResources(v); err != nil {
+			bad(plugin.ResourcesEnvName(name), "http or https URLs separated by commas", v)
+		}
 	}
 	for _, p := range []struct{ name, v string }{
 		{"RELAY_PLUGIN_FAIL_AUTHORIZE_JOIN", c.PluginFailAuthorizeJoin},

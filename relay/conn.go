@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"sync"
@@ -31,13 +32,14 @@ import (
 // the WebSocket library into a corked socket, and uncorks: one write system
 // call per batch, however many messages it held.
 type conn struct {
-	id     int64
-	srv    *Server
-	ws     *websocket.Conn
-	sock   *corkConn
-	park   *parkedReader // nil: a reader goroutine (readLoop) serves the client
-	addr   auth.Client
-	origin string
+	id      int64
+	srv     *Server
+	ws      *websocket.Conn
+	sock    *corkConn
+	park    *parkedReader // nil: a reader goroutine (readLoop) serves the client
+	unadmit func()        // gives back the connection's admission slot, at its end
+	addr    auth.Client
+	origin  string
 
 	// Outbound queue. A client with nothing to write holds no writer
 	// goroutine and no buffers.
@@ -50,6 +52,7 @@ type conn struct {
 	closing  atomic.Bool   // no more frames are accepted
 	reason   protocol.CloseReason
 	pingStop *time.Timer
+	ageStop  *time.Timer // RELAY_MAX_CONNECTION_AGE; nil when off
 
 	// Protocol state, owned by the read loop.
 	kind    int // the kind of request being handled, for metrics
@@ -107,6 +110,10 @@ func (c *conn) debug(msg string, args ...any) {
 	}
 }
 
+// CloseGap implements hub.Closer: the cluster lost events of one of the
+// client's channels, so it is closed with 1013 to rejoin. It never blocks.
+func (c *conn) CloseGap() { go c.closeWith(protocol.CloseClusterGap) }
+
 // ClientID implements hub.Recipient.
 func (c *conn) ClientID() int64 { return c.id }
 
@@ -118,6 +125,9 @@ func (c *conn) serve() {
 	c.ws.SetReadLimit(-1) // readMessage enforces the limit with its own close reason
 	c.pingStop = time.AfterFunc(c.srv.cfg.PingInterval, c.keepalive)
 	c.armJoinTimeout()
+	if age := c.srv.cfg.MaxConnectionAge; age > 0 {
+		c.ageStop = time.AfterFunc(jittered(age), c.retire)
+	}
 	if c.park != nil {
 		c.park.start()
 		return
@@ -128,7 +138,11 @@ func (c *conn) serve() {
 // end leaves every channel the client was in and finishes its connection.
 func (c *conn) end(reason protocol.CloseReason) {
 	defer c.srv.serving.Done()
+	defer c.unadmit() // the admission slot (admission.go)
 	c.pingStop.Stop()
+	if c.ageStop != nil {
+		c.ageStop.Stop()
+	}
 	first := c.markClosing(reason)
 	// Leave before the close handshake, which may wait for the peer: the
 	// other members hear of the departure at once.
@@ -226,13 +240,15 @@ func readLimited(r io.Reader, buf []byte, limit int) ([]byte, error) {
 }
 
 // Send implements hub.Recipient: it queues f and never blocks. A queue over
-// its byte cap marks the client a slow consumer and disconnects it.
+// its byte cap marks the client a slow consumer and disconnects it. The cap
+// is on backlog: a frame larger than the cap alone (the JOINED of a big
+// channel) is queued when nothing else waits.
 func (c *conn) Send(f hub.Frame) bool {
 	if c.closing.Load() {
 		return false
 	}
 	c.mu.Lock()
-	if queued := c.queued; queued+len(f.Data) > c.srv.cfg.OutboundQueueBytes {
+	if queued := c.queued; queued > 0 && queued+len(f.Data) > c.srv.cfg.OutboundQueueBytes {
 		c.mu.Unlock()
 		// Only the first overflow logs and closes: a broadcast storm
 		// calls Send thousands of times before the close takes effect.
@@ -407,12 +423,31 @@ func (c *conn) closeReason() protocol.CloseReason {
 
 // shutdown stops accepting frames, flushes what is queued, then closes
 // with 1012 (service restart).
-func (c *conn) shutdown(ctx context.Context) {
-	if !c.markClosing(protocol.CloseServerRestart) {
+func (c *conn) shutdown(ctx context.Context) { c.drainClose(ctx, protocol.CloseServerRestart) }
+
+// retire closes a connection that reached RELAY_MAX_CONNECTION_AGE as a
+// drain does (flush, then 1012), so its client reconnects, possibly to
+// another instance, before the platform cuts it.
+func (c *conn) retire() {
+	ctx, cancel := context.WithTimeout(context.Background(), c.srv.cfg.WriteTimeout)
+	defer cancel()
+	c.drainClose(ctx, protocol.CloseMaxAge)
+}
+
+// jittered returns age less up to a tenth of it, at random, so connections
+// opened together do not all reconnect together.
+func jittered(age time.Duration) time.Duration {
+	return age - rand.N(age/10+1)
+}
+
+// drainClose stops accepting frames, flushes what is queued, then closes
+// for reason.
+func (c *conn) drainClose(ctx context.Context, reason protocol.CloseReason) {
+	if !c.markClosing(reason) {
 		return
 	}
 	c.drain(ctx)
-	c.closeSocket(protocol.CloseServerRestart)
+	c.closeSocket(reason)
 }
 
 // drain waits until the write loop has written what is queued, or ctx

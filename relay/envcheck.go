@@ -23,6 +23,9 @@ const envPrefix = "RELAY_"
 // pluginConfigPrefix starts each plugin's configuration variable.
 const pluginConfigPrefix = "RELAY_PLUGIN_CONFIG_"
 
+// pluginResourcesPrefix starts each plugin's resource allow-list variable.
+const pluginResourcesPrefix = "RELAY_PLUGIN_RESOURCES_"
+
 // checkEnv returns a warning for every RELAY_* variable in environ (in name
 // order) that the relay does not read: not one of EnvVars, and not the
 // configuration variable of one of plugins. The prefix is compared without
@@ -32,9 +35,10 @@ func checkEnv(environ map[string]string, plugins []string) []EnvWarning {
 	for _, v := range EnvVars() {
 		known = append(known, v.Name)
 	}
-	var configs []string // the plugins' configuration variables
+	var configs []string // the plugins' configuration and resource variables
 	for _, p := range plugins {
-		configs = append(configs, plugin.ConfigEnvName(plugin.PluginName(strings.TrimSpace(p))))
+		name := plugin.PluginName(strings.TrimSpace(p))
+		configs = append(configs, plugin.ConfigEnvName(name), plugin.ResourcesEnvName(name))
 	}
 	all := slices.Concat(known, configs)
 	var out []EnvWarning
@@ -43,7 +47,7 @@ func checkEnv(environ map[string]string, plugins []string) []EnvWarning {
 		if !strings.HasPrefix(upper, envPrefix) || slices.Contains(known, name) || slices.Contains(configs, name) {
 			continue
 		}
-		if strings.HasPrefix(upper, pluginConfigPrefix) {
+		if strings.HasPrefix(upper, pluginConfigPrefix) || strings.HasPrefix(upper, pluginResourcesPrefix) {
 			w := EnvWarning{Name: name, Problem: "configures no plugin named in RELAY_PLUGINS", Closest: closest(upper, configs)}
 			if len(configs) == 0 {
 				w.Problem = "configures a plugin, but RELAY_PLUGINS names none"

@@ -23,14 +23,16 @@ func TestUnknownVariablesAreReported(t *testing.T) {
 		}
 	}
 	for k, v := range map[string]string{
-		"RELAY_PLUGINS":                 "/plugins/jwt-auth.wasm",
-		"RELAY_PLUGIN_CONFIG_JWT_AUTH":  `{"ok":1}`, // read: no warning
-		"RELAY_PLUGIN_CONFIG_JWT":       `{}`,
-		"RELAY_ORIGIN":                  "https://app.example",
-		"RELAY_LOGLEVEL":                "debug",
-		"RELAY_METRICS":                 ":9090",
-		"RELAY_ZZZZZZZZZZZZZZZZ":        "1",
-		"RELAY_MAX_CHANNELS_PER_CLIENT": "10", // read: no warning
+		"RELAY_PLUGINS":                   "/plugins/jwt-auth.wasm",
+		"RELAY_PLUGIN_CONFIG_JWT_AUTH":    `{"ok":1}`, // read: no warning
+		"RELAY_PLUGIN_CONFIG_JWT":         `{}`,
+		"RELAY_PLUGIN_RESOURCES_JWT_AUTH": "https://idp.example/jwks.json", // read: no warning
+		"RELAY_PLUGIN_RESOURCES_JWTAUTH":  "https://idp.example/jwks.json",
+		"RELAY_ORIGIN":                    "https://app.example",
+		"RELAY_LOGLEVEL":                  "debug",
+		"RELAY_METRICS":                   ":9090",
+		"RELAY_ZZZZZZZZZZZZZZZZ":          "1",
+		"RELAY_MAX_CHANNELS_PER_CLIENT":   "10", // read: no warning
 	} {
 		t.Setenv(k, v)
 	}
@@ -39,11 +41,12 @@ func TestUnknownVariablesAreReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]string{ // variable: the one it likely meant
-		"RELAY_LOGLEVEL":          "RELAY_LOG_LEVEL",
-		"RELAY_METRICS":           "RELAY_METRICS_ADDR",
-		"RELAY_ORIGIN":            "RELAY_ORIGINS",
-		"RELAY_PLUGIN_CONFIG_JWT": "RELAY_PLUGIN_CONFIG_JWT_AUTH",
-		"RELAY_ZZZZZZZZZZZZZZZZ":  "",
+		"RELAY_LOGLEVEL":                 "RELAY_LOG_LEVEL",
+		"RELAY_METRICS":                  "RELAY_METRICS_ADDR",
+		"RELAY_ORIGIN":                   "RELAY_ORIGINS",
+		"RELAY_PLUGIN_CONFIG_JWT":        "RELAY_PLUGIN_CONFIG_JWT_AUTH",
+		"RELAY_PLUGIN_RESOURCES_JWTAUTH": "RELAY_PLUGIN_RESOURCES_JWT_AUTH",
+		"RELAY_ZZZZZZZZZZZZZZZZ":         "",
 	}
 	got := map[string]string{}
 	for _, w := range cfg.EnvWarnings {

@@ -184,3 +184,35 @@ func TestMetricsOnTheirOwnPort(t *testing.T) {
 		t.Fatalf("GET /metrics on the ops handler: HTTP %d", resp.StatusCode)
 	}
 }
+
+// TestRepeatedJoinKeepsCurrentState: a member that sends JOIN again with
+// the grant token it holds (accepted, JOINED again) keeps what it has now,
+// an extra set by SET_EXTRA included, as a rejoin after a blip does; it
+// does not fall back to the grant as minted in front of every member.
+func TestRepeatedJoinKeepsCurrentState(t *testing.T) {
+	r := startRelay(t, nil)
+	a := authority(t, r)
+	n := fmt.Sprint(join(t, a, "room", "chat", "")["channel"])
+	tok := grant(t, a, "room", "chat", 1, `{"n":1}`, false)
+	browser := guest(t, r)
+	bid := id(join(t, browser, "room", "chat", tok))
+	a.Next()
+
+	a.Send(fmt.Sprintf(`{"cmd":"SET_EXTRA","channel":%s,"id":%s,"extra":{"n":2}}`, n, bid))
+	a.NextMap()
+
+	again := join(t, browser, "room", "chat", tok)
+	want := "map[auth:false extra:map[n:2] mode:1]"
+	if got := fmt.Sprint(again["info"]); got != want {
+		t.Fatalf("the repeated JOIN made the member %s, want %s", got, want)
+	}
+	if m := a.NextMap(); m["cmd"] != "JOINED" || fmt.Sprint(m["info"]) != want {
+		t.Fatalf("the authority sees the repeated JOIN as %v, want info %s", m, want)
+	}
+	// And the token, re-armed when it leaves, still carries that state.
+	browser.Conn().Close(websocket.StatusGoingAway, "blip")
+	a.NextMap() // LEFT
+	if got := fmt.Sprint(join(t, guest(t, r), "room", "chat", tok)["info"]); got != want {
+		t.Fatalf("rejoined after the blip as %s, want %s", got, want)
+	}
+}

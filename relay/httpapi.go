@@ -6,11 +6,11 @@ import (
 	"net/http"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/relay-project/relay/relay/internal/httpapi"
 	"github.com/relay-project/relay/relay/internal/hub"
+	"github.com/relay-project/relay/relay/internal/metrics"
 	"github.com/relay-project/relay/relay/internal/plugin"
 	"github.com/relay-project/relay/relay/internal/retain"
 	"github.com/relay-project/relay/relay/internal/token"
@@ -29,7 +29,11 @@ var _ httpapi.Backend = apiBackend{}
 
 // newAPI builds the HTTP API handler and the retained-message store.
 func (s *Server) newAPI() {
-	s.retained = retain.New(&retain.Options{Now: s.cfg.Now, MaxMessages: s.cfg.RetainMaxMessages, MaxBytes: int64(s.cfg.RetainMaxBytes)})
+	if s.retained == nil { // else the cluster's (cluster.go)
+		mem := retain.New(&retain.Options{Now: s.cfg.Now, MaxMessages: s.cfg.RetainMaxMessages, MaxBytes: int64(s.cfg.RetainMaxBytes)})
+		s.retained = mem
+		s.retainedNow = func(ch *hub.Channel) []retain.Message { return mem.Now(ch.Name, ch.Protocol) }
+	}
 	s.api = httpapi.New(apiBackend{s}, httpapi.Config{
 		MaxBodyBytes:  int64(s.cfg.HTTPMaxBodyBytes),
 		RetainMax:     s.cfg.RetainMax,
@@ -60,13 +64,16 @@ func (b apiBackend) Authorize(r *http.Request, proto string) httpapi.Access {
 	if origin := r.Header.Get("Origin"); origin != "" && !b.s.origins.Allowed(origin) {
 		return httpapi.Denied
 	}
+	// Resolved (and an unusable forwarded value counted) whatever the
+	// credentials, so the metric sees every request a proxy mangles.
+	client := b.s.clientOf(r)
 	if hdr := r.Header.Get("Authorization"); hdr != "" {
 		scheme, tok, _ := strings.Cut(hdr, " ")
 		if strings.EqualFold(scheme, "Bearer") && b.s.auths.ByToken(strings.TrimSpace(tok), proto) {
 			return httpapi.Allowed
 		}
 	}
-	if !b.s.auths.ByAddr(b.s.clientOf(r), proto) {
+	if !b.s.auths.ByAddr(client, proto) {
 		if r.Header.Get("Authorization") == "" {
 			return httpapi.NoCredentials
 		}
@@ -87,6 +94,11 @@ func (b apiBackend) MintToken(ctx context.Context, spec httpapi.TokenSpec) (http
 		ttl = spec.Lifetime
 	}
 	mode, extra := spec.ClientMode, protocol.CompactExtra(spec.Extra)
+	if len(extra) > b.s.cfg.MaxExtraBytes {
+		// Counted with the GRANTs it stands for.
+		b.s.metrics.Errors.WithLabelValues(metrics.KindGrant, string(protocol.CodeExtraTooLarge)).Inc()
+		return httpapi.Token{}, &httpapi.Error{Status: http.StatusBadRequest, Code: string(protocol.CodeExtraTooLarge), Message: protocol.CodeExtraTooLarge.Text()}
+	}
 	if b.s.plugins.Enabled(plugin.OnTokenCreate) {
 		addr, origin := callerOf(b.s, spec.Caller)
 		out := b.s.plugins.OnTokenCreate(ctx, &plugin.TokenRequest{
@@ -100,6 +112,10 @@ func (b apiBackend) MintToken(ctx context.Context, spec httpapi.TokenSpec) (http
 	}
 	g := token.Grant{Channel: spec.Channel, Protocol: spec.Protocol, Mode: mode, Extra: extra, MakeAuth: spec.MakeAuth}
 	tok, exp, err := b.s.tokens.Mint(ctx, g, ttl)
+	if errors.Is(err, token.ErrFull) {
+		b.s.metrics.Refused.WithLabelValues(metrics.RefusedTokenStoreFull).Inc()
+		return httpapi.Token{}, &httpapi.Error{Status: http.StatusTooManyRequests, Code: string(protocol.CodeTokenLimitReached), Message: protocol.CodeTokenLimitReached.Text()}
+	}
 	if err != nil {
 		b.s.log.Error("minting a grant token failed", "err", err, "via", "http")
 		return httpapi.Token{}, &httpapi.Error{Status: http.StatusServiceUnavailable, Code: string(protocol.CodeUnavailable), Message: protocol.CodeUnavailable.Text()}
@@ -113,7 +129,7 @@ func callerOf(s *Server, r *http.Request) (addr, origin string) {
 	if r == nil {
 		return "", ""
 	}
-	return s.addrs.Resolve(r).String(), r.Header.Get("Origin") // Authorize counted an unknown address already
+	return s.addrs.Resolve(r).String(), r.Header.Get("Origin") // Authorize counted it already
 }
 
 // pluginRefusal is a hook's refusal as an HTTP API error: 503 when the
@@ -141,8 +157,9 @@ func (b apiBackend) filterPublished(ctx context.Context, p httpapi.Publication) 
 	}
 	body := make([]byte, 0, len(p.Fields)+2)
 	body = append(append(append(body, '{'), p.Fields...), '}')
+	addr, _ := callerOf(b.s, p.Caller) // the plugin pool's fairness key
 	out := b.s.plugins.FilterMessage(ctx, &plugin.MessageRequest{
-		ChannelID: chID, Channel: p.Channel, Protocol: p.Protocol,
+		ChannelID: chID, Channel: p.Channel, Protocol: p.Protocol, Addr: addr,
 		Authority: true, Mode: protocol.ModeSendToAny, To: p.To, Cmd: p.Cmd, Body: body,
 	})
 	switch out.Action {
@@ -189,13 +206,13 @@ func (b apiBackend) Publish(ctx context.Context, p httpapi.Publication) (httpapi
 		p.Fields = fields
 	}
 	if p.Retain > 0 {
-		until, err := b.s.retained.Put(p.Channel, p.Protocol, p.Cmd, p.Fields, p.Retain)
+		until, err := b.s.retained.Put(ctx, p.Channel, p.Protocol, p.Cmd, p.Fields, p.Retain)
 		if errors.Is(err, retain.ErrFull) {
 			return out, &httpapi.Error{Status: http.StatusTooManyRequests, Code: "retain_limit_reached",
 				Message: "The relay holds as many retained messages as it may (RELAY_RETAIN_MAX_MESSAGES, RELAY_RETAIN_MAX_BYTES)."}
 		}
 		if err != nil {
-			return out, err
+			return out, unavailableError(err)
 		}
 		out.RetainedUntil = until
 	}
@@ -203,26 +220,39 @@ func (b apiBackend) Publish(ctx context.Context, p httpapi.Publication) (httpapi
 	if ch != nil {
 		out.Channel = ch.ID
 	}
+	if b.s.broker != nil {
+		return b.s.publishCluster(ctx, p, ch, out)
+	}
 	if p.To >= 0 {
-		if ch == nil || !b.s.hub.SendTo(ch, p.To, hub.Frame{Data: appendPublished(nil, ch.ID, p.Cmd, p.Fields, false)}) {
+		if ch == nil || !b.s.hub.SendTo(ch, p.To, published(ch.ID, p.Cmd, p.Fields)) {
 			return httpapi.Published{}, &httpapi.Error{Status: http.StatusNotFound, Code: string(protocol.CodeInvalidTo), Message: "Invalid 'to': not a member of the channel."}
 		}
 		out.Delivered = 1
 		return out, nil
 	}
 	if ch != nil {
-		out.Delivered = b.s.hub.Broadcast(ch, false, hub.Frame{Data: appendPublished(nil, ch.ID, p.Cmd, p.Fields, false)})
+		out.Delivered = b.s.hub.Broadcast(ch, false, published(ch.ID, p.Cmd, p.Fields))
 	}
 	return out, nil
 }
 
-// Presence implements httpapi.Backend.
-func (b apiBackend) Presence(_ context.Context, name, proto string) (int64, []httpapi.Member) {
+// Presence implements httpapi.Backend. In a cluster, a channel with no
+// members here is read from the other instances' records.
+func (b apiBackend) Presence(ctx context.Context, name, proto string) (int64, []httpapi.Member, error) {
 	ch := b.s.hub.Lookup(name, proto)
-	if ch == nil {
-		return 0, nil
+	var ms []protocol.Member
+	var n int64
+	switch {
+	case ch != nil:
+		ms, n = b.s.hub.Members(ch), ch.ID
+	case b.s.broker != nil:
+		var err error
+		if ms, err = b.s.remoteMembers(ctx, name, proto); err != nil {
+			return 0, nil, unavailableError(err)
+		}
+	default:
+		return 0, nil, nil
 	}
-	ms := b.s.hub.Members(ch)
 	out := make([]httpapi.Member, len(ms))
 	for i, m := range ms {
 		extra := m.Info.Extra
@@ -232,7 +262,7 @@ func (b apiBackend) Presence(_ context.Context, name, proto string) (int64, []ht
 		out[i] = httpapi.Member{ID: m.ID, Auth: m.Info.Auth, Mode: m.Info.Mode, Extra: extra}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return ch.ID, out
+	return n, out, nil
 }
 
 // appendPublished encodes a message from the relay itself (from 0):
@@ -240,9 +270,8 @@ func (b apiBackend) Presence(_ context.Context, name, proto string) (int64, []ht
 // "replayed":true last when it is a retained message replayed to a joiner.
 // fields are the members of a JSON object without braces.
 func appendPublished(dst []byte, channel int64, cmd string, fields []byte, replayed bool) []byte {
-	dst = append(dst, `{"channel":`...)
-	dst = strconv.AppendInt(dst, channel, 10)
-	dst = append(dst, `,"success":true,"from":0,"cmd":`...)
+	dst = protocol.AppendMessageHead(dst, channel, 0)
+	dst = append(dst, `"cmd":`...)
 	dst = protocol.AppendString(dst, cmd)
 	if len(fields) > 0 {
 		dst = append(dst, ',')
@@ -254,10 +283,25 @@ func appendPublished(dst []byte, channel int64, cmd string, fields []byte, repla
 	return append(dst, '}')
 }
 
-// replayRetained sends the joiner the channel's retained messages, right
-// after its own JOINED and in its JOIN's frame type.
-func (s *Server) replayRetained(r hub.Recipient, ch *hub.Channel, binary bool) {
-	for _, m := range s.retained.Get(ch.Name, ch.Protocol) {
-		r.Send(hub.Frame{Data: appendPublished(nil, ch.ID, m.Cmd, m.Fields, true), Binary: binary})
+// published is a message from the relay itself for delivery.
+func published(channel int64, cmd string, fields []byte) hub.Message {
+	data := appendPublished(nil, channel, cmd, fields, false)
+	return hub.Message{Frame: hub.Frame{Data: data}, Tail: len(protocol.AppendMessageHead(nil, channel, 0))}
+}
+
+// replay returns the Replay of a JOIN: the channel's retained messages,
+// in the JOIN's frame type. It reads the in-process store, which never
+// blocks, so the hub may call it under the channel's lock.
+func (s *Server) replay(binary bool) hub.Replay {
+	return func(ch *hub.Channel) []hub.Frame {
+		msgs := s.retainedNow(ch)
+		if len(msgs) == 0 {
+			return nil
+		}
+		out := make([]hub.Frame, len(msgs))
+		for i, m := range msgs {
+			out[i] = hub.Frame{Data: appendPublished(nil, ch.ID, m.Cmd, m.Fields, true), Binary: binary}
+		}
+		return out
 	}
 }

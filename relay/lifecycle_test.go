@@ -151,6 +151,27 @@ func TestHammer(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	waitFor(t, func() bool { return r.Clients() == 0 && r.Channels() == 0 })
+	waitFor(t, func() bool { return clients(r) == 0 && r.Channels() == 0 })
 	waitFor(t, func() bool { return runtime.NumGoroutine() <= before+2 })
+}
+
+// TestIDsNewAfterAnInProcessRestart: a library user who replaces a Server
+// inside its process, here with a clock that never moves (so within one
+// millisecond as far as ids go), gets clients whose ids the first Server
+// never handed out: a backend that remembered "client N is Ann" cannot reach
+// a stranger through the new one.
+func TestIDsNewAfterAnInProcessRestart(t *testing.T) {
+	frozen := func() time.Time { return time.Date(2027, 6, 1, 0, 0, 0, 0, time.UTC) }
+	seen := map[string]bool{}
+	for run := range 2 {
+		r := startRelay(t, func(c *relay.Config) { c.Now = frozen })
+		for range 3 {
+			joined := join(t, authority(t, r), "room", "chat", "")
+			if seen[id(joined)] {
+				t.Fatalf("run %d: client id %s was handed out by the previous Server", run+1, id(joined))
+			}
+			seen[id(joined)] = true
+		}
+		r.Stop(t)
+	}
 }

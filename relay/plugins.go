@@ -30,6 +30,11 @@ func loadPlugins(cfg Config, log *slog.Logger, m *metrics.Metrics) (*plugin.Host
 				return v, true
 			}
 		}
+		for name, v := range cfg.PluginResources {
+			if plugin.ResourcesEnvName(name) == envName {
+				return v, true
+			}
+		}
 		return "", false
 	})
 	if err != nil {
@@ -41,7 +46,12 @@ func loadPlugins(cfg Config, log *slog.Logger, m *metrics.Metrics) (*plugin.Host
 		MemoryLimitMB: cfg.PluginMemoryMB,
 		Instances:     cfg.PluginInstances,
 		CacheDir:      cfg.PluginCacheDir,
+		MaxTokenBytes: cfg.PluginMaxTokenBytes,
+		MaxBodyBytes:  cfg.MaxMessageBytes,
+		MaxExtraBytes: cfg.MaxExtraBytes,
+		MaxLifetime:   cfg.TokenMaxTTL,
 		Policies:      map[plugin.Hook]plugin.Policy{},
+		Resources:     pluginResourceConfig(cfg, m),
 		Observe: func(name string, hook plugin.Hook, outcome string, d time.Duration) {
 			m.PluginCalls.WithLabelValues(name, hook.String(), outcome).Inc()
 			m.PluginSeconds.WithLabelValues(name, hook.String()).Observe(d.Seconds())
@@ -108,7 +118,7 @@ func (c *conn) filterMessage(req *protocol.Request, m *membership, to int64, bin
 	info, _ := c.srv.hub.Member(m.ch, c.id)
 	out := c.srv.plugins.FilterMessage(context.Background(), &plugin.MessageRequest{
 		ChannelID: m.ch.ID, Channel: m.ch.Name, Protocol: m.ch.Protocol,
-		SenderID: c.id, Authority: m.auth, Mode: m.mode, Extra: info.Extra,
+		SenderID: c.id, Addr: c.addr.String(), Authority: m.auth, Mode: m.mode, Extra: info.Extra,
 		To: to, Cmd: req.Cmd, Body: body,
 	})
 	switch out.Action {

@@ -154,7 +154,10 @@ func TestPluginChainOrderAndRewrite(t *testing.T) {
 func TestMisbehavingPluginKeepsTheRelayServing(t *testing.T) {
 	r := startRelay(t, func(cfg *relay.Config) {
 		withPlugins(t, cfg, map[string]string{"chaos": ""}, "chaos")
-		cfg.PluginTimeout = 200 * time.Millisecond
+		// Long enough for a failed instance's replacement (instantiated
+		// in the background) to be up before the next message's deadline
+		// on a loaded machine.
+		cfg.PluginTimeout = 2 * time.Second
 	})
 	a := authority(t, r)
 	m := join(t, a, "c", "p", "")
@@ -306,7 +309,9 @@ func TestPrecompilePlugins(t *testing.T) {
 func TestHTTPAPIRunsHooks(t *testing.T) {
 	r := startRelay(t, func(cfg *relay.Config) {
 		withPlugins(t, cfg, map[string]string{"chaos": `{"tag":"T"}`}, "chaos")
-		cfg.PluginTimeout = 200 * time.Millisecond
+		// Long enough for the instance a loop costs to be replaced (in the
+		// background) before the next request's deadline under -race.
+		cfg.PluginTimeout = 2 * time.Second
 	})
 	backend := newAPI(t, r, authAddr, "")
 

@@ -37,7 +37,6 @@ type poller struct {
 	idle    int             // workers waiting for a signal
 	max     int
 	signal  chan struct{} // a connection was queued (one token per idle worker woken)
-	quit    chan struct{} // closed by close
 	parked  atomic.Int64  // connections in parkIdle
 	stopped chan struct{} // closed when the event loop has returned
 }
@@ -72,7 +71,6 @@ func newPoller(log *slog.Logger) (*poller, error) {
 		// per core keep every core busy.
 		max:     max(16, 4*runtime.GOMAXPROCS(0)),
 		stopped: make(chan struct{}),
-		quit:    make(chan struct{}),
 	}
 	p.signal = make(chan struct{}, p.max)
 	go p.loop()
@@ -127,14 +125,6 @@ func (p *poller) dispatch(events []unix.EpollEvent) {
 	}
 }
 
-// close stops the event loop and the idle workers. Connections still
-// registered are the caller's to close.
-func (p *poller) close() {
-	p.file.Close()
-	<-p.stopped
-	close(p.quit)
-}
-
 func (p *poller) parkedNow() int { return int(p.parked.Load()) }
 
 func (p *poller) workersNow() int {
@@ -164,8 +154,8 @@ func (p *poller) submit(pr *parkedReader) {
 	}
 }
 
-// work runs queued connections until none comes for workerIdleTimeout or
-// the poller closes, or until a step leaves the pool to wait on its socket
+// work runs queued connections until none comes for workerIdleTimeout, or
+// until a step leaves the pool to wait on its socket
 // (the goroutine then ends with it).
 func (p *poller) work() {
 	idle := time.NewTimer(workerIdleTimeout)
@@ -180,8 +170,6 @@ func (p *poller) work() {
 			select {
 			case <-p.signal:
 			case <-idle.C:
-				stop = true
-			case <-p.quit:
 				stop = true
 			}
 			p.mu.Lock()

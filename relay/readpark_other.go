@@ -20,7 +20,6 @@ func newPoller(*slog.Logger) (*poller, error) {
 	return nil, errors.New("relay: read parking needs Linux")
 }
 
-func (*poller) close()          {}
 func (*poller) parkedNow() int  { return 0 }
 func (*poller) workersNow() int { return 0 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/relay-project/relay/relay/internal/auth"
 	"github.com/relay-project/relay/relay/internal/clientid"
+	"github.com/relay-project/relay/relay/internal/cluster"
 	"github.com/relay-project/relay/relay/internal/httpapi"
 	"github.com/relay-project/relay/relay/internal/hub"
 	"github.com/relay-project/relay/relay/internal/metrics"
@@ -53,9 +55,13 @@ type Server struct {
 	reqs    [6]prometheus.Counter // relay_requests_total by request kind, curried
 
 	api      *httpapi.Handler // the HTTP API at /v1/ (httpapi.go)
-	retained *retain.Store    // retained messages replayed on JOIN
+	retained retain.Store     // retained messages, stored by the HTTP API
+	// retainedNow reads the retained messages a JOIN replays, without
+	// blocking (hub.Replay); in one process, the retain.Memory's Now.
+	retainedNow func(ch *hub.Channel) []retain.Message
 
-	unknownAddrLog rateLog // a trusted proxy's unusable forwarded values (trust.go)
+	unknownAddrLog     rateLog // a trusted proxy's unusable forwarded values (trust.go)
+	undeclaredProxyLog rateLog // forwarding headers straight from an authority address (trust.go)
 
 	ids          *clientid.Source // client ids, never reused (package clientid)
 	draining     atomic.Bool
@@ -64,11 +70,20 @@ type Server struct {
 	budgetLogged atomic.Int64                            // when the unfinished-bytes budget was last logged, unix nanoseconds
 	closed       [protocol.NumCloseReasons]atomic.Uint64 // disconnects by reason
 
+	fds    *fdGuard // descriptor headroom (fdlimit.go); set by GuardListener
+	fdOnce sync.Once
+
+	admitMu  sync.Mutex
+	admitted int                  // WebSockets admitted and not yet gone; guarded by admitMu
+	perAddr  map[netip.Prefix]int // the same by address (addrKey); guarded by admitMu
+
+	node   *cluster.Node   // nil without RELAY_NATS_URL (cluster.go)
+	broker *cluster.Broker // under hub, with node
+	mem    *hub.Memory     // hub, for the broker's deliveries
+
 	mu      sync.Mutex
 	live    map[*conn]struct{} // connected WebSockets; guarded by mu
 	serving sync.WaitGroup     // one per connection, until its end
-	poller  *poller            // parked connections' epoll set, started by the first; guarded by mu
-	polled  bool               // poller was started (or failed to); guarded by mu
 }
 
 // New returns a Server for cfg. It fails when cfg does not validate or a
@@ -77,7 +92,7 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, live: map[*conn]struct{}{}, started: time.Now()}
+	s := &Server{cfg: cfg, log: cfg.Logger, live: map[*conn]struct{}{}, started: time.Now(), perAddr: map[netip.Prefix]int{}}
 	if s.log == nil {
 		s.log = cfg.NewLogger(os.Stderr)
 	}
@@ -97,7 +112,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("relay: RELAY_AUTHORITY_IPS or RELAY_AUTHORITY_TOKENS: %w", err)
 	}
 	if s.addrs, err = auth.NewClientAddr(cfg.TrustedProxies, cfg.ClientIPHeader); err != nil {
-		return nil, fmt.Errorf("relay: RELAY_TRUSTED_PROXIES: %w", err)
+		return nil, fmt.Errorf("relay: RELAY_TRUSTED_PROXIES or RELAY_CLIENT_IP_HEADER: %w", err)
 	}
 	if s.origins, err = auth.NewOrigins(cfg.Origins); err != nil {
 		return nil, fmt.Errorf("relay: RELAY_ORIGINS: %w", err)
@@ -107,8 +122,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.warnTrustMistakes()
 	s.ids = clientid.NewSource(clientid.Clock(cfg.Now))
-	s.hub = hub.NewMemory()
-	s.tokens = token.NewMemory(&token.MemoryOptions{Rejoin: cfg.TokenRejoin, Now: cfg.Now})
+	mem := hub.NewMemory(cfg.MaxChannelMembers)
+	s.hub = mem
+	s.tokens = token.NewMemory(&token.MemoryOptions{Rejoin: cfg.TokenRejoin, Now: cfg.Now,
+		MaxCount: cfg.TokenMaxCount, MaxBytes: int64(cfg.TokenMaxBytes)})
 
 	reg := prometheus.NewRegistry()
 	s.metrics = metrics.New(reg, metrics.Gauges{
@@ -120,12 +137,21 @@ func New(cfg Config) (*Server, error) {
 		ReadWorkers:  func() float64 { return s.readStat(func(p *poller) int { return p.workersNow() }) },
 		Disconnects:  func(r protocol.CloseReason) float64 { return float64(s.closed[r].Load()) },
 		BuildVersion: cfg.Version,
+
+		PluginResourceAges: s.pluginResourceAges, // plugin_resources.go
 	})
 	for i, kind := range requestKinds {
 		s.reqs[i] = s.metrics.Requests.WithLabelValues(kind)
 	}
 	if s.plugins, err = loadPlugins(cfg, s.log, s.metrics); err != nil {
 		return nil, err
+	}
+
+	if cfg.NATSURL != "" {
+		if err := s.joinCluster(mem, reg); err != nil {
+			s.plugins.Close(context.Background())
+			return nil, err
+		}
 	}
 
 	s.ops = http.NewServeMux()
@@ -171,6 +197,10 @@ func (s *Server) queuedBytes() float64 {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.headersTooLarge(r) {
+		s.refuseHeaders(w, r)
+		return
+	}
 	s.mux.ServeHTTP(w, r)
 }
 
@@ -184,6 +214,11 @@ func (s *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
 	if s.draining.Load() {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		fmt.Fprintln(w, "draining")
+		return
+	}
+	if s.node != nil && !s.node.Ready() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "cluster unavailable")
 		return
 	}
 	fmt.Fprintln(w, "ready")
@@ -214,8 +249,13 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	addr := s.clientOf(r)
+	release := s.admit(w, addr)
+	if release == nil {
+		return
+	}
 	id, err := s.ids.Next(r.Context())
 	if err != nil {
+		release()
 		s.log.Error("no client id for a new connection", "err", err)
 		http.Error(w, "relay: unavailable", http.StatusServiceUnavailable)
 		return
@@ -235,12 +275,14 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		s.log.Debug("websocket handshake failed", "addr", r.RemoteAddr, "err", err)
+		release()
 		return
 	}
 	s.metrics.ConnectionsTotal.Inc()
 	c = newConn(s, id, ws, cork, park, addr, origin)
 	if !s.register(c) {
 		ws.Close(websocket.StatusCode(protocol.CloseServerRestart.Status()), protocol.CloseServerRestart.Text())
+		release()
 		return
 	}
 	// Serve the client off the handler goroutine and let the handler
@@ -248,49 +290,51 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	// own 4 KB writer alive until the handler returns, and the handler
 	// goroutine's deep stack with them, which was most of an idle
 	// connection's memory (BENCHMARKS.md, "Memory per idle connection").
+	c.unadmit = release
 	c.serve()
 }
 
-// parkPoller returns the epoll set idle connections park on, starting it
-// with the first connection, or nil when connections are not parked
-// (RELAY_READ_PARKING=false, not Linux, or the server is draining).
+// parkPoller returns the epoll set idle connections park on, or nil when
+// connections are not parked (RELAY_READ_PARKING=false, or not Linux).
+// Every Server in the process shares one set, started with the first
+// connection: its loop is one goroutine for the process, however many
+// servers (a test binary, or instances of a cluster test, runs several).
 func (s *Server) parkPoller() *poller {
 	if !s.cfg.ReadParking || !parkingAvailable {
 		return nil
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.polled && !s.draining.Load() {
-		s.polled = true
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if !shared.started {
+		shared.started = true
 		p, err := newPoller(s.log)
 		if err != nil {
 			s.log.Warn("read parking unavailable; one reader goroutine per connection", "err", err)
 		}
-		s.poller = p
+		shared.p = p
 	}
-	return s.poller
+	return shared.p
 }
 
-// readStat reads a figure of the poller, 0 without one.
+// shared is the process's epoll set for parked connections.
+var shared struct {
+	mu      sync.Mutex
+	started bool
+	p       *poller // nil when it could not start
+}
+
+// readStat reads a figure of the shared poller, 0 without one.
 func (s *Server) readStat(f func(*poller) int) float64 {
-	s.mu.Lock()
-	p := s.poller
-	s.mu.Unlock()
+	if !s.cfg.ReadParking {
+		return 0
+	}
+	shared.mu.Lock()
+	p := shared.p
+	shared.mu.Unlock()
 	if p == nil {
 		return 0
 	}
 	return float64(f(p))
-}
-
-// stopPoller stops the epoll set once every connection has ended.
-func (s *Server) stopPoller() {
-	s.mu.Lock()
-	p := s.poller
-	s.poller, s.polled = nil, true
-	s.mu.Unlock()
-	if p != nil {
-		p.close()
-	}
 }
 
 // register adds c unless the server is draining; the caller owes
@@ -323,10 +367,19 @@ func (s *Server) Clients() int {
 func (s *Server) Channels() int { return s.hub.Channels() }
 
 // Members returns the members of channel (name, protocol) in join order, or
-// nil when the channel does not exist.
+// nil when the channel does not exist. In cluster mode it includes the
+// other instances' members (read from the shared state when this instance
+// has none in the channel; nil when that cannot be read).
 func (s *Server) Members(name, protocol string) []protocol.Member {
 	ch := s.hub.Lookup(name, protocol)
 	if ch == nil {
+		if s.broker != nil {
+			ctx, cancel := s.opContext()
+			defer cancel()
+			if ms, _ := s.remoteMembers(ctx, name, protocol); len(ms) > 0 {
+				return ms
+			}
+		}
 		return nil
 	}
 	return s.hub.Members(ch)
@@ -374,9 +427,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		close(done)
 	}()
 	defer s.plugins.Close(context.Background())
+	defer s.leaveCluster() // after every client left its channels
 	select {
 	case <-done:
-		s.stopPoller()
 		return nil
 	case <-ctx.Done():
 		// Cut the sockets themselves: a close handshake in progress with a
@@ -397,7 +450,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		case <-done:
 		case <-time.After(time.Second):
 		}
-		s.stopPoller()
 		return fmt.Errorf("relay: shutdown: %w", ctx.Err())
 	}
 }

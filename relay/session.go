@@ -1,7 +1,7 @@
 package relay
 
 import (
-	"context"
+	"errors"
 	"sync"
 
 	"github.com/relay-project/relay/relay/internal/hub"
@@ -123,6 +123,10 @@ func (c *conn) grant(req *protocol.Request, binary bool) {
 		c.replyError(binary, 0, protocol.CodeMissingInvalidExtra)
 		return
 	}
+	if len(extra) > c.srv.cfg.MaxExtraBytes {
+		c.replyError(binary, 0, protocol.CodeExtraTooLarge)
+		return
+	}
 	makeauth, ttl := protocol.Flag(req, "makeauth", "true"), c.srv.cfg.TokenTTL
 	if allowed := c.isAuthority(req, proto, true); c.srv.plugins.Enabled(plugin.OnTokenCreate) {
 		if mode, extra, ttl, ok = c.onTokenCreate(name, proto, mode, extra, makeauth, allowed, binary); !ok {
@@ -133,7 +137,14 @@ func (c *conn) grant(req *protocol.Request, binary bool) {
 		return
 	}
 	g := token.Grant{Channel: name, Protocol: proto, Mode: mode, Extra: extra, MakeAuth: makeauth}
-	tok, _, err := c.srv.tokens.Mint(context.Background(), g, ttl)
+	ctx, cancel := c.srv.opContext()
+	defer cancel()
+	tok, _, err := c.srv.tokens.Mint(ctx, g, ttl)
+	if errors.Is(err, token.ErrFull) {
+		c.srv.metrics.Refused.WithLabelValues(metrics.RefusedTokenStoreFull).Inc()
+		c.replyError(binary, 0, protocol.CodeTokenLimitReached)
+		return
+	}
 	if err != nil {
 		c.log().Error("minting a grant token failed", "err", err)
 		c.replyError(binary, 0, protocol.CodeUnavailable)
@@ -143,6 +154,11 @@ func (c *conn) grant(req *protocol.Request, binary bool) {
 }
 
 // join adds the client to a channel as an authority or with a grant token.
+// In order: who joins (a permanent authority, or the bearer of a grant
+// token the store lets this client claim); the channel cap; the
+// authorize-join hook, which may overturn the relay's refusal; then the
+// membership itself. A token claimed on the way is released on every
+// refusal after the claim.
 func (c *conn) join(req *protocol.Request, binary bool) {
 	name, ok := protocol.ChannelName(req)
 	if !ok {
@@ -154,61 +170,95 @@ func (c *conn) join(req *protocol.Request, binary bool) {
 		c.replyError(binary, 0, protocol.CodeMissingInvalidProtocol)
 		return
 	}
+	ctx, cancel := c.srv.opContext()
+	defer cancel()
 	current := c.memberOf(name, proto)
-
-	info := protocol.MemberInfo{Auth: true, Mode: protocol.ModeSendToAny}
-	held := "" // the grant token this membership holds
+	counted := current != nil && !current.auth // already counts toward the cap
+	atCap := func() bool { return !counted && c.nonAuth >= c.srv.cfg.MaxChannelsPerClient }
 	hooked := c.srv.plugins.Enabled(plugin.AuthorizeJoin)
-	var refused protocol.Code // the built-in refusal authorize-join may overturn
-	alreadyCounted := current != nil && !current.auth
-	var g token.Grant // the grant claimed, if any
+
+	// 1. Who joins.
+	info := protocol.MemberInfo{Auth: true, Mode: protocol.ModeSendToAny}
+	held := ""                // the grant token the membership will hold
+	var g token.Grant         // what held was claimed with
+	var refused protocol.Code // the relay's refusal, which authorize-join may overturn
 	if !c.isAuthority(req, proto, !protocol.Flag(req, "ipauth", "false")) {
 		tok := protocol.Token(req)
 		err := token.ErrUnknown
 		if tok != "" {
-			g, err = c.srv.tokens.Claim(context.Background(), tok, name, proto, c.id)
+			g, err = c.srv.tokens.Claim(ctx, tok, name, proto, c.id)
 		}
-		if err == nil && g.MakeAuth {
-			info.Extra = g.Extra
-		} else {
-			if c.nonAuth >= c.srv.cfg.MaxChannelsPerClient && !alreadyCounted {
-				if err == nil {
-					c.srv.tokens.Release(context.Background(), tok, c.id, g)
-				}
-				c.replyError(binary, 0, protocol.CodeMaxChannelLimitReached)
-				return
+		if err == nil && current != nil {
+			if had, now, ok := c.srv.hub.Held(current.ch, c.id); ok && had == tok {
+				// A repeated JOIN with the token this membership holds:
+				// the store gives the grant as last armed, but the member
+				// keeps what it has now (SET_EXTRA included), as a rejoin
+				// after a blip would give it back.
+				g.Mode, g.Extra, g.MakeAuth = now.Mode, now.Extra, now.Auth
 			}
-			switch {
-			case err == nil:
+		}
+		switch {
+		case err == nil:
+			held = tok
+			if g.MakeAuth {
+				info.Extra = g.Extra
+			} else {
 				info = protocol.MemberInfo{Auth: false, Mode: g.Mode, Extra: g.Extra}
-			case hooked:
-				refused, tok = protocol.CodeAccessDenied, ""
-			default:
-				c.debug("join refused", "reason", err)
-				c.replyError(binary, 0, protocol.CodeAccessDenied)
-				return
 			}
+		case !token.Refused(err):
+			c.log().Error("claiming a grant token failed", "err", err)
+			c.replyError(binary, 0, protocol.CodeUnavailable)
+			return
+		default:
+			refused = protocol.CodeAccessDenied
 		}
-		held = tok
-	}
-	if hooked {
-		var ok bool
-		if info, ok = c.authorizeJoin(req, name, proto, info, refused, binary); ok && !info.Auth &&
-			c.nonAuth >= c.srv.cfg.MaxChannelsPerClient && !alreadyCounted {
+		// 2. The channel cap, for every member that is not an authority
+		// (a refused one would be a guest if the hook let it in).
+		if (refused != "" || !info.Auth) && atCap() {
+			c.release(held, g)
 			c.replyError(binary, 0, protocol.CodeMaxChannelLimitReached)
-			ok = false
+			return
 		}
-		if !ok {
-			if held != "" {
-				c.srv.tokens.Release(context.Background(), held, c.id, g)
-			}
+		if refused != "" && !hooked {
+			c.debug("join refused", "reason", err)
+			c.replyError(binary, 0, refused)
 			return
 		}
 	}
 
-	ch, replaced := c.srv.hub.Join(c, name, proto, info, held, binary)
-	c.release(replaced)
-	if current != nil && !current.auth {
+	// 3. The authorize-join hook.
+	if hooked {
+		var ok bool
+		if info, ok = c.authorizeJoin(req, name, proto, info, refused, binary); ok && !info.Auth && atCap() {
+			c.replyError(binary, 0, protocol.CodeMaxChannelLimitReached)
+			ok = false
+		}
+		if !ok {
+			c.release(held, g)
+			return
+		}
+	}
+
+	// 4. The membership: JOINED and the retained replay to the client,
+	// JOINED to the others.
+	var before protocol.MemberInfo // a re-join's info until now, for the token it replaces
+	if current != nil {
+		before, _ = c.srv.hub.Member(current.ch, c.id)
+	}
+	ch, replaced, err := c.srv.hub.Join(ctx, c, name, proto, info, held, binary, c.srv.replay(binary))
+	if errors.Is(err, hub.ErrChannelFull) {
+		c.release(held, g)
+		c.replyError(binary, 0, protocol.CodeChannelFull)
+		return
+	}
+	if err != nil {
+		c.release(held, g)
+		c.log().Error("joining a channel failed", "err", err)
+		c.replyError(binary, 0, protocol.CodeUnavailable)
+		return
+	}
+	c.release(replaced, grantOf(before))
+	if counted {
 		c.nonAuth--
 	}
 	if !info.Auth {
@@ -219,7 +269,21 @@ func (c *conn) join(req *protocol.Request, binary bool) {
 	if info.Auth {
 		c.proveAuthority()
 	}
-	c.srv.replayRetained(c, ch, binary)
+}
+
+// release gives up the client's claim on tok ("" for none), re-arming it
+// with now, the member's state at the end. It is best effort: a failure is
+// logged and counted, and the token then cannot be used to rejoin.
+func (c *conn) release(tok string, now token.Grant) {
+	if tok == "" {
+		return
+	}
+	ctx, cancel := c.srv.opContext()
+	defer cancel()
+	if err := c.srv.tokens.Release(ctx, tok, c.id, now); err != nil {
+		c.srv.metrics.ReleaseErrors.Inc()
+		c.log().Warn("releasing a grant token failed", "err", err)
+	}
 }
 
 // memberOf returns the client's membership of (name, protocol), if any.
@@ -271,7 +335,17 @@ func (c *conn) setExtra(req *protocol.Request, binary bool) {
 		c.replyError(binary, 0, protocol.CodeMissingInvalidExtra)
 		return
 	}
-	if !c.srv.hub.SetExtra(m.ch, id, extra, binary) {
+	if len(extra) > c.srv.cfg.MaxExtraBytes {
+		c.replyError(binary, 0, protocol.CodeExtraTooLarge)
+		return
+	}
+	ctx, cancel := c.srv.opContext()
+	defer cancel()
+	switch ok, err := c.srv.hub.SetExtra(ctx, m.ch, id, extra, binary); {
+	case err != nil:
+		c.log().Error("setting a member's extra failed", "err", err)
+		c.replyError(binary, 0, protocol.CodeUnavailable)
+	case !ok:
 		c.replyError(binary, 0, protocol.CodeInvalidID) // left meanwhile
 	}
 }
@@ -285,9 +359,15 @@ func (c *conn) leave(req *protocol.Request, binary bool) {
 	c.leaveChannel(m, binary)
 }
 
+// leaveChannel releases the membership's token first, then leaves: whoever
+// hears LEFT (the leaver included, in a cluster the other instances too)
+// can use the token at once.
 func (c *conn) leaveChannel(m *membership, binary bool) {
-	left, _ := c.srv.hub.Leave(c, m.ch, binary)
-	c.release(left)
+	held, now, _ := c.srv.hub.Held(m.ch, c.id)
+	c.release(held, grantOf(now))
+	if tok, _ := c.srv.hub.Leave(c, m.ch, binary); tok != held {
+		c.release(tok, grantOf(now)) // replaced meanwhile
+	}
 	if !m.auth {
 		c.nonAuth--
 	}
@@ -297,17 +377,9 @@ func (c *conn) leaveChannel(m *membership, binary bool) {
 	}
 }
 
-// release re-arms the grant token a membership held, carrying the state the
-// member had at the end (its mode, its extra after any SET_EXTRA, its
-// authority), so a client rejoining with the token gets that state back.
-func (c *conn) release(r hub.Released) {
-	if r.Token == "" {
-		return
-	}
-	now := token.Grant{Mode: r.Info.Mode, Extra: r.Info.Extra, MakeAuth: r.Info.Auth}
-	if err := c.srv.tokens.Release(context.Background(), r.Token, c.id, now); err != nil {
-		c.log().Warn("releasing a grant token failed", "err", err)
-	}
+// grantOf is a member's info as the grant its token is re-armed with.
+func grantOf(info protocol.MemberInfo) token.Grant {
+	return token.Grant{Mode: info.Mode, Extra: info.Extra, MakeAuth: info.Auth}
 }
 
 // leaveAll leaves every channel, as on disconnect.
@@ -352,11 +424,13 @@ func (c *conn) message(req *protocol.Request, binary bool) {
 			return
 		}
 	}
-	f := hub.Frame{Data: protocol.AppendMessage(make([]byte, 0, len(req.Fields)*16+64+len(req.Cmd)), n, c.id, req), Binary: binary}
+	data := protocol.AppendMessageHead(make([]byte, 0, len(req.Fields)*16+64+len(req.Cmd)), n, c.id)
+	tail := len(data)
+	msg := hub.Message{Frame: hub.Frame{Data: protocol.AppendMessageTail(data, req), Binary: binary}, From: c.id, Tail: tail}
 	c.srv.metrics.MessagesIn.Inc()
 	if to < 0 {
-		c.srv.metrics.Deliveries.Add(float64(c.srv.hub.Broadcast(m.ch, authOnly, f)))
-	} else if c.srv.hub.SendTo(m.ch, to, f) {
+		c.srv.metrics.Deliveries.Add(float64(c.srv.hub.Broadcast(m.ch, authOnly, msg)))
+	} else if c.srv.hub.SendTo(m.ch, to, msg) {
 		c.srv.metrics.Deliveries.Inc()
 	}
 }

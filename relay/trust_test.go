@@ -6,10 +6,12 @@ package relay_test
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -135,10 +137,17 @@ func TestForwardedAddressRules(t *testing.T) {
 		tc{"header twice", []string{backend, backend}, false, true},
 	)
 	for _, header := range []struct {
-		name  string
-		cases []tc
-	}{{"X-Forwarded-For", xff}, {"Fly-Client-IP", platform}} {
-		t.Run(header.name, func(t *testing.T) {
+		name   string
+		config string // RELAY_CLIENT_IP_HEADER
+		cases  []tc
+	}{
+		{"X-Forwarded-For", "", xff},
+		// Naming the standard header is the same as leaving it empty: a
+		// proxy chain read as one value would make every client unknown.
+		{"X-Forwarded-For", "x-forwarded-for", xff},
+		{"Fly-Client-IP", "Fly-Client-IP", platform},
+	} {
+		t.Run(header.name+"/"+header.config, func(t *testing.T) {
 			logs := &logBuffer{}
 			r := startRelay(t, func(c *relay.Config) {
 				// The sidecar's own loopback address is an authority, as
@@ -146,9 +155,7 @@ func TestForwardedAddressRules(t *testing.T) {
 				// the proxy's address made every client an authority.
 				c.AuthorityIPs = []string{authAddr, sidecar, "::1", backend}
 				c.TrustedProxies = []string{sidecar}
-				if header.name != "X-Forwarded-For" {
-					c.ClientIPHeader = header.name
-				}
+				c.ClientIPHeader = header.config
 				c.Logger = logs.logger()
 			})
 			for _, tc := range header.cases {
@@ -207,6 +214,72 @@ func TestForwardedAddressRules(t *testing.T) {
 	}
 }
 
+// TestUndeclaredProxyWarns: nginx on the relay's host, in front of it but
+// not listed in RELAY_TRUSTED_PROXIES, makes every client it forwards a
+// loopback client, so an authority. Its forwarding header gives it away:
+// each such request is counted by header, and logged once a minute naming
+// the fix. Nothing changes for requests without the header, from addresses
+// that are no authority, through a trusted proxy, or with address authority
+// off.
+func TestUndeclaredProxyWarns(t *testing.T) {
+	const line = "a request straight from an authority address carries a forwarding header"
+	counted := func(t *testing.T, r *relaytest.Relay, header string) float64 {
+		t.Helper()
+		_, body := httpGetAll(t, "http://"+r.Addr+"/metrics")
+		sample := `relay_undeclared_proxy_requests_total{header="` + header + `"} `
+		for l := range strings.SplitSeq(body, "\n") {
+			if v, ok := strings.CutPrefix(l, sample); ok {
+				n, _ := strconv.ParseFloat(v, 64)
+				return n
+			}
+		}
+		return 0
+	}
+	proxied := map[string]http.Header{
+		"X-Forwarded-For": {"X-Forwarded-For": {"203.0.113.9"}},
+		"Forwarded":       {"Forwarded": {"for=203.0.113.9"}},
+		"X-Real-Ip":       {"X-Real-Ip": {"203.0.113.9"}},
+	}
+
+	logs := &logBuffer{}
+	r := startRelay(t, func(c *relay.Config) { c.Logger = logs.logger() })
+	for header, h := range proxied {
+		// The behaviour is the documented one: the peer is the client.
+		if !isAuthorityFrom(t, r, authAddr, h) || !mintsFrom(t, r, authAddr, h) {
+			t.Fatalf("the loopback peer sending %s is no longer an authority", header)
+		}
+		if n := counted(t, r, header); n != 2 {
+			t.Errorf("%s from an authority address: counted %v, want 2 (a WebSocket and an HTTP request)", header, n)
+		}
+		// Not counted: no header, or a peer that is no authority.
+		isAuthorityFrom(t, r, authAddr, nil)
+		isAuthorityFrom(t, r, guestAddr, h)
+		mintsFrom(t, r, guestAddr, h)
+		if n := counted(t, r, header); n != 2 {
+			t.Errorf("%s: counted %v after requests without the header or from a guest, want still 2", header, n)
+		}
+	}
+	if got := logs.lines(line); len(got) != 1 {
+		t.Errorf("%d log lines about an undeclared proxy, want 1 per minute:\n%s", len(got), strings.Join(got, "\n"))
+	} else if !strings.Contains(got[0], "RELAY_TRUSTED_PROXIES") || !strings.Contains(got[0], `"peer":"`+authAddr+`"`) {
+		t.Errorf("the log line names neither the peer nor the fix: %s", got[0])
+	}
+
+	// Through a trusted proxy the header is expected, and with address
+	// authority off no address can be misjudged: neither is counted.
+	for name, mutate := range map[string]func(*relay.Config){
+		"trusted proxy": func(c *relay.Config) { c.TrustedProxies = []string{authAddr} },
+		"none":          func(c *relay.Config) { c.AuthorityIPs = []string{"none"} },
+	} {
+		logs := &logBuffer{}
+		r := startRelay(t, func(c *relay.Config) { mutate(c); c.Logger = logs.logger() })
+		isAuthorityFrom(t, r, authAddr, proxied["X-Forwarded-For"])
+		if n := counted(t, r, "X-Forwarded-For"); n != 0 || len(logs.lines(line)) != 0 {
+			t.Errorf("%s: counted %v and logged %d lines, want none", name, n, len(logs.lines(line)))
+		}
+	}
+}
+
 func TestAuthorityIPsNone(t *testing.T) {
 	t.Setenv("RELAY_AUTHORITY_IPS", "none")
 	t.Setenv("RELAY_AUTHORITY_TOKENS", "backend-secret")
@@ -242,6 +315,90 @@ func TestAuthorityIPsNone(t *testing.T) {
 		}
 		if err == nil || !strings.Contains(err.Error(), "RELAY_AUTHORITY_IPS") || !strings.Contains(err.Error(), "none") {
 			t.Errorf("RELAY_AUTHORITY_IPS=%q: %v, want an error naming the variable and none", v, err)
+		}
+	}
+}
+
+// TestClientIPHeaderForwardedRefused: the RFC 7239 Forwarded header carries
+// "for=..." values, never a bare address, so naming it would make every
+// client unknown without a word; the relay refuses it at start instead.
+// TestUnknownAddressCountedWithToken: behind a trusted proxy that forwards
+// nothing usable, a backend's request with its authority token is served,
+// and still counted, so the metric shows a broken proxy setup on a platform
+// where every backend uses a token (Cloud Run, Kubernetes).
+func TestUnknownAddressCountedWithToken(t *testing.T) {
+	r := startRelay(t, func(c *relay.Config) {
+		c.AuthorityIPs = []string{"none"}
+		c.AuthorityTokens = []string{"backend-secret"}
+		c.TrustedProxies = []string{authAddr}
+	})
+	st, body := httpCall(t, r, authAddr, http.MethodPost, "/v1/tokens", "", http.Header{"Authorization": {"Bearer backend-secret"}}, `{"channel":"c","protocol":"p"}`)
+	if st != http.StatusCreated {
+		t.Fatalf("POST /v1/tokens with the token: %d %s", st, body)
+	}
+	_, metrics := httpGetAll(t, "http://"+r.Addr+"/metrics")
+	if n := metric(t, metrics, `relay_client_address_unknown_total{reason="missing"}`); n != 1 {
+		t.Errorf("counted %v requests without a forwarded address, want 1", n)
+	}
+}
+
+// TestUnixSocketPeer: a relay served on a Unix socket (a library user's
+// choice) sees peers without an IP address. They are no authority by
+// address, and not "a trusted proxy that forwarded nothing": nothing is
+// counted or logged as such.
+func TestUnixSocketPeer(t *testing.T) {
+	logs := &logBuffer{}
+	cfg := relaytest.Config(t)
+	cfg.Logger = logs.logger()
+	cfg.TrustedProxies = []string{"127.0.0.1"}
+	srv, err := relay.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := t.TempDir() + "/relay.sock"
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Skipf("no Unix sockets here: %v", err)
+	}
+	hs := &http.Server{Handler: srv}
+	go hs.Serve(ln)
+	defer hs.Close()
+	defer srv.Shutdown(context.Background())
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", path)
+	}}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	get := func(p string) (int, string) {
+		resp, err := hc.Get("http://localhost" + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if st, body := get("/v1/presence?channel=c&protocol=p"); st != http.StatusUnauthorized {
+		t.Fatalf("GET /v1/presence from a Unix socket peer: %d %s, want 401 (no authority by address)", st, body)
+	}
+	if _, metrics := get("/metrics"); strings.Contains(metrics, "relay_client_address_unknown_total{") {
+		t.Errorf("a Unix socket peer was counted as a trusted proxy's unusable address:\n%s", metrics)
+	}
+	if got := logs.lines("a trusted proxy forwarded no usable client address"); len(got) != 0 {
+		t.Errorf("a Unix socket peer was logged as a trusted proxy's unusable address: %s", got[0])
+	}
+}
+
+func TestClientIPHeaderForwardedRefused(t *testing.T) {
+	for _, v := range []string{"Forwarded", "X Real IP"} {
+		t.Setenv("RELAY_CLIENT_IP_HEADER", v)
+		cfg, err := relay.LoadConfig()
+		if err == nil {
+			cfg.Logger = relaytest.Config(t).Logger
+			_, err = relay.New(cfg)
+		}
+		if err == nil || !strings.Contains(err.Error(), "RELAY_CLIENT_IP_HEADER") {
+			t.Errorf("RELAY_CLIENT_IP_HEADER=%q: %v, want an error naming the variable", v, err)
 		}
 	}
 }
@@ -314,16 +471,25 @@ func TestStartupWarnsAboutTrustMistakes(t *testing.T) {
 	}
 	logs := start(func(c *relay.Config) {
 		c.AuthorityIPs = []string{"127.0.0.1", "10.1.2.3"}
-		c.TrustedProxies = []string{"10.0.0.0/8"}
+		c.TrustedProxies = []string{"10.0.0.0/8", "fd00:10:244::/56"}
 		c.Origins = []string{"*"}
 	})
 	for _, want := range [][]string{
 		{"trusted proxy range contains an authority address", `"RELAY_TRUSTED_PROXIES":"10.0.0.0/8"`, `"RELAY_AUTHORITY_IPS":"10.1.2.3/32"`},
 		{"as wide as a private /8", `"RELAY_TRUSTED_PROXIES":"10.0.0.0/8"`, "RELAY_AUTHORITY_IPS"},
+		// An IPv6 pod range is /64 or wider: as wide, for IPv6.
+		{"as wide as a private /8", `"RELAY_TRUSTED_PROXIES":"fd00:10:244::/56"`, "RELAY_AUTHORITY_IPS"},
 		{"every browser origin may connect", `"RELAY_ORIGINS":"*"`, "RELAY_AUTHORITY_IPS"},
 	} {
 		if got := logs.lines(append([]string{`"level":"WARN"`}, want...)...); len(got) != 1 {
 			t.Errorf("%d warnings with %q, want 1; the log:\n%s", len(got), want, strings.Join(logs.lines(""), "\n"))
+		}
+	}
+	// A pattern that matches every site is the same mistake as "*".
+	for _, any := range []string{"http://*", "*://*", "https://*:*"} {
+		logs := start(func(c *relay.Config) { c.Origins = []string{"https://app.example.com", any} })
+		if got := logs.lines(`"level":"WARN"`, "every browser origin may connect", `"RELAY_ORIGINS":"`+any+`"`); len(got) != 1 {
+			t.Errorf("RELAY_ORIGINS with %s: %d warnings, want 1; the log:\n%s", any, len(got), strings.Join(logs.lines(""), "\n"))
 		}
 	}
 	// With address authority off, none of these can make anyone an
@@ -335,8 +501,11 @@ func TestStartupWarnsAboutTrustMistakes(t *testing.T) {
 			c.Origins = []string{"*"}
 		},
 		"default": func(*relay.Config) {},
+		"one site's origins": func(c *relay.Config) {
+			c.Origins = []string{"https://app.example.com", "https://*.example.com", "http://localhost:*"}
+		},
 		"narrow proxies": func(c *relay.Config) {
-			c.TrustedProxies = []string{"10.0.3.7", "10.0.4.0/24"}
+			c.TrustedProxies = []string{"10.0.3.7", "10.0.4.0/24", "fd00:10:244::12", "fd00:10:244:1::/120"}
 		},
 	} {
 		if got := start(mutate).lines(`"level":"WARN"`); len(got) != 0 {

@@ -19,6 +19,12 @@ type fanoutOptions struct {
 	Window   int           // max broadcasts in flight (sent, not yet at every receiver)
 	Batch    int           // max broadcasts per publisher write
 	Drain    time.Duration // how long to wait for stragglers after publishing
+	// Spread are more instances of the same relay (cluster mode): the
+	// subscribers join round-robin over the target and these, the
+	// publisher stays on the target. Every instance must number the bench
+	// channel alike (fresh instances do: 1), since deliveries are scanned
+	// at a fixed offset.
+	Spread []target
 }
 
 // subscriber is one receive-only member counting what it gets.
@@ -93,7 +99,11 @@ func runFanout(ctx context.Context, tgt target, o fanoutOptions, res *result) er
 		if err != nil {
 			return err
 		}
-		ws, err := joinMember(ctx, d, tgt, name, tok, 64<<10)
+		on := tgt
+		if k := i % (len(o.Spread) + 1); k > 0 {
+			on = o.Spread[k-1]
+		}
+		ws, err := joinMember(ctx, d, on, name, tok, 64<<10)
 		if err != nil {
 			return err
 		}

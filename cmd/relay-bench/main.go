@@ -201,6 +201,8 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.label, "label", "", "free text recorded in every JSON line")
 	fs.IntVar(&c.repeat, "repeat", 1, "runs per target (interleaved: relay, limit, relay, limit...)")
 	fs.DurationVar(&c.timeout, "timeout", 0, "hard stop for the whole invocation (default: computed from the runs, at most 30m)")
+	var spread string
+	fs.StringVar(&spread, "spread", "", "fanout: more instances of the relay at -url (cluster mode), comma-separated ws:// URLs on loopback; subscribers join round-robin over -url and these")
 	fs.IntVar(&c.fan.N, "n", 100, "fanout: subscribers")
 	fs.IntVar(&c.fan.Size, "size", 200, "fanout: delivered message size in bytes")
 	fs.DurationVar(&c.fan.Duration, "d", 5*time.Second, "fanout: publishing time")
@@ -222,6 +224,18 @@ func parseFlags(args []string) (*config, error) {
 		return nil, err
 	}
 	c.relayEnv = env
+	if spread != "" {
+		if c.relayURL == "" {
+			return nil, errors.New("-spread needs -url")
+		}
+		for _, u := range strings.Split(spread, ",") {
+			t, err := loopbackTarget("relay", strings.TrimSpace(u), 0)
+			if err != nil {
+				return nil, fmt.Errorf("-spread: %w", err)
+			}
+			c.fan.Spread = append(c.fan.Spread, t)
+		}
+	}
 	if fs.NArg() != 1 {
 		fs.Usage()
 		return nil, errors.New("exactly one scenario expected")
@@ -547,7 +561,11 @@ func runOne(ctx context.Context, c *config, tgt target) *result {
 		if c.fan.Rate == 0 {
 			res.Window = c.fan.Window
 		}
-		err = runFanout(ctx, tgt, c.fan, res)
+		fan := c.fan
+		if tgt.name != "relay" {
+			fan.Spread = nil // only the relay runs as several instances
+		}
+		err = runFanout(ctx, tgt, fan, res)
 	case "idle":
 		res.K = c.conn.K
 		err = runIdle(ctx, tgt, c.conn, res)

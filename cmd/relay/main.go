@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -114,6 +115,9 @@ func run() error {
 	log := cfg.NewLogger(os.Stderr)
 	cfg.Logger = log
 	cfg.Version = version
+	if _, err := relay.RaiseFileLimit(); err != nil {
+		log.Warn("could not raise the file descriptor limit", "err", err)
+	}
 	srv, err := relay.New(cfg)
 	if err != nil {
 		return err
@@ -126,9 +130,14 @@ func run() error {
 	// The timeouts bound what a plain HTTP client may hold: a request that
 	// arrives slowly and a keep-alive connection left idle. A WebSocket
 	// leaves them behind at the upgrade (the relay clears the deadlines).
+	// net/http reads at most MaxHeaderBytes (plus 4 KB of slack) of
+	// header fields and answers 431 beyond; the relay then applies
+	// RELAY_MAX_HEADER_BYTES exactly. Its own errors go to the JSON log.
+	httpLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout: cfg.HTTPReadTimeout, IdleTimeout: cfg.HTTPIdleTimeout}
-	go func() { serveErr <- hs.Serve(ln) }()
+		ReadTimeout: cfg.HTTPReadTimeout, IdleTimeout: cfg.HTTPIdleTimeout,
+		MaxHeaderBytes: cfg.MaxHeaderBytes, ErrorLog: httpLog}
+	go func() { serveErr <- hs.Serve(srv.GuardListener(ln)) }()
 	var ops *http.Server
 	if cfg.MetricsAddr != "" {
 		oln, err := net.Listen("tcp", cfg.MetricsAddr)
@@ -136,8 +145,9 @@ func run() error {
 			return fmt.Errorf("relay: listen on RELAY_METRICS_ADDR=%s: %w", cfg.MetricsAddr, err)
 		}
 		ops = &http.Server{Handler: srv.OpsHandler(), ReadHeaderTimeout: 10 * time.Second,
-			ReadTimeout: cfg.HTTPReadTimeout, IdleTimeout: cfg.HTTPIdleTimeout}
-		go func() { serveErr <- ops.Serve(oln) }()
+			ReadTimeout: cfg.HTTPReadTimeout, IdleTimeout: cfg.HTTPIdleTimeout,
+			MaxHeaderBytes: cfg.MaxHeaderBytes, ErrorLog: httpLog}
+		go func() { serveErr <- ops.Serve(srv.GuardListener(oln)) }()
 		log.Info("serving metrics and health", "addr", oln.Addr().String())
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "version", version)

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/nats-io/nats-server/v2/server"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/relay-project/relay/relay"
@@ -895,3 +896,75 @@ func (r *recorder) Fatal(args ...any) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// The cluster compose file: a NATS server with JetStream and three relay
+// instances pointing at it, each of which starts with its environment on
+// a real NATS server (run in the test) standing in for the nats service.
+func TestComposeCluster(t *testing.T) {
+	var compose struct {
+		Services map[string]struct {
+			Image       string
+			Command     []string
+			Ports       []string
+			Environment map[string]string
+			DependsOn   []string `yaml:"depends_on"`
+			StopSignal  string   `yaml:"stop_signal"`
+			StopGrace   string   `yaml:"stop_grace_period"`
+			ReadOnly    bool     `yaml:"read_only"`
+		}
+	}
+	if err := yaml.Unmarshal(readFile(t, "compose-cluster.yaml"), &compose); err != nil {
+		t.Fatalf("compose-cluster.yaml: %v", err)
+	}
+	nats, ok := compose.Services["nats"]
+	if !ok || !slices.Contains(nats.Command, "-js") {
+		t.Fatalf("no nats service with JetStream (-js): %+v", nats)
+	}
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	defer ns.Shutdown()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("NATS not ready")
+	}
+	relays, hostPorts := 0, map[string]bool{}
+	for name, svc := range compose.Services {
+		if !strings.HasPrefix(name, "relay-") {
+			continue
+		}
+		relays++
+		if svc.Environment["RELAY_NATS_URL"] != "nats://nats:4222" || !slices.Contains(svc.DependsOn, "nats") {
+			t.Errorf("%s: RELAY_NATS_URL %q, depends_on %v; want nats://nats:4222 and nats", name, svc.Environment["RELAY_NATS_URL"], svc.DependsOn)
+		}
+		if svc.StopSignal != "SIGTERM" || !svc.ReadOnly {
+			t.Errorf("%s: stop_signal %q, read_only %v", name, svc.StopSignal, svc.ReadOnly)
+		}
+		grace, err := time.ParseDuration(svc.StopGrace)
+		if err != nil {
+			t.Errorf("%s: stop_grace_period %q: %v", name, svc.StopGrace, err)
+		}
+		s := site{env: map[string]string{}, stopGrace: grace}
+		for k, v := range svc.Environment {
+			s.env[k] = expandDefaults(v)
+		}
+		s.env["RELAY_NATS_URL"] = ns.ClientURL()
+		for _, p := range svc.Ports {
+			outside, inside, _ := strings.Cut(p, ":")
+			if hostPorts[outside] {
+				t.Errorf("%s: host port %s used twice", name, outside)
+			}
+			hostPorts[outside] = true
+			n, err := strconv.Atoi(inside)
+			if err != nil {
+				t.Errorf("%s: port %q: %v", name, p, err)
+			}
+			s.listen = append(s.listen, n)
+		}
+		t.Run(name, func(t *testing.T) { checkSite(t, s) })
+	}
+	if relays != 3 {
+		t.Errorf("%d relay services, want 3", relays)
+	}
+}

@@ -2,17 +2,12 @@ package main
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,6 +17,8 @@ import (
 // Error codes sent to a client whose JWT is refused.
 const (
 	codeMalformed      = "jwt_malformed"
+	codeUnsupportedAlg = "jwt_unsupported_alg"
+	codeAlgMismatch    = "jwt_alg_mismatch"
 	codeUnknownKey     = "jwt_unknown_key"
 	codeBadSignature   = "jwt_bad_signature"
 	codeExpired        = "jwt_expired"
@@ -31,48 +28,74 @@ const (
 	codeWrongChannel   = "jwt_channel_not_allowed"
 	codeWrongProtocol  = "jwt_protocol_not_allowed"
 	codeMissingExpires = "jwt_missing_exp"
+	// codeUnavailable is the relay's own code for "cannot serve this now":
+	// the issuer's keys have not been fetched yet.
+	codeUnavailable = "unavailable"
 )
+
+// maxTokenBytes bounds the token a JOIN may carry; identity providers'
+// tokens are 1 to 3 KiB.
+const maxTokenBytes = 16 << 10
+
+// maxSignatureChecks bounds the keys one token without a kid is tried
+// against, so a large key set cannot make a JOIN expensive.
+const maxSignatureChecks = 4
+
+// issuerConfig is one issuer's part of the configuration. The top level of
+// the configuration is an issuerConfig too; the entries of "issuers"
+// inherit audience, claim, grants and extra_claims from it when they do
+// not set them.
+type issuerConfig struct {
+	// Issuer, when set, must equal the token's iss claim, and picks this
+	// entry for tokens with that iss.
+	Issuer string `json:"issuer"`
+	// Audience, when set, must appear in the token's aud claim.
+	Audience *string     `json:"audience"`
+	Keys     []keyConfig `json:"keys"`
+	// JWKS is a JSON Web Key Set written into the configuration.
+	JWKS json.RawMessage `json:"jwks"`
+	// JWKSURL is a JWKS the relay fetches (it must be listed in
+	// RELAY_PLUGIN_RESOURCES_JWT_AUTH).
+	JWKSURL string `json:"jwks_url"`
+	// Claim names the object claim holding the relay grants. Default "relay".
+	Claim *string `json:"claim"`
+	// Grants are claim templates granting channels from ordinary claims.
+	Grants []grantConfig `json:"grants"`
+	// ExtraClaims are claims copied into the member's extra.
+	ExtraClaims *extraClaims `json:"extra_claims"`
+}
 
 // config is the plugin's JSON configuration.
 type config struct {
-	Keys []keyConfig `json:"keys"`
-	// Audience, when set, must appear in the token's aud claim.
-	Audience string `json:"audience"`
-	// Issuer, when set, must equal the token's iss claim.
-	Issuer string `json:"issuer"`
+	issuerConfig
+	Issuers []issuerConfig `json:"issuers"`
 	// LeewaySeconds tolerates clock skew for exp and nbf. Default 30.
 	LeewaySeconds *int `json:"leeway_seconds"`
 	// RequireExp refuses tokens without exp. Default true.
 	RequireExp *bool `json:"require_exp"`
-	// Claim names the object claim holding the relay grants. Default "relay".
-	Claim string `json:"claim"`
-	// DefaultMode is the member's mode when the claim has none. Default 1.
+	// DefaultMode is the member's mode when a grant has none. Default 1.
 	DefaultMode *int `json:"default_mode"`
-	// ExtraClaims are top-level claims copied into the member's extra.
-	ExtraClaims []string `json:"extra_claims"`
 }
 
-type keyConfig struct {
-	KID string `json:"kid"`
-	Alg string `json:"alg"`
-	// Secret is the HS256 key as text; SecretBase64 as base64.
-	Secret       string `json:"secret"`
-	SecretBase64 string `json:"secret_base64"`
-	// PublicKey is an ES256 or EdDSA public key: PEM (PKIX) or, for EdDSA,
-	// the 32 raw bytes in base64.
-	PublicKey string `json:"public_key"`
-}
+// issuer is one configured issuer, ready to check tokens.
+type issuer struct {
+	name     string // Issuer; "" accepts any iss
+	audience string
+	static   []*key
+	claim    string
+	grants   []grant
+	extra    extraClaims
 
-type key struct {
-	kid, alg string
-	secret   []byte
-	ec       *ecdsa.PublicKey
-	ed       ed25519.PublicKey
+	// The keys fetched by the relay from jwksURL, parsed again when the
+	// resource's version changes.
+	jwksURL     string
+	remote      []*key
+	remoteVer   uint32
+	remoteReady bool
 }
 
 type authorizer struct {
-	cfg         config
-	keys        []key
+	issuers     []*issuer
 	leeway      time.Duration
 	requireExp  bool
 	defaultMode int
@@ -83,112 +106,154 @@ func newAuthorizer(raw []byte) (*authorizer, error) {
 		// The host adds which variable it read (RELAY_PLUGIN_CONFIG_<NAME>).
 		return nil, errors.New("jwt-auth configuration is required: a JSON object, see its README.md")
 	}
-	a := &authorizer{leeway: 30 * time.Second, requireExp: true, defaultMode: 1}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&a.cfg); err != nil {
+	a, err := parseConfig(raw)
+	if err != nil {
 		return nil, fmt.Errorf("jwt-auth configuration: %w", err)
-	}
-	if len(a.cfg.Keys) == 0 {
-		return nil, errors.New("jwt-auth configuration: keys is empty")
-	}
-	if a.cfg.LeewaySeconds != nil {
-		a.leeway = time.Duration(*a.cfg.LeewaySeconds) * time.Second
-	}
-	if a.cfg.RequireExp != nil {
-		a.requireExp = *a.cfg.RequireExp
-	}
-	if a.cfg.DefaultMode != nil {
-		if *a.cfg.DefaultMode < 0 || *a.cfg.DefaultMode > 2 {
-			return nil, errors.New("jwt-auth configuration: default_mode must be 0, 1 or 2")
-		}
-		a.defaultMode = *a.cfg.DefaultMode
-	}
-	if a.cfg.Claim == "" {
-		a.cfg.Claim = "relay"
-	}
-	for i, kc := range a.cfg.Keys {
-		k, err := parseKey(kc)
-		if err != nil {
-			return nil, fmt.Errorf("jwt-auth configuration: keys[%d]: %w", i, err)
-		}
-		a.keys = append(a.keys, k)
 	}
 	return a, nil
 }
 
-func parseKey(kc keyConfig) (key, error) {
-	k := key{kid: kc.KID, alg: kc.Alg}
-	switch kc.Alg {
-	case "HS256":
-		switch {
-		case kc.SecretBase64 != "":
-			b, err := decodeB64(kc.SecretBase64)
-			if err != nil {
-				return k, fmt.Errorf("secret_base64: %w", err)
+func parseConfig(raw []byte) (*authorizer, error) {
+	var cfg config
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
+		return nil, err
+	}
+	a := &authorizer{leeway: 30 * time.Second, requireExp: true, defaultMode: 1}
+	if cfg.LeewaySeconds != nil {
+		a.leeway = time.Duration(*cfg.LeewaySeconds) * time.Second
+	}
+	if cfg.RequireExp != nil {
+		a.requireExp = *cfg.RequireExp
+	}
+	if cfg.DefaultMode != nil {
+		if *cfg.DefaultMode < 0 || *cfg.DefaultMode > 2 {
+			return nil, errors.New("default_mode must be 0, 1 or 2")
+		}
+		a.defaultMode = *cfg.DefaultMode
+	}
+	top := cfg.issuerConfig
+	entries := []issuerConfig{}
+	if len(top.Keys) > 0 || top.JWKS != nil || top.JWKSURL != "" {
+		entries = append(entries, top)
+	} else if top.Issuer != "" {
+		return nil, errors.New("issuer is set but there are no keys, jwks or jwks_url for it")
+	}
+	for _, e := range cfg.Issuers {
+		if e.Audience == nil {
+			e.Audience = top.Audience
+		}
+		if e.Claim == nil {
+			e.Claim = top.Claim
+		}
+		if e.Grants == nil {
+			e.Grants = top.Grants
+		}
+		if e.ExtraClaims == nil {
+			e.ExtraClaims = top.ExtraClaims
+		}
+		entries = append(entries, e)
+	}
+	if len(entries) == 0 {
+		return nil, errors.New("keys is empty: give keys, jwks or jwks_url (or issuers)")
+	}
+	seen := map[string]bool{}
+	for i, e := range entries {
+		where := "issuer " + e.Issuer
+		if e.Issuer == "" {
+			where = "the issuer entry without issuer"
+		}
+		if seen[e.Issuer] {
+			return nil, fmt.Errorf("%s is configured twice", where)
+		}
+		seen[e.Issuer] = true
+		is, err := parseIssuer(e)
+		if err != nil {
+			if len(entries) > 1 || len(cfg.Issuers) > 0 {
+				return nil, fmt.Errorf("issuers[%d] (%s): %w", i, where, err)
 			}
-			k.secret = b
-		default:
-			k.secret = []byte(kc.Secret)
+			return nil, err
 		}
-		if len(k.secret) < 32 {
-			return k, errors.New("HS256 secret shorter than 32 bytes")
-		}
-	case "EdDSA":
-		b, err := publicKeyBytes(kc.PublicKey)
-		if err != nil {
-			return k, err
-		}
-		// A PKIX Ed25519 key is a 12-byte header and the 32-byte key.
-		if len(b) == 44 && bytes.HasPrefix(b, []byte{0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00}) {
-			b = b[12:]
-		}
-		if len(b) != ed25519.PublicKeySize {
-			return k, errors.New("EdDSA public_key is not an Ed25519 key")
-		}
-		k.ed = ed25519.PublicKey(b)
-	case "ES256":
-		b, err := publicKeyBytes(kc.PublicKey)
-		if err != nil {
-			return k, err
-		}
-		// A PKIX P-256 key is a 26-byte header and the 65-byte point.
-		hdr := []byte{0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00}
-		if len(b) == 91 && bytes.HasPrefix(b, hdr) {
-			b = b[26:]
-		}
-		pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), b)
-		if err != nil {
-			return k, fmt.Errorf("ES256 public_key: %w", err)
-		}
-		k.ec = pub
-	default:
-		return k, fmt.Errorf("alg %q is not supported (HS256, ES256, EdDSA)", kc.Alg)
+		a.issuers = append(a.issuers, is)
 	}
-	return k, nil
+	return a, nil
 }
 
-func publicKeyBytes(s string) ([]byte, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return nil, errors.New("public_key is empty")
+func parseIssuer(e issuerConfig) (*issuer, error) {
+	is := &issuer{name: e.Issuer, claim: "relay", jwksURL: e.JWKSURL}
+	if e.Audience != nil {
+		is.audience = *e.Audience
 	}
-	if strings.HasPrefix(s, "-----BEGIN") {
-		blk, _ := pem.Decode([]byte(s))
-		if blk == nil {
-			return nil, errors.New("public_key: bad PEM")
+	if e.Claim != nil {
+		is.claim = *e.Claim
+	}
+	if e.ExtraClaims != nil {
+		is.extra = *e.ExtraClaims
+	}
+	for i, kc := range e.Keys {
+		k, err := parseKeyConfig(kc)
+		if err != nil {
+			return nil, fmt.Errorf("keys[%d]: %w", i, err)
 		}
-		return blk.Bytes, nil
+		is.static = append(is.static, k)
 	}
-	return decodeB64(s)
+	if e.JWKS != nil {
+		keys, skipped, err := parseJWKS(e.JWKS, true)
+		if err == nil && len(skipped) > 0 {
+			err = errors.New(strings.Join(skipped, "; "))
+		}
+		if err != nil {
+			return nil, fmt.Errorf("jwks: %w", err)
+		}
+		is.static = append(is.static, keys...)
+	}
+	for i, g := range e.Grants {
+		gr, err := parseGrant(g)
+		if err != nil {
+			return nil, fmt.Errorf("grants[%d]: %w", i, err)
+		}
+		is.grants = append(is.grants, gr)
+	}
+	if is.jwksURL != "" {
+		// The first read checks the URL is allowed and, when the relay has
+		// it already, that it is a key set.
+		if _, err := sdk.ResourceVersion(is.jwksURL); errors.Is(err, sdk.ErrResourceNotAllowed) {
+			return nil, fmt.Errorf("jwks_url %s is not fetched by the relay: add it to RELAY_PLUGIN_RESOURCES_JWT_AUTH", is.jwksURL)
+		}
+		if err := is.refreshRemote(); err != nil {
+			return nil, fmt.Errorf("jwks_url %s: %w", is.jwksURL, err)
+		}
+	}
+	return is, nil
 }
 
-func decodeB64(s string) ([]byte, error) {
-	s = strings.TrimRight(s, "=")
-	if strings.ContainsAny(s, "+/") {
-		return base64.RawStdEncoding.DecodeString(s)
+// refreshRemote parses the fetched key set again when its version changed.
+// A set that does not parse keeps the keys parsed before (the relay keeps
+// fetching, the identity provider will fix it).
+func (is *issuer) refreshRemote() error {
+	v, err := sdk.ResourceVersion(is.jwksURL)
+	if err != nil || (is.remoteReady && v == is.remoteVer) {
+		return nil // unavailable: joins needing these keys get codeUnavailable
 	}
-	return base64.RawURLEncoding.DecodeString(s)
+	r, err := sdk.ReadResource(is.jwksURL)
+	if err != nil {
+		return nil
+	}
+	keys, skipped, err := parseJWKS(r.Data, false)
+	is.remoteVer = r.Version
+	if err != nil {
+		if is.remoteReady {
+			sdk.Warn("jwt-auth: the key set at " + is.jwksURL + " does not parse, keeping the previous one: " + err.Error())
+			return nil
+		}
+		return err
+	}
+	for _, s := range skipped {
+		sdk.Info("jwt-auth: " + is.jwksURL + ": skipped " + s)
+	}
+	is.remote, is.remoteReady = keys, true
+	return nil
 }
 
 // looksLikeJWT reports whether a JOIN token is meant as a JWT: three
@@ -206,193 +271,305 @@ func looksLikeJWT(tok string) bool {
 	return true
 }
 
-type grants struct {
-	Channels  []string        `json:"channels"`
-	Protocols []string        `json:"protocols"`
-	Mode      *int            `json:"mode"`
-	Authority bool            `json:"authority"`
-	Extra     json.RawMessage `json:"extra"`
-}
-
 func (a *authorizer) authorize(j *sdk.Join) sdk.Verdict {
 	if a == nil || !looksLikeJWT(j.Token) {
 		return sdk.Continue()
 	}
-	claims, code, msg := a.verify(j.Token, j.Now)
+	is, c, code, msg := a.verify(j.Token, j.Now)
 	if code != "" {
 		return sdk.Deny(code, msg)
 	}
-	var g grants
-	if raw, ok := claims[a.cfg.Claim]; ok {
-		if err := json.Unmarshal(raw, &g); err != nil {
-			return sdk.Deny(codeMalformed, "the "+a.cfg.Claim+" claim is not an object of grants")
+	var rg *relayGrants
+	if raw, ok := c.get(is.claim); ok {
+		if rg, ok = parseRelayGrants(raw); !ok {
+			return sdk.Deny(codeMalformed, "the "+is.claim+" claim is not an object of grants")
 		}
 	}
-	if !matchAny(g.Channels, j.Channel.Name) {
+	d := decide(rg, is.grants, c, j.Channel.Name, j.Channel.Protocol)
+	switch {
+	case !d.ok && !d.channelSeen:
 		return sdk.Deny(codeWrongChannel, "the token does not grant channel "+j.Channel.Name)
-	}
-	if !matchAny(g.Protocols, j.Channel.Protocol) {
+	case !d.ok:
 		return sdk.Deny(codeWrongProtocol, "the token does not grant protocol "+j.Channel.Protocol)
 	}
 	mode := a.defaultMode
-	if g.Mode != nil {
-		if *g.Mode < 0 || *g.Mode > 2 {
+	if d.mode != nil {
+		if *d.mode < 0 || *d.mode > 2 {
 			return sdk.Deny(codeMalformed, "mode claim outside 0..2")
 		}
-		mode = *g.Mode
+		mode = *d.mode
 	}
-	extra, err := a.extra(g.Extra, claims)
+	var base json.RawMessage
+	if rg != nil {
+		base = rg.Extra
+	}
+	extra, err := is.extraOf(base, c)
 	if err != nil {
 		return sdk.Deny(codeMalformed, err.Error())
 	}
-	v := sdk.Allow().WithMode(mode).WithAuthority(g.Authority)
+	v := sdk.Allow().WithMode(mode).WithAuthority(d.authority)
 	if extra != nil {
 		v = v.WithExtra(extra)
 	}
 	return v
 }
 
-// matchAny reports whether name matches one of the patterns: an exact name,
-// "*", or a prefix ending in "*".
-func matchAny(patterns []string, name string) bool {
-	for _, p := range patterns {
-		if p == name || p == "*" || strings.HasSuffix(p, "*") && strings.HasPrefix(name, p[:len(p)-1]) {
-			return true
-		}
-	}
-	return false
-}
-
-func (a *authorizer) extra(base json.RawMessage, claims map[string]json.RawMessage) ([]byte, error) {
-	obj := map[string]json.RawMessage{}
+// extraOf builds the member's extra: the relay claim's extra object with
+// the extra_claims added. Without a base it is written directly (keys
+// sorted, values as the token has them), not through encoding/json.
+func (is *issuer) extraOf(base json.RawMessage, c claims) ([]byte, error) {
 	if len(base) > 0 && string(base) != "null" {
+		obj := map[string]json.RawMessage{}
 		if err := json.Unmarshal(base, &obj); err != nil {
 			return nil, errors.New("extra claim is not an object")
 		}
+		for _, e := range is.extra {
+			if v, ok := c.lookup(e.path); ok {
+				obj[e.key] = json.RawMessage(v)
+			}
+		}
+		return json.Marshal(obj)
 	}
-	for _, c := range a.cfg.ExtraClaims {
-		if v, ok := claims[c]; ok {
-			obj[c] = v
+	type kv struct {
+		key string
+		v   sdk.Value
+	}
+	var found []kv
+	for _, e := range is.extra {
+		if v, ok := c.lookup(e.path); ok {
+			found = append(found, kv{e.key, v})
 		}
 	}
-	if len(obj) == 0 {
+	if len(found) == 0 {
 		return nil, nil
 	}
-	return json.Marshal(obj)
+	sort.SliceStable(found, func(i, j int) bool { return found[i].key < found[j].key })
+	out := []byte{'{'}
+	for i, f := range found {
+		if i > 0 && f.key == found[i-1].key {
+			continue
+		}
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		out = append(out, sdk.Quote(f.key)...)
+		out = append(out, ':')
+		out = append(out, f.v...)
+	}
+	out = append(out, '}')
+	if !json.Valid(out) {
+		// The index is lenient; the relay accepts only valid JSON as extra.
+		return nil, errors.New("a claim in extra_claims is not valid JSON")
+	}
+	return out, nil
 }
 
-// verify checks the token's signature and time and audience claims and
-// returns its claims, or an errorcode and message.
-func (a *authorizer) verify(tok string, now time.Time) (map[string]json.RawMessage, string, string) {
+// header is the part of a JOSE header jwt-auth reads.
+type header struct {
+	Alg, KID string
+	Crit     bool
+}
+
+// parsed is a token split and decoded, not yet verified.
+type parsed struct {
+	hdr    header
+	claims claims
+	signed []byte // the signing input: header "." payload
+	sig    []byte
+}
+
+// parseToken splits and decodes a compact JWS. It checks only the form.
+func parseToken(tok string) (*parsed, string, string) {
+	if len(tok) > maxTokenBytes {
+		return nil, codeMalformed, fmt.Sprintf("the token is longer than %d bytes", maxTokenBytes)
+	}
 	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		return nil, codeMalformed, "the token is not three base64url parts"
+	}
 	hb, err1 := base64.RawURLEncoding.DecodeString(parts[0])
 	pb, err2 := base64.RawURLEncoding.DecodeString(parts[1])
 	sig, err3 := base64.RawURLEncoding.DecodeString(parts[2])
 	if err1 != nil || err2 != nil || err3 != nil {
 		return nil, codeMalformed, "the token is not valid base64url"
 	}
-	var hdr struct {
-		Alg string `json:"alg"`
-		KID string `json:"kid"`
+	p := &parsed{signed: []byte(tok[:len(parts[0])+1+len(parts[1])]), sig: sig}
+	h, err := sdk.NewBody(hb)
+	if err != nil {
+		return nil, codeMalformed, "the token header is not a JSON object"
 	}
-	if err := json.Unmarshal(hb, &hdr); err != nil {
-		return nil, codeMalformed, "the token header is not JSON"
+	p.hdr.Alg, _ = h.String("alg")
+	p.hdr.KID, _ = h.String("kid")
+	p.hdr.Crit = h.Has("crit")
+	if p.hdr.Crit {
+		// RFC 7515 4.1.11: extensions we do not understand must be refused.
+		return nil, codeMalformed, "the token header has crit extensions, which jwt-auth does not support"
 	}
-	signed := []byte(tok[:len(parts[0])+1+len(parts[1])])
-	found, good := false, false
-	for _, k := range a.keys {
-		if k.alg != hdr.Alg || (hdr.KID != "" && k.kid != "" && k.kid != hdr.KID) {
-			continue
-		}
-		found = true
-		if k.verify(signed, sig) {
-			good = true
-			break
-		}
-	}
-	if !found {
-		return nil, codeUnknownKey, "no key for alg " + hdr.Alg + " kid " + hdr.KID
-	}
-	if !good {
-		return nil, codeBadSignature, "the token's signature is invalid"
-	}
-	var claims map[string]json.RawMessage
-	if err := json.Unmarshal(pb, &claims); err != nil {
+	var ok bool
+	if p.claims, ok = parseClaims(pb); !ok {
 		return nil, codeMalformed, "the token payload is not a JSON object"
 	}
-	if raw, ok := claims["exp"]; ok {
-		exp, ok := numericDate(raw)
-		if !ok {
-			return nil, codeMalformed, "exp is not a number"
-		}
-		if !now.Before(exp.Add(a.leeway)) {
-			return nil, codeExpired, "the token expired at " + exp.UTC().Format(time.RFC3339)
-		}
-	} else if a.requireExp {
-		return nil, codeMissingExpires, "the token has no exp"
-	}
-	if raw, ok := claims["nbf"]; ok {
-		nbf, ok := numericDate(raw)
-		if !ok {
-			return nil, codeMalformed, "nbf is not a number"
-		}
-		if now.Add(a.leeway).Before(nbf) {
-			return nil, codeNotYetValid, "the token is not valid before " + nbf.UTC().Format(time.RFC3339)
-		}
-	}
-	if a.cfg.Issuer != "" {
-		var iss string
-		if json.Unmarshal(claims["iss"], &iss) != nil || iss != a.cfg.Issuer {
-			return nil, codeWrongIssuer, "the token was not issued by " + a.cfg.Issuer
-		}
-	}
-	if a.cfg.Audience != "" && !hasAudience(claims["aud"], a.cfg.Audience) {
-		return nil, codeWrongAudience, "the token is not meant for audience " + a.cfg.Audience
-	}
-	return claims, "", ""
+	return p, "", ""
 }
 
-func numericDate(raw json.RawMessage) (time.Time, bool) {
-	var f float64
-	if err := json.Unmarshal(raw, &f); err != nil {
+// pickIssuer chooses the issuer entry for a token by its (not yet
+// verified) iss claim; the signature check that follows uses only that
+// entry's keys, so a token cannot borrow another tenant's.
+func (a *authorizer) pickIssuer(c claims) (*issuer, bool) {
+	iss, _ := c.str("iss")
+	var fallback *issuer
+	for _, is := range a.issuers {
+		switch {
+		case is.name != "" && is.name == iss:
+			return is, true
+		case is.name == "":
+			fallback = is
+		}
+	}
+	return fallback, fallback != nil
+}
+
+// verify checks the token's signature, times, issuer and audience and
+// returns its issuer entry and claims, or an errorcode and message.
+func (a *authorizer) verify(tok string, now time.Time) (*issuer, claims, string, string) {
+	p, code, msg := parseToken(tok)
+	if code != "" {
+		return nil, claims{}, code, msg
+	}
+	if _, ok := algorithms[p.hdr.Alg]; !ok {
+		return nil, claims{}, codeUnsupportedAlg, fmt.Sprintf("alg %q is not accepted (%s)", p.hdr.Alg, supportedAlgs())
+	}
+	is, ok := a.pickIssuer(p.claims)
+	if !ok {
+		iss, _ := p.claims.str("iss")
+		return nil, claims{}, codeWrongIssuer, fmt.Sprintf("the token's issuer %q is not configured", iss)
+	}
+	if code, msg := is.checkSignature(p); code != "" {
+		return nil, claims{}, code, msg
+	}
+	c := p.claims
+	if raw, ok := c.get("exp"); ok {
+		exp, ok := numericDate(raw)
+		if !ok {
+			return nil, claims{}, codeMalformed, "exp is not a number"
+		}
+		if !now.Before(exp.Add(a.leeway)) {
+			return nil, claims{}, codeExpired, "the token expired at " + exp.UTC().Format(time.RFC3339)
+		}
+	} else if a.requireExp {
+		return nil, claims{}, codeMissingExpires, "the token has no exp"
+	}
+	if raw, ok := c.get("nbf"); ok {
+		nbf, ok := numericDate(raw)
+		if !ok {
+			return nil, claims{}, codeMalformed, "nbf is not a number"
+		}
+		if now.Add(a.leeway).Before(nbf) {
+			return nil, claims{}, codeNotYetValid, "the token is not valid before " + nbf.UTC().Format(time.RFC3339)
+		}
+	}
+	if is.name != "" {
+		if iss, ok := c.str("iss"); !ok || iss != is.name {
+			return nil, claims{}, codeWrongIssuer, "the token was not issued by " + is.name
+		}
+	}
+	if aud, _ := c.get("aud"); is.audience != "" && !hasAudience(aud, is.audience) {
+		return nil, claims{}, codeWrongAudience, "the token is not meant for audience " + is.audience
+	}
+	return is, c, "", ""
+}
+
+// checkSignature finds the token's key among the issuer's and checks the
+// signature. The kid, when present, selects the key; the key's type and
+// declared algorithm must fit the token's alg.
+func (is *issuer) checkSignature(p *parsed) (string, string) {
+	if is.jwksURL != "" {
+		_ = is.refreshRemote()
+	}
+	alg, kid := p.hdr.Alg, p.hdr.KID
+	var candidates []*key
+	named, typed := 0, 0
+	consider := func(keys []*key) {
+		for _, k := range keys {
+			if kid != "" && k.kid != kid {
+				continue
+			}
+			named++
+			if k.allows(alg) {
+				typed++
+				candidates = append(candidates, k)
+			}
+		}
+	}
+	consider(is.static)
+	consider(is.remote)
+	if kid != "" && named == 0 {
+		// Keys configured without a kid serve tokens with any kid.
+		for _, k := range is.static {
+			if k.kid == "" {
+				named++
+				if k.allows(alg) {
+					typed++
+					candidates = append(candidates, k)
+				}
+			}
+		}
+	}
+	switch {
+	case named == 0 && is.jwksURL != "" && !is.remoteReady:
+		return codeUnavailable, "the keys of issuer " + is.name + " have not been fetched yet; try again shortly"
+	case named == 0 && kid != "":
+		if is.jwksURL != "" {
+			// Perhaps the issuer rotated its keys: the relay fetches the set
+			// again (at most once per RELAY_PLUGIN_RESOURCE_MIN_REFRESH).
+			_, _ = sdk.RefreshResource(is.jwksURL)
+			return codeUnknownKey, "no key with kid " + kid + "; the relay is fetching the issuer's keys again, retry shortly"
+		}
+		return codeUnknownKey, "no key with kid " + kid
+	case named == 0:
+		return codeUnknownKey, "no key for this token"
+	case typed == 0:
+		return codeAlgMismatch, "alg " + alg + " does not fit the type or declared algorithm of the key" + kidText(kid)
+	}
+	for i, k := range candidates {
+		if i == maxSignatureChecks {
+			break
+		}
+		if k.verify(alg, p.signed, p.sig) {
+			return "", ""
+		}
+	}
+	return codeBadSignature, "the token's signature is invalid"
+}
+
+func kidText(kid string) string {
+	if kid == "" {
+		return "s"
+	}
+	return " with kid " + kid
+}
+
+func numericDate(v sdk.Value) (time.Time, bool) {
+	if v.Kind() != sdk.KindNumber {
+		return time.Time{}, false
+	}
+	f, err := strconv.ParseFloat(string(v), 64)
+	if err != nil || f != f || f > 1e15 || f < -1e15 {
 		return time.Time{}, false
 	}
 	sec := int64(f)
 	return time.Unix(sec, int64((f-float64(sec))*1e9)), true
 }
 
-func hasAudience(raw json.RawMessage, want string) bool {
-	var one string
-	if json.Unmarshal(raw, &one) == nil {
+func hasAudience(v sdk.Value, want string) bool {
+	if one, ok := v.String(); ok {
 		return one == want
 	}
-	var many []string
-	if json.Unmarshal(raw, &many) == nil {
-		for _, a := range many {
-			if a == want {
-				return true
-			}
+	many, _ := stringList(v)
+	for _, a := range many {
+		if a == want {
+			return true
 		}
-	}
-	return false
-}
-
-func (k key) verify(signed, sig []byte) bool {
-	switch k.alg {
-	case "HS256":
-		m := hmac.New(sha256.New, k.secret)
-		m.Write(signed)
-		return hmac.Equal(m.Sum(nil), sig)
-	case "EdDSA":
-		return ed25519.Verify(k.ed, signed, sig)
-	case "ES256":
-		if len(sig) != 64 {
-			return false
-		}
-		h := sha256.Sum256(signed)
-		r := new(big.Int).SetBytes(sig[:32])
-		s := new(big.Int).SetBytes(sig[32:])
-		return ecdsa.Verify(k.ec, h[:], r, s)
 	}
 	return false
 }

@@ -104,7 +104,7 @@ func TestAuthorize(t *testing.T) {
 		{"wrong signature", tamper(hsTok(good())), "room-1", sdk.KindDeny, codeBadSignature},
 		{"signed with another secret", sign(t, map[string]any{"alg": "HS256"}, good(), hs256(secret+"x")), "room-1", sdk.KindDeny, codeBadSignature},
 		{"EdDSA key used for another token", sign(t, map[string]any{"alg": "EdDSA"}, with("sub", "evil"), func([]byte) []byte { return ed25519.Sign(edPriv, []byte("x")) }), "room-1", sdk.KindDeny, codeBadSignature},
-		{"alg none is refused", b64([]byte(`{"alg":"none"}`)) + "." + b64([]byte(`{"exp":1}`)) + ".AAAA", "room-1", sdk.KindDeny, codeUnknownKey},
+		{"alg none is refused", b64([]byte(`{"alg":"none"}`)) + "." + b64([]byte(`{"exp":1}`)) + ".AAAA", "room-1", sdk.KindDeny, codeUnsupportedAlg},
 		{"unknown kid", sign(t, map[string]any{"alg": "HS256", "kid": "zz"}, good(), hs256(secret)), "room-1", sdk.KindDeny, codeUnknownKey},
 		{"expired", hsTok(with("exp", now.Add(-time.Minute).Unix())), "room-1", sdk.KindDeny, codeExpired},
 		{"expired within leeway is fine", hsTok(with("exp", now.Add(-10*time.Second).Unix())), "room-1", sdk.KindAllow, ""},

@@ -38,6 +38,14 @@ const (
 	CodePluginDenied    Code = "plugin_denied"
 	CodeInternal        Code = "internal_error"
 	CodeRateLimited     Code = "rate_limited"
+	// CodeTokenLimitReached: the relay's grant token store is full; GRANT
+	// and POST /v1/tokens may succeed later.
+	CodeTokenLimitReached Code = "token_limit_reached"
+
+	// Codes of the relay's limits (see the README's configuration table).
+	CodeExtraTooLarge Code = "extra_too_large"
+	CodeChannelFull   Code = "channel_full"
+	CodeTokenTooLarge Code = "token_too_large"
 
 	// Codes used only by the HTTP API.
 	CodeMissingInvalidLifetime Code = "missing_invalid_lifetime"

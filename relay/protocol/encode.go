@@ -86,11 +86,25 @@ func AppendLeft(dst []byte, channel, id int64) []byte {
 // order, without `to`. The server's channel, success, from and cmd replace
 // request fields of the same names, so a client cannot forge them.
 func AppendMessage(dst []byte, channel, from int64, req *Request) []byte {
+	return AppendMessageTail(AppendMessageHead(dst, channel, from), req)
+}
+
+// AppendMessageHead appends the part of a delivered message that names its
+// channel and sender: `{"channel":N,"success":true,"from":F,`. The rest,
+// from `"cmd":` on, is the same on every instance of a cluster, which each
+// put their own channel number in front of.
+func AppendMessageHead(dst []byte, channel, from int64) []byte {
 	dst = append(dst, `{"channel":`...)
 	dst = strconv.AppendInt(dst, channel, 10)
 	dst = append(dst, `,"success":true,"from":`...)
 	dst = strconv.AppendInt(dst, from, 10)
-	dst = append(dst, `,"cmd":`...)
+	return append(dst, ',')
+}
+
+// AppendMessageTail appends a delivered message after its head: cmd, then
+// every other field of req in request order, without `to`.
+func AppendMessageTail(dst []byte, req *Request) []byte {
+	dst = append(dst, `"cmd":`...)
 	dst = AppendString(dst, req.Cmd)
 	if start := len(dst); len(req.Fields) > 0 {
 		if dst = AppendFields(append(dst, ','), req); len(dst) == start+1 {

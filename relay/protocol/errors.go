@@ -19,13 +19,17 @@ const (
 	CodeInvalidID              Code = "invalid_id"
 	CodeMissingTo              Code = "missing_to"
 	CodeInvalidTo              Code = "invalid_to"
-	CodeUnavailable            Code = "unavailable"       // relay: the server cannot serve the request right now (draining, a store failed)
-	CodePluginError            Code = "plugin_error"      // relay: a plugin failed and its hook's failure policy is closed
-	CodePluginTimeout          Code = "plugin_timeout"    // relay: a plugin overran its deadline and its hook's failure policy is closed
-	CodePluginBadOutput        Code = "plugin_bad_output" // relay: a plugin's answer broke the plugin ABI and its hook's failure policy is closed
-	CodePluginDenied           Code = "plugin_denied"     // relay: a plugin refused without naming its own code (plugins may send their own codes)
-	CodeInternal               Code = "internal_error"    // relay: a bug; logged with details
-	CodeRateLimited            Code = "rate_limited"      // relay: the connection sent past RELAY_CLIENT_RATE; the request was dropped
+	CodeUnavailable            Code = "unavailable"         // relay: the server cannot serve the request right now (draining, a store failed)
+	CodePluginError            Code = "plugin_error"        // relay: a plugin failed and its hook's failure policy is closed
+	CodePluginTimeout          Code = "plugin_timeout"      // relay: a plugin overran its deadline and its hook's failure policy is closed
+	CodePluginBadOutput        Code = "plugin_bad_output"   // relay: a plugin's answer broke the plugin ABI and its hook's failure policy is closed
+	CodePluginDenied           Code = "plugin_denied"       // relay: a plugin refused without naming its own code (plugins may send their own codes)
+	CodeTokenLimitReached      Code = "token_limit_reached" // relay: the grant token store is full (RELAY_TOKEN_MAX_COUNT, RELAY_TOKEN_MAX_BYTES)
+	CodeInternal               Code = "internal_error"      // relay: a bug; logged with details
+	CodeRateLimited            Code = "rate_limited"        // relay: the connection sent past RELAY_CLIENT_RATE; the request was dropped
+	CodeExtraTooLarge          Code = "extra_too_large"     // relay: an extra over RELAY_MAX_EXTRA_BYTES (GRANT, SET_EXTRA, the HTTP API)
+	CodeChannelFull            Code = "channel_full"        // relay: JOIN of a channel holding RELAY_MAX_CHANNEL_MEMBERS members
+	CodeTokenTooLarge          Code = "token_too_large"     // relay: a JOIN token over RELAY_PLUGIN_MAX_TOKEN_BYTES, refused before authorize-join plugins run
 )
 
 // Text returns the human-readable text sent with c.
@@ -69,6 +73,14 @@ func (c Code) Text() string {
 		return "Refused by a plugin."
 	case CodeRateLimited:
 		return "Too many messages: this one was dropped; slow down or be disconnected."
+	case CodeTokenLimitReached:
+		return "The relay holds as many grant tokens as it may; try again when some have been used or expired."
+	case CodeExtraTooLarge:
+		return "The 'extra' is larger than this relay accepts."
+	case CodeChannelFull:
+		return "The channel has as many members as this relay allows."
+	case CodeTokenTooLarge:
+		return "The 'token' is longer than this relay accepts."
 	}
 	return "Internal error."
 }

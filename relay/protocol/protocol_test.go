@@ -2,6 +2,9 @@ package protocol_test
 
 import (
 	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/relay-project/relay/relay/protocol"
@@ -143,4 +146,46 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestDuplicateKeysManyFields: past the size where keys are looked up in a
+// map, a repeated key still keeps its first position and its last value,
+// escaped spellings count as the same key, and a caller that edits Fields
+// still finds what is there.
+func TestDuplicateKeysManyFields(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"cmd":"X"`)
+	for i := range 40 {
+		fmt.Fprintf(&b, `,"k%d":%d`, i, i)
+	}
+	b.WriteString(`,"k3":"last","\u006b5":"esc","cmd":"Y"}`)
+	var req protocol.Request
+	for range 2 { // the second time reuses the request's index
+		if err := protocol.Decode([]byte(b.String()), &req); err != nil {
+			t.Fatal(err)
+		}
+		if req.Cmd != "Y" || len(req.Fields) != 41 {
+			t.Fatalf("cmd %q, %d fields", req.Cmd, len(req.Fields))
+		}
+		if req.Fields[4].Key != "k3" || string(req.Fields[4].Value) != `"last"` {
+			t.Fatalf("field 4 = %s:%s", req.Fields[4].Key, req.Fields[4].Value)
+		}
+		if v, _ := req.Get("k5"); string(v) != `"esc"` {
+			t.Fatalf("k5 = %s", v)
+		}
+	}
+	req.Fields = slices.DeleteFunc(req.Fields, func(f protocol.Field) bool { return f.Key == "k0" })
+	if v, ok := req.Get("k39"); !ok || string(v) != "39" {
+		t.Fatalf("after an edit, k39 = %s %v", v, ok)
+	}
+	if _, ok := req.Get("k0"); ok {
+		t.Fatal("deleted k0 still found")
+	}
+	// A small request after a large one does not see stale keys.
+	if err := protocol.Decode([]byte(`{"cmd":"Z","a":1}`), &req); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := req.Get("k3"); ok {
+		t.Fatal("stale key from the previous request")
+	}
 }

@@ -199,6 +199,3 @@ func (a *Authorities) Addrs() []netip.Prefix {
 	}
 	return out
 }
-
-// HasTokens reports whether any static token is configured.
-func (a *Authorities) HasTokens() bool { return len(a.tokens) > 0 }

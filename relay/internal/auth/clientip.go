@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -58,10 +59,23 @@ func (c Client) LogValue() slog.Value {
 
 // NewClientAddr returns a ClientAddr trusting the given proxies ("10.0.0.0/8",
 // "127.0.0.1"). header names a platform header that carries the client
-// address as a single value (e.g. "Fly-Client-IP"); empty means the standard
-// X-Forwarded-For list.
+// address as a single value (e.g. "Fly-Client-IP"); empty, or
+// X-Forwarded-For itself, means the standard X-Forwarded-For list. The
+// RFC 7239 Forwarded header is refused: its values ("for=...;proto=...")
+// are not bare addresses, so every client would be unknown.
 func NewClientAddr(trustedProxies []string, header string) (*ClientAddr, error) {
-	c := &ClientAddr{header: http.CanonicalHeaderKey(strings.TrimSpace(header))}
+	name := http.CanonicalHeaderKey(strings.TrimSpace(header))
+	switch {
+	case name == "X-Forwarded-For":
+		// Read as a single value, a proxy chain ("client, proxy") would
+		// be malformed: the list rule is what this name means.
+		name = ""
+	case name == "Forwarded":
+		return nil, fmt.Errorf("header %q: the Forwarded header (RFC 7239) is not read; have the proxy send X-Forwarded-For (leave the header empty) or a header with the bare client address", header)
+	case name != "" && !isToken(name):
+		return nil, fmt.Errorf("header %q is not an HTTP header name", header)
+	}
+	c := &ClientAddr{header: name}
 	for _, e := range trustedProxies {
 		if strings.TrimSpace(e) == "" {
 			continue
@@ -167,4 +181,17 @@ func forwarded(v string) Client {
 		return Client{Unknown: UnknownMalformed}
 	}
 	return Client{Addr: a.Unmap(), Forwarded: true}
+}
+
+// isToken reports whether s is an RFC 9110 token, the syntax of a header
+// name.
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		if 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", b) >= 0 {
+			continue
+		}
+		return false
+	}
+	return s != ""
 }

@@ -49,27 +49,51 @@ func (o *Origins) Allowed(origin string) bool {
 }
 
 // globMatch matches s against p where '*' matches any run of bytes other
-// than '/'.
+// than '/'. It runs p as a set of states over s (state k: p[:k] matched), so
+// it takes len(s)·len(p) steps whatever the pattern: a pattern with several
+// stars used to backtrack, quadratic in the Origin header.
 func globMatch(p, s string) bool {
-	for len(p) > 0 {
-		star := strings.IndexByte(p, '*')
-		if star < 0 {
-			return p == s
+	if !strings.Contains(p, "*") {
+		return p == s
+	}
+	var small [2][64]bool
+	cur, next := small[0][:len(p)+1], small[1][:len(p)+1]
+	if len(p) >= 64 {
+		cur, next = make([]bool, len(p)+1), make([]bool, len(p)+1)
+	}
+	cur[0] = true
+	closeStars(p, cur)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		clear(next)
+		alive := false
+		for k, on := range cur[:len(p)] {
+			if !on {
+				continue
+			}
+			switch {
+			case p[k] == '*':
+				if c != '/' {
+					next[k], alive = true, true
+				}
+			case p[k] == c:
+				next[k+1], alive = true, true
+			}
 		}
-		if !strings.HasPrefix(s, p[:star]) {
+		if !alive {
 			return false
 		}
-		s = s[star:]
-		p = p[star+1:]
-		// Try every split of s for the star, shortest first.
-		for i := 0; ; i++ {
-			if globMatch(p, s[i:]) {
-				return true
-			}
-			if i == len(s) || s[i] == '/' {
-				return false
-			}
+		closeStars(p, next)
+		cur, next = next, cur
+	}
+	return cur[len(p)]
+}
+
+// closeStars adds the states reached by letting stars match nothing.
+func closeStars(p string, states []bool) {
+	for k := 0; k < len(p); k++ {
+		if states[k] && p[k] == '*' {
+			states[k+1] = true
 		}
 	}
-	return s == ""
 }

@@ -86,20 +86,31 @@ func Block(id int64) uint64 { return uint64(id) >> BlockBits }
 // the previous one used, as long as the host's clock does not step back
 // past them (one block lasts IDsPerBlock connections, so blocks run ahead of
 // the clock only above 4 million connections a second).
+//
+// Every Clock of one process counts from the same last block, so a Server
+// restarted inside its process (a library user's reload, within the same
+// millisecond) never hands out its predecessor's ids either.
 func Clock(now func() time.Time) Blocks {
 	if now == nil {
 		now = time.Now
 	}
-	return &clock{now: now}
+	return &clock{now: now, taken: &processBlocks}
 }
 
 type clock struct {
-	now func() time.Time
+	now   func() time.Time
+	taken *lastBlock
+}
 
+// lastBlock is the last block a process's clocks handed out.
+type lastBlock struct {
 	mu   sync.Mutex
 	last uint64
 	used bool
 }
+
+// processBlocks is shared by every Clock in the process.
+var processBlocks lastBlock
 
 // BlockAt returns the block of time t: milliseconds since Epoch (0 before
 // it).
@@ -112,12 +123,13 @@ func BlockAt(t time.Time) uint64 {
 }
 
 func (c *clock) Next(context.Context) (uint64, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	b := BlockAt(c.now())
-	if c.used && b <= c.last {
-		b = c.last + 1
+	t := c.taken
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.used && b <= t.last {
+		b = t.last + 1
 	}
-	c.last, c.used = b, true
+	t.last, t.used = b, true
 	return b, nil
 }

@@ -64,11 +64,34 @@ func TestRestartStartsAboveThePreviousProcess(t *testing.T) {
 	}
 }
 
+// A Server restarted inside its process gets a new Source on the same
+// clock, possibly within the same millisecond (here a clock that never
+// moves): its ids must still be new.
+func TestRestartInsideTheProcess(t *testing.T) {
+	frozen := func() time.Time { return Epoch.Add(2000 * 24 * time.Hour) }
+	seen := map[int64]bool{}
+	for restart := range 3 {
+		s := NewSource(Clock(frozen))
+		for range 5 {
+			id, err := s.Next(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if seen[id] {
+				t.Fatalf("after %d in-process restarts id %d came back", restart, id)
+			}
+			seen[id] = true
+		}
+	}
+}
+
 func TestClockBeforeEpoch(t *testing.T) {
+	if b := BlockAt(Epoch.Add(-time.Hour)); b != 0 {
+		t.Fatalf("block before the epoch: %d, want 0", b)
+	}
 	s := NewSource(Clock(func() time.Time { return Epoch.Add(-time.Hour) }))
-	a, _ := s.Next(context.Background())
-	if a != 1 {
-		t.Fatalf("first id before the epoch: %d, want 1", a)
+	if id, err := s.Next(context.Background()); err != nil || id <= 0 {
+		t.Fatalf("first id before the epoch: %d, %v", id, err)
 	}
 }
 

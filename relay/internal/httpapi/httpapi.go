@@ -126,9 +126,10 @@ type Backend interface {
 	// Publish delivers a message from 0 through the filter-message hook,
 	// and retains it when asked.
 	Publish(ctx context.Context, p Publication) (Published, error)
-	// Presence returns the channel's number (0 when it has no members)
-	// and its members sorted by id.
-	Presence(ctx context.Context, channel, protocol string) (int64, []Member)
+	// Presence returns the channel's number (0 when it has no members on
+	// the answering instance) and its members sorted by id; an error
+	// means the shared state of a cluster could not be read.
+	Presence(ctx context.Context, channel, protocol string) (int64, []Member, error)
 }
 
 // Error is a refusal with a stable code: bad input found by the Handler,
@@ -251,6 +252,12 @@ type errorBody struct {
 	Success   bool   `json:"success"`
 	Error     string `json:"error"`
 	ErrorCode string `json:"errorcode"`
+}
+
+// WriteError writes the API's error body with status, for refusals the
+// relay makes before a request reaches the Handler.
+func WriteError(w http.ResponseWriter, status int, code, msg string) {
+	writeError(w, status, code, msg)
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {
@@ -661,7 +668,11 @@ func (h *Handler) presence(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
-	n, members := h.b.Presence(r.Context(), name, proto)
+	n, members, err := h.b.Presence(r.Context(), name, proto)
+	if err != nil {
+		fail(w, err)
+		return
+	}
 	if members == nil {
 		members = []Member{}
 	}

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"context"
 	"fmt"
 	"testing"
 
@@ -30,7 +31,7 @@ func (q *queueRecipient) Send(f Frame) bool {
 func BenchmarkBroadcast(b *testing.B) {
 	for _, n := range []int{10, 100, 1000} {
 		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
-			h := NewMemory()
+			h := NewMemory(0)
 			var ch *Channel
 			auth := protocol.MemberInfo{Auth: true, Mode: protocol.ModeSendToAny}
 			for i := range n {
@@ -39,12 +40,12 @@ func BenchmarkBroadcast(b *testing.B) {
 				if i == 0 {
 					info = auth
 				}
-				ch, _ = h.Join(r, "bench", "bench", info, "", false)
+				ch, _, _ = h.Join(context.Background(), r, "bench", "bench", info, "", false, nil)
 			}
 			f := Frame{Data: make([]byte, 200)}
 			b.ReportAllocs()
 			for b.Loop() {
-				if got := h.Broadcast(ch, false, f); got != n {
+				if got := h.Broadcast(ch, false, Message{Frame: f}); got != n {
 					b.Fatalf("delivered to %d of %d", got, n)
 				}
 			}
@@ -60,7 +61,7 @@ func BenchmarkBroadcast(b *testing.B) {
 func BenchmarkJoinLeave(b *testing.B) {
 	for _, n := range []int{100, 1000, 10000} {
 		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
-			h := NewMemory()
+			h := NewMemory(0)
 			guest := protocol.MemberInfo{Mode: protocol.ModeRecvOnly, Extra: []byte("{}")}
 			var ch *Channel
 			for i := range n {
@@ -68,12 +69,12 @@ func BenchmarkJoinLeave(b *testing.B) {
 				if i == 0 {
 					info = protocol.MemberInfo{Auth: true, Mode: protocol.ModeSendToAny}
 				}
-				ch, _ = h.Join(&queueRecipient{id: int64(i + 1), queue: make([]Frame, 0, 64)}, "bench", "bench", info, "", false)
+				ch, _, _ = h.Join(context.Background(), &queueRecipient{id: int64(i + 1), queue: make([]Frame, 0, 64)}, "bench", "bench", info, "", false, nil)
 			}
 			r := &queueRecipient{id: int64(n + 1), queue: make([]Frame, 0, 64)}
 			b.ReportAllocs()
 			for b.Loop() {
-				h.Join(r, "bench", "bench", guest, "", false)
+				h.Join(context.Background(), r, "bench", "bench", guest, "", false, nil)
 				if _, ok := h.Leave(r, ch, false); !ok {
 					b.Fatal("not a member")
 				}

@@ -1,6 +1,8 @@
 package hub
 
 import (
+	"cmp"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -26,12 +28,24 @@ type Channel struct {
 	// leaves the index; the index reads it under Memory.mu alone, hence
 	// atomic.
 	dead atomic.Bool
+
+	// With a Broker: the other instances' members, in the order this
+	// instance learned of them, kept apart from the local ones so the
+	// fan-out loop stays as it is. "Empty" means no local members.
+	remote     []*remoteMember
+	remoteByID map[int64]*remoteMember
+	loaded     bool             // the members read at subscription are in
+	gone       map[int64]uint64 // leaves seen before loaded, by revision
+	linkOnce   sync.Once        // subscribes the channel (Memory.link)
+	linkErr    error            // the subscription's outcome
+	Link       atomic.Value     // the Broker's own state for the channel
 }
 
 type member struct {
 	r     Recipient
 	id    int64
 	seq   uint64 // join order within the channel
+	order uint64 // in a cluster: the record revision of its join, a cluster-wide order
 	info  protocol.MemberInfo
 	token string
 }
@@ -77,6 +91,60 @@ func (ch *Channel) setInfoLocked(m *member, info protocol.MemberInfo) {
 			}
 		}
 	}
+}
+
+// addRemoteLocked appends another instance's member. ch.mu must be held.
+func (ch *Channel) addRemoteLocked(rm *remoteMember) {
+	if ch.remoteByID == nil {
+		ch.remoteByID = map[int64]*remoteMember{}
+	}
+	ch.remote = append(ch.remote, rm)
+	ch.remoteByID[rm.id] = rm
+}
+
+// removeRemoteLocked removes another instance's member. ch.mu must be
+// held.
+func (ch *Channel) removeRemoteLocked(rm *remoteMember) {
+	for i, o := range ch.remote {
+		if o == rm {
+			ch.remote = append(ch.remote[:i], ch.remote[i+1:]...)
+			break
+		}
+	}
+	delete(ch.remoteByID, rm.id)
+}
+
+// mergeRemoteLocked returns visible, a joiner's list of local members in
+// join order, with the other instances' members it may see (every one when
+// all, else the authorities) merged in by the cluster-wide join order.
+// ch.mu must be held.
+func (ch *Channel) mergeRemoteLocked(visible []protocol.Member, all bool) []protocol.Member {
+	rs := make([]*remoteMember, 0, len(ch.remote))
+	for _, m := range ch.remote {
+		if all || m.info.Auth {
+			rs = append(rs, m)
+		}
+	}
+	if len(rs) == 0 {
+		return visible
+	}
+	slices.SortStableFunc(rs, func(a, b *remoteMember) int { return cmp.Compare(a.order, b.order) })
+	out := make([]protocol.Member, 0, len(visible)+len(rs))
+	i := 0
+	for _, v := range visible {
+		var o uint64
+		if m := ch.byID[v.ID]; m != nil {
+			o = m.order
+		}
+		for ; i < len(rs) && rs[i].order < o; i++ {
+			out = append(out, protocol.Member{ID: rs[i].id, Info: rs[i].info})
+		}
+		out = append(out, v)
+	}
+	for ; i < len(rs); i++ {
+		out = append(out, protocol.Member{ID: rs[i].id, Info: rs[i].info})
+	}
+	return out
 }
 
 // without removes m from s, keeping the order.

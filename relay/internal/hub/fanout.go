@@ -6,7 +6,8 @@ package hub
 // up a broadcast.
 
 // Broadcast implements Hub.
-func (h *Memory) Broadcast(ch *Channel, authOnly bool, f Frame) int {
+func (h *Memory) Broadcast(ch *Channel, authOnly bool, msg Message) int {
+	f := msg.Frame
 	n := 0
 	ch.mu.RLock()
 	for _, m := range ch.members {
@@ -18,16 +19,25 @@ func (h *Memory) Broadcast(ch *Channel, authOnly bool, f Frame) int {
 		}
 	}
 	ch.mu.RUnlock()
+	if h.Broker != nil {
+		h.Broker.Announce(ch, Event{Kind: EventMessage, ID: msg.From, To: -1, AuthOnly: authOnly, Binary: f.Binary, Tail: f.Data[msg.Tail:]})
+	}
 	return n
 }
 
 // SendTo implements Hub.
-func (h *Memory) SendTo(ch *Channel, id int64, f Frame) bool {
+func (h *Memory) SendTo(ch *Channel, id int64, msg Message) bool {
 	ch.mu.RLock()
-	defer ch.mu.RUnlock()
-	if m := ch.byID[id]; m != nil {
-		m.r.Send(f)
-		return true
+	m, remote := ch.byID[id], ch.remoteByID[id] != nil
+	if m != nil {
+		m.r.Send(msg.Frame)
 	}
-	return false
+	ch.mu.RUnlock()
+	if remote {
+		// On the channel's subject like a broadcast, so it keeps its
+		// place among the sender's other messages; only the target's
+		// instance delivers it.
+		h.Broker.Announce(ch, Event{Kind: EventMessage, ID: msg.From, To: id, Binary: msg.Binary, Tail: msg.Data[msg.Tail:]})
+	}
+	return m != nil || remote
 }

@@ -1,22 +1,9 @@
-// Package hub keeps channel membership and delivers frames to members.
-//
-// A channel is identified by (name, protocol), exists while it has members,
-// and is numbered from 1 upward without reuse. The hub applies the protocol's
-// visibility rules when it tells members about joins, leaves and extra
-// changes, so every path that changes membership (WebSocket, HTTP API, a
-// future cluster broker) tells the same members the same things.
-//
-// # Locking
-//
-// Memory.mu guards the channel index; each Channel.mu guards that channel's
-// members. The two are never held together: Join finds or creates the channel
-// under Memory.mu, releases it, then locks the channel; a channel emptied by
-// Leave is marked dead under its own lock and then removed from the index, and
-// a Join that finds a dead channel retries. Delivery (Recipient.Send) happens
-// under Channel.mu and must never block.
 package hub
 
 import (
+	"context"
+	"errors"
+
 	"github.com/relay-project/relay/relay/protocol"
 )
 
@@ -26,6 +13,23 @@ type Frame struct {
 	Data   []byte
 	Binary bool // send as a binary WebSocket message
 }
+
+// Message is an application message for delivery: its frame as this
+// instance's members get it, who sent it, and where in the frame the part
+// that does not depend on the channel's number starts, so that another
+// instance can put its own number in front of the same tail.
+type Message struct {
+	Frame
+	From int64
+	// Tail is the offset in Data of `"cmd":…}`, the frame after
+	// `{"channel":N,"success":true,"from":F,`.
+	Tail int
+}
+
+// Replay returns the frames a joiner gets right after its own JOINED and
+// before any other frame of ch: the channel's retained messages. Join calls
+// it under the channel's lock, so it must not block (no network I/O).
+type Replay func(ch *Channel) []Frame
 
 // Recipient is a member's connection.
 type Recipient interface {
@@ -37,45 +41,47 @@ type Recipient interface {
 	Send(f Frame) bool
 }
 
-// Released is a grant token a member stopped holding and the member's info
-// at that moment. Token is "" when the member held none.
-type Released struct {
-	Token string
-	Info  protocol.MemberInfo
-}
+// ErrChannelFull is Join's error for a channel that holds its member cap
+// (RELAY_MAX_CHANNEL_MEMBERS); the caller answers channel_full.
+var ErrChannelFull = errors.New("hub: the channel is full")
 
-// Hub is channel membership and delivery. Memory serves one process; a
-// clustered hub (several instances sharing channels through NATS) implements
-// the same interface, so the protocol code above it does not change.
+// Hub is channel membership and delivery, as the protocol code sees it.
+// Memory is its only implementation, in one process or in a cluster: the
+// interface trades in *Channel, whose state is Memory's, so a second
+// implementation could not sit beside it. The operations that may wait on
+// shared state (Join, SetExtra) take a context and return an error.
 type Hub interface {
 	// Join makes r a member of (name, protocol) with info, creating the
-	// channel if needed, and sends JOINED: the full copy to r, and the
-	// notification to the members allowed to see r. Joining a channel r
-	// is already in replaces its info and sends JOINED again. token is the
-	// grant token r joined with ("" for none); the token it replaces, if
-	// any and different, is returned with the info r had until now, so the
-	// caller can release it.
-	Join(r Recipient, name, protocol string, info protocol.MemberInfo, token string, binary bool) (ch *Channel, replaced Released)
+	// channel if needed, and sends JOINED: the full copy to r, then
+	// replay's frames to r, then the notification to the members allowed
+	// to see r, with no other frame of the channel in between. Joining a
+	// channel r is already in replaces its info and sends JOINED again.
+	// token is the grant token r joined with ("" for none); the token it
+	// replaces, if any and different, is returned so the caller can
+	// release it. An error means nothing changed and nobody was told; a
+	// channel already at its member cap is ErrChannelFull.
+	Join(ctx context.Context, r Recipient, name, protocol string, info protocol.MemberInfo, token string, binary bool, replay Replay) (ch *Channel, replaced string, err error)
 	// Leave removes r from ch, sends LEFT to r (in its frame type) and to
 	// the members allowed to see r (as text), and returns the grant token
-	// r had joined with and r's info as it was when it left (SET_EXTRA
-	// included), for re-arming that token. ok is false if r was not a
-	// member.
-	Leave(r Recipient, ch *Channel, binary bool) (left Released, ok bool)
+	// r had joined with. ok is false if r was not a member.
+	Leave(r Recipient, ch *Channel, binary bool) (token string, ok bool)
 	// SetExtra replaces member id's extra and tells the members allowed to
 	// see id: everyone when id is an authority, else only the members with
 	// mode 2 (authorities included); id itself is told only under the same
 	// rule. It returns false if id is not a member.
-	SetExtra(ch *Channel, id int64, extra []byte, binary bool) bool
+	SetExtra(ctx context.Context, ch *Channel, id int64, extra []byte, binary bool) (bool, error)
+	// Held returns the grant token local member id holds ("" for none)
+	// and its info.
+	Held(ch *Channel, id int64) (token string, info protocol.MemberInfo, ok bool)
 	// Member returns member id's info.
 	Member(ch *Channel, id int64) (protocol.MemberInfo, bool)
 	// Members returns every member, in join order.
 	Members(ch *Channel) []protocol.Member
-	// Broadcast queues f for every member, or only for authorities when
+	// Broadcast queues m for every member, or only for authorities when
 	// authOnly, and returns how many it was queued for.
-	Broadcast(ch *Channel, authOnly bool, f Frame) int
-	// SendTo queues f for member id; false if id is not a member.
-	SendTo(ch *Channel, id int64, f Frame) bool
+	Broadcast(ch *Channel, authOnly bool, m Message) int
+	// SendTo queues m for member id; false if id is not a member.
+	SendTo(ch *Channel, id int64, m Message) bool
 	// Lookup returns the channel (name, protocol), or nil if it has no
 	// members.
 	Lookup(name, protocol string) *Channel

@@ -1,8 +1,10 @@
 package hub
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/relay-project/relay/relay/protocol"
 )
@@ -19,27 +21,59 @@ type Memory struct {
 
 	mu       sync.Mutex
 	channels map[chanKey]*Channel
+
+	maxMembers int // per channel; 0: no cap
+
+	// Broker links this hub to the other instances of a cluster; nil in
+	// one process. Set it before the hub is used.
+	Broker Broker
 }
 
 type chanKey struct{ name, protocol string }
 
-// NewMemory returns an empty hub.
-func NewMemory() *Memory {
-	return &Memory{channels: map[chanKey]*Channel{}}
+// NewMemory returns an empty hub whose channels hold at most maxMembers
+// members each (0: no cap).
+func NewMemory(maxMembers int) *Memory {
+	return &Memory{channels: map[chanKey]*Channel{}, maxMembers: maxMembers}
 }
 
 // Join implements Hub.
-func (h *Memory) Join(r Recipient, name, proto string, info protocol.MemberInfo, token string, binary bool) (*Channel, Released) {
+func (h *Memory) Join(ctx context.Context, r Recipient, name, proto string, info protocol.MemberInfo, token string, binary bool, replay Replay) (*Channel, string, error) {
 	for {
 		ch := h.findOrCreate(name, proto)
+		var rev uint64
+		if h.Broker != nil {
+			var err error
+			if rev, err = h.prepareJoin(ctx, ch, r.ClientID(), info); err != nil {
+				return nil, "", err
+			}
+		}
 		ch.mu.Lock()
 		if ch.dead.Load() {
 			ch.mu.Unlock()
 			continue
 		}
-		replaced := h.joinLocked(ch, r, info, token, binary)
+		if h.maxMembers > 0 && ch.byID[r.ClientID()] == nil && len(ch.members)+len(ch.remoteByID) >= h.maxMembers {
+			ch.mu.Unlock()
+			if h.Broker != nil {
+				h.Broker.Forget(ctx, ch, r.ClientID()) // the record prepareJoin wrote
+			}
+			return nil, "", ErrChannelFull
+		}
+		replaced := h.joinLocked(ch, r, info, token, binary, rev)
+		if replay != nil {
+			// Still under the lock, so nothing of the channel comes
+			// between the joiner's JOINED and these (called here rather
+			// than in joinLocked: a shallower stack for every JOIN).
+			for _, f := range replay(ch) {
+				r.Send(f)
+			}
+		}
 		ch.mu.Unlock()
-		return ch, replaced
+		if h.Broker != nil {
+			h.announceJoin(ch, r.ClientID(), info, rev, binary)
+		}
+		return ch, replaced, nil
 	}
 }
 
@@ -58,19 +92,22 @@ func (h *Memory) findOrCreate(name, proto string) *Channel {
 	return ch
 }
 
-// joinLocked adds or updates the member and sends JOINED. ch.mu must be held.
-func (h *Memory) joinLocked(ch *Channel, r Recipient, info protocol.MemberInfo, token string, binary bool) Released {
+// joinLocked adds or updates the member, sends JOINED to it, then JOINED
+// to the others. ch.mu must be held.
+// rev is the member's record revision in a cluster (its place in the
+// cluster-wide join order), 0 in one process.
+func (h *Memory) joinLocked(ch *Channel, r Recipient, info protocol.MemberInfo, token string, binary bool, rev uint64) string {
 	id := r.ClientID()
-	var replaced Released
+	replaced := ""
 	self := ch.byID[id]
 	if self != nil {
 		if self.token != token {
-			replaced = Released{Token: self.token, Info: self.info}
+			replaced = self.token
 		}
 		self.token = token
 		ch.setInfoLocked(self, info)
 	} else {
-		self = &member{r: r, id: id, info: info, token: token}
+		self = &member{r: r, id: id, info: info, token: token, order: rev}
 		ch.addLocked(self)
 	}
 
@@ -78,7 +115,7 @@ func (h *Memory) joinLocked(ch *Channel, r Recipient, info protocol.MemberInfo, 
 	// anyone; otherwise the authorities and itself, in join order.
 	var visible []protocol.Member
 	if info.Auth || info.Mode == protocol.ModeSendToAny {
-		visible = make([]protocol.Member, 0, len(ch.members))
+		visible = make([]protocol.Member, 0, len(ch.members)+len(ch.remote))
 		for _, m := range ch.members {
 			visible = append(visible, protocol.Member{ID: m.id, Info: m.info})
 		}
@@ -98,6 +135,9 @@ func (h *Memory) joinLocked(ch *Channel, r Recipient, info protocol.MemberInfo, 
 			visible = append(visible, protocol.Member{ID: id, Info: info})
 		}
 	}
+	if len(ch.remote) > 0 {
+		visible = ch.mergeRemoteLocked(visible, info.Auth || info.Mode == protocol.ModeSendToAny)
+	}
 	selfFrame := protocol.AppendJoinedSelf(make([]byte, 0, 160+64*len(visible)), ch.ID, id, info, ch.Name, ch.Protocol, visible)
 	r.Send(Frame{Data: selfFrame, Binary: binary})
 
@@ -111,13 +151,13 @@ func (h *Memory) joinLocked(ch *Channel, r Recipient, info protocol.MemberInfo, 
 }
 
 // Leave implements Hub.
-func (h *Memory) Leave(r Recipient, ch *Channel, binary bool) (Released, bool) {
+func (h *Memory) Leave(r Recipient, ch *Channel, binary bool) (string, bool) {
 	id := r.ClientID()
 	ch.mu.Lock()
 	m := ch.byID[id]
 	if m == nil {
 		ch.mu.Unlock()
-		return Released{}, false
+		return "", false
 	}
 	ch.removeLocked(m)
 	empty := len(ch.members) == 0
@@ -140,22 +180,78 @@ func (h *Memory) Leave(r Recipient, ch *Channel, binary bool) (Released, bool) {
 	}
 	if empty {
 		ch.members, ch.seers, ch.byID = nil, nil, nil
+		ch.remote, ch.remoteByID = nil, nil
 	}
 	ch.mu.Unlock()
 
 	if empty {
-		key := chanKey{ch.Name, ch.Protocol}
-		h.mu.Lock()
-		if h.channels[key] == ch {
-			delete(h.channels, key)
-		}
-		h.mu.Unlock()
+		h.unindex(ch)
 	}
-	return Released{Token: m.token, Info: m.info}, true
+	if h.Broker != nil {
+		// Deleted before the leave is announced, so an instance
+		// subscribing meanwhile does not read a member already gone.
+		// Best effort: a record left behind is skipped by readers once
+		// this instance's lease ends.
+		ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+		h.Broker.Forget(ctx, ch, id)
+		cancel()
+		h.Broker.Announce(ch, Event{Kind: EventLeave, ID: id})
+		if empty {
+			h.Broker.Unsubscribe(ch)
+		}
+	}
+	return m.token, true
+}
+
+// brokerTimeout bounds the shared-state writes of a leave, which has no
+// caller's context.
+const brokerTimeout = 5 * time.Second
+
+// unindex removes ch, emptied, from the index.
+func (h *Memory) unindex(ch *Channel) {
+	key := chanKey{ch.Name, ch.Protocol}
+	h.mu.Lock()
+	if h.channels[key] == ch {
+		delete(h.channels, key)
+	}
+	h.mu.Unlock()
 }
 
 // SetExtra implements Hub.
-func (h *Memory) SetExtra(ch *Channel, id int64, extra []byte, binary bool) bool {
+func (h *Memory) SetExtra(ctx context.Context, ch *Channel, id int64, extra []byte, binary bool) (bool, error) {
+	if h.Broker == nil {
+		return h.setExtra(ch, id, extra, binary), nil
+	}
+	ch.mu.RLock()
+	rm, local := ch.remoteByID[id], ch.byID[id] != nil
+	var home uint64
+	if rm != nil {
+		home = rm.node
+	}
+	ch.mu.RUnlock()
+	switch {
+	case rm != nil: // its home instance applies and announces it
+		return h.Broker.SetExtra(ctx, ch, home, id, extra, binary)
+	case !local:
+		return false, nil
+	}
+	if !h.setExtra(ch, id, extra, binary) {
+		return false, nil
+	}
+	info, ok := h.Member(ch, id)
+	if !ok {
+		return true, nil // left meanwhile; its leave is announced
+	}
+	rev, err := h.Broker.Record(ctx, ch, id, info)
+	if err != nil {
+		return true, err
+	}
+	h.Broker.Announce(ch, Event{Kind: EventExtra, ID: id, Info: protocol.MemberInfo{Extra: extra}, Rev: rev, Binary: binary})
+	return true, nil
+}
+
+// setExtra is SetExtra on a local member.
+func (h *Memory) setExtra(ch *Channel, id int64, extra []byte, binary bool) bool {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	target := ch.byID[id]
@@ -174,12 +270,25 @@ func (h *Memory) SetExtra(ch *Channel, id int64, extra []byte, binary bool) bool
 	return true
 }
 
+// Held implements Hub.
+func (h *Memory) Held(ch *Channel, id int64) (string, protocol.MemberInfo, bool) {
+	ch.mu.RLock()
+	defer ch.mu.RUnlock()
+	if m := ch.byID[id]; m != nil {
+		return m.token, m.info, true
+	}
+	return "", protocol.MemberInfo{}, false
+}
+
 // Member implements Hub.
 func (h *Memory) Member(ch *Channel, id int64) (protocol.MemberInfo, bool) {
 	ch.mu.RLock()
 	defer ch.mu.RUnlock()
 	if m := ch.byID[id]; m != nil {
 		return m.info, true
+	}
+	if rm := ch.remoteByID[id]; rm != nil {
+		return rm.info, true
 	}
 	return protocol.MemberInfo{}, false
 }
@@ -188,9 +297,12 @@ func (h *Memory) Member(ch *Channel, id int64) (protocol.MemberInfo, bool) {
 func (h *Memory) Members(ch *Channel) []protocol.Member {
 	ch.mu.RLock()
 	defer ch.mu.RUnlock()
-	out := make([]protocol.Member, len(ch.members))
+	out := make([]protocol.Member, len(ch.members), len(ch.members)+len(ch.remote))
 	for i, m := range ch.members {
 		out[i] = protocol.Member{ID: m.id, Info: m.info}
+	}
+	for _, m := range ch.remote {
+		out = append(out, protocol.Member{ID: m.id, Info: m.info})
 	}
 	return out
 }

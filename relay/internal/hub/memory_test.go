@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"context"
 	"sync"
 	"testing"
 
@@ -13,7 +14,7 @@ import (
 // end. Run with -race, this is also the check on the index and channel
 // locks.
 func TestJoinLeaveChurn(t *testing.T) {
-	h := NewMemory()
+	h := NewMemory(0)
 	const workers, rounds = 8, 500
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -22,7 +23,7 @@ func TestJoinLeaveChurn(t *testing.T) {
 			defer wg.Done()
 			r := &recorder{id: int64(w + 1)}
 			for range rounds {
-				ch, _ := h.Join(r, "churn", "p", protocol.MemberInfo{Auth: true, Mode: protocol.ModeSendToAny}, "", false)
+				ch, _, _ := h.Join(context.Background(), r, "churn", "p", protocol.MemberInfo{Auth: true, Mode: protocol.ModeSendToAny}, "", false, nil)
 				if _, ok := h.Member(ch, r.id); !ok {
 					t.Errorf("client %d joined channel %d but is not a member", r.id, ch.ID)
 					return

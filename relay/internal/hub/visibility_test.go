@@ -2,6 +2,7 @@ package hub
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -37,7 +38,7 @@ func TestVisibilityModel(t *testing.T) {
 		{Mode: protocol.ModeSendToAuths},
 		{Mode: protocol.ModeSendToAny},
 	}
-	h := NewMemory()
+	h := NewMemory(0)
 	recs := make([]*recorder, 40)
 	for i := range recs {
 		recs[i] = &recorder{id: int64(i + 1)}
@@ -60,7 +61,7 @@ func TestVisibilityModel(t *testing.T) {
 			// SET_EXTRA: told are the members that may see the target,
 			// the target itself under the same rule (no exception).
 			target := model[i].info
-			if !h.SetExtra(ch, r.id, []byte(fmt.Sprintf(`{"step":%d}`, step)), false) {
+			if ok, _ := h.SetExtra(context.Background(), ch, r.id, []byte(fmt.Sprintf(`{"step":%d}`, step)), false); !ok {
 				t.Fatalf("step %d: SET_EXTRA on a member failed", step)
 			}
 			var want []int64
@@ -97,7 +98,7 @@ func TestVisibilityModel(t *testing.T) {
 		} else {
 			model = append(model, entry{r.id, info})
 		}
-		ch, _ = h.Join(r, "c", "p", info, "", false)
+		ch, _, _ = h.Join(context.Background(), r, "c", "p", info, "", false, nil)
 		// The joiner's own copy lists what it may see, in join order.
 		var want []string
 		for _, e := range model {

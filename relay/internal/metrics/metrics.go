@@ -27,7 +27,23 @@ type Metrics struct {
 	PluginSeconds    *prometheus.HistogramVec // by plugin, hook
 	HTTPRequests     *prometheus.CounterVec   // HTTP API by route and status code
 	UnknownAddrs     *prometheus.CounterVec   // requests from a trusted proxy with no usable client address, by reason
+	Refused          *prometheus.CounterVec   // requests refused before they are served, by reason (Refused* below)
+	UndeclaredProxy  *prometheus.CounterVec   // forwarding headers sent straight from an authority address, by header
+
+	// PluginResourceFetches counts fetches of plugin resources by plugin,
+	// resource (a URL from the operator's allow-list) and outcome.
+	PluginResourceFetches *prometheus.CounterVec
+	ReleaseErrors         prometheus.Counter // token releases the store failed
 }
+
+// Reasons used as the "reason" label of relay_refused_total.
+const (
+	RefusedHeaderTooLarge  = "header_too_large"         // 431: RELAY_MAX_HEADER_BYTES or RELAY_MAX_HEADER_FIELD_BYTES
+	RefusedConnections     = "max_connections"          // 503: RELAY_MAX_CONNECTIONS
+	RefusedConnectionsAddr = "max_connections_per_addr" // 429: RELAY_MAX_CONNECTIONS_PER_ADDR
+	RefusedDescriptors     = "descriptors"              // 503: fewer than RELAY_FD_RESERVE descriptors left
+	RefusedTokenStoreFull  = "token_store_full"         // GRANT, POST /v1/tokens: RELAY_TOKEN_MAX_COUNT or RELAY_TOKEN_MAX_BYTES
+)
 
 // Request kinds used as the "request" label.
 const (
@@ -53,6 +69,31 @@ type Gauges struct {
 	ReadWorkers  func() float64
 	Disconnects  func(protocol.CloseReason) float64
 	BuildVersion string
+	// PluginResourceAges, when set, lists the plugin resources and the age
+	// of the content held for each.
+	PluginResourceAges func() []ResourceAge
+}
+
+// ResourceAge is the age of one plugin resource's content.
+type ResourceAge struct {
+	Plugin, URL string
+	// Seconds since the last successful fetch; -1 when never fetched.
+	Seconds float64
+}
+
+// resourceAges exports Gauges.PluginResourceAges; its labels are bounded
+// by the operator's RELAY_PLUGIN_RESOURCES_<NAME> lists.
+type resourceAges struct {
+	desc *prometheus.Desc
+	f    func() []ResourceAge
+}
+
+func (c resourceAges) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c resourceAges) Collect(ch chan<- prometheus.Metric) {
+	for _, a := range c.f() {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, a.Seconds, a.Plugin, a.URL)
+	}
 }
 
 // New creates the metrics and registers them, with the Go runtime and
@@ -83,14 +124,27 @@ func New(reg prometheus.Registerer, g Gauges) *Metrics {
 		PluginSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "relay_plugin_call_seconds", Help: "Plugin hook call latency.",
 			Buckets: []float64{5e-6, 10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 1e-3, 5e-3, 25e-3, 100e-3}}, []string{"plugin", "hook"}),
+		PluginResourceFetches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relay_plugin_resource_fetches_total", Help: "Fetches of plugin resources (RELAY_PLUGIN_RESOURCES_<NAME>), by plugin, resource and outcome (changed, unchanged, error)."}, []string{"plugin", "resource", "outcome"}),
 		HTTPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "relay_http_requests_total", Help: "HTTP API requests, by route and status code."}, []string{"route", "code"}),
+		Refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relay_refused_total", Help: "Requests, connections and grants refused by a relay limit, by reason."}, []string{"reason"}),
+		ReleaseErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "relay_token_release_errors_total", Help: "Grant token releases (a member left) the token store failed; such a token cannot be used to rejoin."}),
 	}
 	m.UnknownAddrs = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "relay_client_address_unknown_total", Help: "Requests from a trusted proxy that forwarded no usable client address (missing, empty or malformed); never authorities by address."}, []string{"reason"})
 	reg.MustRegister(m.UnknownAddrs)
+	m.UndeclaredProxy = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "relay_undeclared_proxy_requests_total", Help: "Requests straight from an authority address (not through a trusted proxy) carrying a forwarding header: most likely a proxy not in RELAY_TRUSTED_PROXIES, through which every client is an authority. By header."}, []string{"header"})
+	reg.MustRegister(m.UndeclaredProxy)
 	reg.MustRegister(m.ConnectionsTotal, m.Requests, m.Errors, m.MessagesIn, m.Deliveries, m.BytesIn, m.BytesOut,
-		m.FramesOut, m.WriteBatch, m.PluginCalls, m.PluginSeconds, m.HTTPRequests)
+		m.FramesOut, m.WriteBatch, m.PluginCalls, m.PluginSeconds, m.HTTPRequests, m.Refused, m.PluginResourceFetches, m.ReleaseErrors)
+	if g.PluginResourceAges != nil {
+		reg.MustRegister(resourceAges{f: g.PluginResourceAges, desc: prometheus.NewDesc("relay_plugin_resource_age_seconds",
+			"Age of the content held for each plugin resource (since its last successful fetch); -1 when never fetched.", []string{"plugin", "resource"}, nil)})
+	}
 
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "relay_connections", Help: "WebSocket connections open now."}, g.Connections),

@@ -3,7 +3,9 @@ package plugin
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"time"
 	"unicode/utf8"
 )
@@ -45,6 +47,9 @@ func (h *Host) AuthorizeJoin(ctx context.Context, req *JoinRequest) JoinOutcome 
 	if !h.Enabled(AuthorizeJoin) {
 		return out
 	}
+	if len(req.Token) > h.cfg.MaxTokenBytes {
+		return JoinOutcome{ErrorCode: CodeTokenTooLarge, Error: fmt.Sprintf("The token is longer than %d bytes.", h.cfg.MaxTokenBytes)}
+	}
 	w := h.writer()
 	defer h.writers.Put(w)
 	for _, p := range h.chains[AuthorizeJoin] {
@@ -67,10 +72,10 @@ func (h *Host) AuthorizeJoin(ctx context.Context, req *JoinRequest) JoinOutcome 
 			w.str(tagMessage, out.Error)
 		}
 		start := time.Now()
-		a, err := p.call(ctx, AuthorizeJoin, w.b)
+		a, err := p.call(ctx, AuthorizeJoin, req.Addr, w.b)
 		var next JoinOutcome
 		if err == nil {
-			next, err = applyJoin(out, &a)
+			next, err = h.applyJoin(out, &a)
 		}
 		h.observe(p, AuthorizeJoin, start, a.verdict, err)
 		if err == nil {
@@ -88,7 +93,7 @@ func (h *Host) AuthorizeJoin(ctx context.Context, req *JoinRequest) JoinOutcome 
 	return out
 }
 
-func applyJoin(out JoinOutcome, a *answer) (JoinOutcome, error) {
+func (h *Host) applyJoin(out JoinOutcome, a *answer) (JoinOutcome, error) {
 	if a.verdict == verdictDeny {
 		code, msg, err := checkDeny(a)
 		if err != nil {
@@ -106,7 +111,7 @@ func applyJoin(out JoinOutcome, a *answer) (JoinOutcome, error) {
 		out.Mode = int(a.mode)
 	}
 	if a.set&hasExtra != 0 {
-		x, err := checkExtra(a.extra)
+		x, err := h.checkExtra(a.extra)
 		if err != nil {
 			return out, err
 		}
@@ -139,6 +144,9 @@ type MessageRequest struct {
 	Channel   string
 	Protocol  string
 	SenderID  int64
+	// Addr is the sender's address (not shown to plugins): calls from one
+	// address share the pool fairly with everyone else's.
+	Addr string
 	// Authority, Mode and Extra describe the sender's membership.
 	Authority bool
 	Mode      int
@@ -193,13 +201,15 @@ func (h *Host) FilterMessage(ctx context.Context, req *MessageRequest) MessageOu
 		w.bytes(tagBody, out.Body)
 		w.bytes(tagBodyIndex, w.idx)
 		start := time.Now()
-		a, err := p.call(ctx, FilterMessage, w.b)
+		a, err := p.call(ctx, FilterMessage, req.Addr, w.b)
 		var code, msg string
 		var idx []byte
 		if err == nil {
 			switch {
 			case a.verdict == verdictDeny:
 				code, msg, err = checkDeny(&a)
+			case a.verdict != verdictDrop && a.set&hasBody != 0 && len(a.body) > h.cfg.MaxBodyBytes:
+				err = fmt.Errorf("%w: rewritten body of %d bytes is over the %d-byte message limit", ErrBadOutput, len(a.body), h.cfg.MaxBodyBytes)
 			case a.verdict != verdictDrop && a.set&hasBody != 0:
 				if idx, err = indexObject(a.body, w.idx[:0]); err != nil || !utf8.Valid(a.body) || !json.Valid(a.body) {
 					err = fmt.Errorf("%w: rewritten body is not a JSON object in UTF-8", ErrBadOutput)
@@ -284,10 +294,10 @@ func (h *Host) OnTokenCreate(ctx context.Context, req *TokenRequest) TokenOutcom
 			w.str(tagMessage, out.Error)
 		}
 		start := time.Now()
-		a, err := p.call(ctx, OnTokenCreate, w.b)
+		a, err := p.call(ctx, OnTokenCreate, req.Addr, w.b)
 		var next TokenOutcome
 		if err == nil {
-			next, err = applyToken(out, &a)
+			next, err = h.applyToken(out, &a)
 		}
 		h.observe(p, OnTokenCreate, start, a.verdict, err)
 		if err == nil {
@@ -305,7 +315,7 @@ func (h *Host) OnTokenCreate(ctx context.Context, req *TokenRequest) TokenOutcom
 	return out
 }
 
-func applyToken(out TokenOutcome, a *answer) (TokenOutcome, error) {
+func (h *Host) applyToken(out TokenOutcome, a *answer) (TokenOutcome, error) {
 	if a.verdict == verdictDeny {
 		code, msg, err := checkDeny(a)
 		if err != nil {
@@ -320,7 +330,7 @@ func applyToken(out TokenOutcome, a *answer) (TokenOutcome, error) {
 		out.ClientMode = int(a.clientMode)
 	}
 	if a.set&hasExtra != 0 {
-		x, err := checkExtra(a.extra)
+		x, err := h.checkExtra(a.extra)
 		if err != nil {
 			return out, err
 		}
@@ -330,10 +340,35 @@ func applyToken(out TokenOutcome, a *answer) (TokenOutcome, error) {
 		if a.lifetimeMs <= 0 {
 			return out, fmt.Errorf("%w: lifetime %d ms is not positive", ErrBadOutput, a.lifetimeMs)
 		}
-		out.Lifetime = time.Duration(a.lifetimeMs) * time.Millisecond
+		// Cut, not refused: the plugin's intent (a long-lived token) is
+		// served as far as the relay allows.
+		out.Lifetime = min(time.Duration(min(a.lifetimeMs, math.MaxInt64/int64(time.Millisecond)))*time.Millisecond, h.cfg.MaxLifetime)
 	}
 	if a.verdict == verdictAllow && !out.Allowed {
 		out.Allowed, out.ErrorCode, out.Error = true, "", ""
 	}
 	return out, nil
+}
+
+// call runs one hook of one plugin on input for the client at addr (the
+// pool's fairness key). The call's deadline covers the wait for a free
+// instance as well as the guest's run.
+func (p *loaded) call(ctx context.Context, hook Hook, addr string, input []byte) (a answer, err error) {
+	deadline := time.Now().Add(p.host.cfg.Timeout)
+	in, err := p.pool.get(ctx, addr, deadline)
+	if err != nil {
+		return answer{}, err
+	}
+	start := time.Now()
+	a, err = in.invokeHook(in.hooks[hook], input, deadline)
+	ran := time.Since(start)
+	if err == nil && hookTable[hook].verdicts&(1<<a.verdict) == 0 {
+		err = fmt.Errorf("%w: verdict %d is not allowed for %s", ErrBadOutput, a.verdict, hook)
+	}
+	if err != nil && !errors.Is(err, ErrPluginError) {
+		p.pool.discard(in, addr, ran)
+	} else {
+		p.pool.put(in, addr, ran)
+	}
+	return a, err
 }

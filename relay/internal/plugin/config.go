@@ -20,6 +20,14 @@ const (
 	// DefaultLogLines is the log lines per second and plugin, with a burst
 	// of 5 seconds' worth.
 	DefaultLogLines = 20
+	// DefaultMaxTokenBytes is the longest JOIN token authorize-join sees.
+	DefaultMaxTokenBytes = 8192
+	// DefaultMaxBodyBytes bounds a filter-message rewrite.
+	DefaultMaxBodyBytes = 65536
+	// DefaultMaxExtraBytes bounds an extra a plugin sets.
+	DefaultMaxExtraBytes = 4096
+	// DefaultMaxLifetime bounds a token lifetime on-token-create sets.
+	DefaultMaxLifetime = time.Hour
 )
 
 // CacheDirOff as Config.CacheDir disables the on-disk compilation cache.
@@ -39,6 +47,9 @@ type Spec struct {
 	ConfigVar string
 	// ConfigFile is the file Config was read from (ConfigVar=@FILE).
 	ConfigFile string
+	// Resources are the URLs the plugin may read through relay.resource
+	// (RELAY_PLUGIN_RESOURCES_<NAME>); the host fetches and refreshes them.
+	Resources []string
 }
 
 // configOrigin says where s's configuration came from, for the error a
@@ -113,6 +124,23 @@ type Config struct {
 	// LogLinesPerSecond bounds each plugin's log output (stdout, stderr and
 	// the log import). Default DefaultLogLines.
 	LogLinesPerSecond int
+	// MaxTokenBytes is the longest JOIN token authorize-join plugins are
+	// given; a longer one is refused with CodeTokenTooLarge before any
+	// plugin runs. Default DefaultMaxTokenBytes.
+	MaxTokenBytes int
+	// MaxBodyBytes bounds a body rewritten by filter-message (the relay's
+	// message size limit); a larger rewrite is a bad output. Default
+	// DefaultMaxBodyBytes.
+	MaxBodyBytes int
+	// MaxExtraBytes bounds an extra set by authorize-join or
+	// on-token-create; a larger one is a bad output. Default
+	// DefaultMaxExtraBytes.
+	MaxExtraBytes int
+	// MaxLifetime is the longest token lifetime on-token-create may set; a
+	// longer one is cut to it. Default DefaultMaxLifetime.
+	MaxLifetime time.Duration
+	// Resources configures fetching the plugins' resources (resources.go).
+	Resources ResourceConfig
 }
 
 func (c Config) withDefaults() Config {
@@ -133,6 +161,18 @@ func (c Config) withDefaults() Config {
 	}
 	if c.CacheDir == "" {
 		c.CacheDir = DefaultCacheDir()
+	}
+	if c.MaxTokenBytes <= 0 {
+		c.MaxTokenBytes = DefaultMaxTokenBytes
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.MaxExtraBytes <= 0 {
+		c.MaxExtraBytes = DefaultMaxExtraBytes
+	}
+	if c.MaxLifetime <= 0 {
+		c.MaxLifetime = DefaultMaxLifetime
 	}
 	return c
 }
@@ -171,7 +211,8 @@ func ConfigEnvName(name string) string {
 
 // SpecsFromEnv builds the plugin list from RELAY_PLUGINS-style input: a
 // comma-separated list of .wasm paths, each plugin's configuration read
-// with lookup(ConfigEnvName(name)). A configuration starting with "@" names
+// with lookup(ConfigEnvName(name)) and its resources with
+// lookup(ResourcesEnvName(name)). A configuration starting with "@" names
 // a file to read it from.
 func SpecsFromEnv(list string, lookup func(string) (string, bool)) ([]Spec, error) {
 	var specs []Spec
@@ -197,6 +238,13 @@ func SpecsFromEnv(list string, lookup func(string) (string, bool)) ([]Spec, erro
 			} else {
 				s.Config = []byte(v)
 			}
+		}
+		if v, ok := lookup(ResourcesEnvName(name)); ok {
+			urls, err := ParseResources(v)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", ResourcesEnvName(name), err)
+			}
+			s.Resources = urls
 		}
 		specs = append(specs, s)
 	}

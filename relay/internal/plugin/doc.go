@@ -10,13 +10,15 @@
 // Files: abi.go (the ABI constants, mirrored in plugin-sdk/abi.go),
 // hooks.go (the table of hook points), calls.go (one method per hook),
 // host.go (Load, Close, host functions), instance.go (instantiation, the
-// per-call deadline, decoding answers), pool.go, logging.go (bounded
+// per-call deadline, the host's sleep, decoding answers), pool.go (the
+// instances, handed to waiting client addresses in turn), logging.go (bounded
 // per-plugin log output), bodyindex.go (the body index the guest reads
 // fields through). plugin-sdk/ABI.md specifies the contract.
 //
-// Every call has a deadline: a per-instance timer cancels the instance's
-// context, and wazero (WithCloseOnContextDone) stops the guest at its next
-// loop iteration or call. An instance whose call failed in a way that may
-// have broken its state (trap, panic, deadline, bad output) is closed and
-// replaced by a fresh one on demand.
+// Every call has a deadline, which covers the wait for a free instance: a
+// per-instance timer cancels the instance's context, wazero
+// (WithCloseOnContextDone) stops the guest at its next loop iteration or
+// call, and the host's WASI sleep returns. An instance whose call failed in
+// a way that may have broken its state (trap, panic, deadline, bad output)
+// is closed and replaced at once, in the background.
 package plugin

@@ -21,6 +21,10 @@ const (
 	// verdict, malformed record, invalid body, extra or errorcode) and the
 	// hook's failure policy is closed.
 	CodeBadOutput = "plugin_bad_output"
+	// CodeTokenTooLarge is sent when a JOIN's token is longer than
+	// Config.MaxTokenBytes: the host refuses it before any authorize-join
+	// plugin runs, so an attacker cannot buy plugin time with big tokens.
+	CodeTokenTooLarge = "token_too_large"
 )
 
 // Sentinel errors for a failed plugin call; the log line names the plugin.

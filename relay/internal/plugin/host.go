@@ -28,6 +28,12 @@ type Host struct {
 	plugins []*loaded
 	chains  [numHooks][]*loaded
 	writers sync.Pool
+	// resources are the URLs plugins may read (resources.go).
+	resources *resourceSet
+	// keys caches the public keys of relay.verify_signature (crypto.go).
+	keys keyCache
+	// compiling serializes compiles of identical binaries (compilelock.go).
+	compiling compileLocks
 }
 
 // loaded is one compiled plugin and its instance pool.
@@ -39,6 +45,8 @@ type loaded struct {
 	pool     *pool
 	logs     *logSink
 	failLogs *logSink
+	// resources by URL: the ones this plugin may read (resources.go).
+	resources map[string]*resource
 }
 
 // Load compiles every configured plugin (using the on-disk cache), checks
@@ -96,6 +104,11 @@ func Load(ctx context.Context, cfg Config, logger *slog.Logger) (*Host, error) {
 		})
 	}
 
+	if err := h.startResources(ctx); err != nil {
+		_ = h.Close(ctx)
+		return nil, err
+	}
+
 	// Compiling is the slow part of a cold start; plugins compile in parallel.
 	errs := make([]error, len(h.plugins))
 	var wg sync.WaitGroup
@@ -125,7 +138,7 @@ func (h *Host) instantiateHostModules(ctx context.Context) error {
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, h.rt); err != nil {
 		return fmt.Errorf("plugin host: wasi: %w", err)
 	}
-	_, err := h.rt.NewHostModuleBuilder(hostModule).
+	_, err := addCryptoImports(addResourceImports(h.rt.NewHostModuleBuilder(hostModule))).
 		NewFunctionBuilder().
 		WithGoModuleFunction(api.GoModuleFunc(hostLogFn), []api.ValueType{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32}, nil).
 		WithParameterNames("level", "ptr", "len").
@@ -215,7 +228,7 @@ func (p *loaded) load(ctx context.Context) error {
 		mod, fn, _ := f.Import()
 		switch {
 		case mod == wasi_snapshot_preview1.ModuleName:
-		case mod == hostModule && (fn == importLog || fn == importNow):
+		case mod == hostModule && (fn == importLog || fn == importNow || fn == importResource || fn == importResourceRefresh || fn == importVerifySignature):
 		default:
 			return fmt.Errorf("plugin %s (%s): imports %s.%s, which this relay does not provide (ABI version %d)", name, path, mod, fn, abiVersion)
 		}
@@ -242,14 +255,14 @@ func (p *loaded) load(ctx context.Context) error {
 
 	// The first instance checks the ABI version and the configuration.
 	var mask uint64
-	p.pool = newPool(p, p.host.cfg.Instances)
-	p.pool.slots <- struct{}{}
+	p.pool = newPool(p, p.host.cfg.Instances, p.host.cfg.Timeout)
+	p.pool.reserve()
 	in, err := p.newInstance(ctx)
 	if errors.Is(err, errConfigRejected) {
 		err = fmt.Errorf("%w (%s)", err, p.spec.configOrigin())
 	}
 	if err != nil {
-		<-p.pool.slots
+		p.pool.unreserve()
 		return fmt.Errorf("plugin %s (%s): %w", name, path, err)
 	}
 	if exports[exportHooks] != nil {
@@ -267,17 +280,17 @@ func (p *loaded) load(ctx context.Context) error {
 		err = errors.New("registers no hook: register the handlers (sdk.HandleAuthorizeJoin, HandleFilterMessage, HandleTokenCreate) from an init function, not from main, which a -buildmode=c-shared module never runs")
 	}
 	if err != nil {
-		p.pool.discard(in)
+		p.pool.discard(in, "", 0)
 		return fmt.Errorf("plugin %s (%s): %w", name, path, err)
 	}
-	p.pool.put(in)
+	p.pool.put(in, "", 0)
 	return nil
 }
 
 func (in *instance) callNoArgs(export string) (uint64, error) {
 	f := in.mod.ExportedFunction(export)
 	in.stack[0] = 0
-	if err := in.invoke(f, in.p.host.cfg.InitTimeout); err != nil {
+	if err := in.invoke(f, time.Now().Add(in.p.host.cfg.InitTimeout)); err != nil {
 		return 0, fmt.Errorf("%s: %w", export, err)
 	}
 	return in.stack[0], nil
@@ -289,6 +302,7 @@ func (h *Host) Close(ctx context.Context) error {
 	if h == nil || h.rt == nil {
 		return nil
 	}
+	h.resources.stop()
 	for _, p := range h.plugins {
 		if p.pool != nil {
 			p.pool.drain()
@@ -339,24 +353,6 @@ func (h *Host) Plugins() []string {
 	return names
 }
 
-// call runs one hook of one plugin on input.
-func (p *loaded) call(ctx context.Context, hook Hook, input []byte) (a answer, err error) {
-	in, err := p.pool.get(ctx)
-	if err != nil {
-		return answer{}, err
-	}
-	a, err = in.invokeHook(in.hooks[hook], input, p.host.cfg.Timeout)
-	if err == nil && hookTable[hook].verdicts&(1<<a.verdict) == 0 {
-		err = fmt.Errorf("%w: verdict %d is not allowed for %s", ErrBadOutput, a.verdict, hook)
-	}
-	if err != nil && !errors.Is(err, ErrPluginError) {
-		p.pool.discard(in)
-	} else {
-		p.pool.put(in)
-	}
-	return a, err
-}
-
 // observe reports one call, whose answer has been checked, to Config.Observe.
 func (h *Host) observe(p *loaded, hook Hook, start time.Time, verdict uint8, err error) {
 	if h.cfg.Observe != nil {
@@ -402,11 +398,14 @@ func checkDeny(a *answer) (code, msg string, err error) {
 	return code, msg, nil
 }
 
-// checkExtra validates an extra set by a plugin: a JSON object, or
-// null/false for none (returned as nil).
-func checkExtra(b []byte) (json.RawMessage, error) {
+// checkExtra validates an extra set by a plugin: a JSON object of at most
+// Config.MaxExtraBytes, or null/false for none (returned as nil).
+func (h *Host) checkExtra(b []byte) (json.RawMessage, error) {
 	if v := string(b); v == "" || v == "null" || v == "false" {
 		return nil, nil
+	}
+	if len(b) > h.cfg.MaxExtraBytes {
+		return nil, fmt.Errorf("%w: extra of %d bytes is over the %d-byte limit", ErrBadOutput, len(b), h.cfg.MaxExtraBytes)
 	}
 	if _, err := indexObject(b, nil); err != nil || !utf8.Valid(b) || !json.Valid(b) {
 		return nil, fmt.Errorf("%w: extra is not a JSON object in UTF-8", ErrBadOutput)

@@ -131,9 +131,10 @@ func TestMisbehavingPlugins(t *testing.T) {
 		}
 	}()
 	cfg := `{"target":"` + ln.Addr().String() + `"}`
+	const timeout = 300 * time.Millisecond
 	h, logs := load(t, plugin.Config{
 		Plugins:       []plugin.Spec{chaos(t, "chaos", cfg)},
-		Timeout:       300 * time.Millisecond,
+		Timeout:       timeout,
 		MemoryLimitMB: 64,
 		Instances:     2,
 	})
@@ -155,14 +156,20 @@ func TestMisbehavingPlugins(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			warm(t, h, 2)
 			// Another caller keeps being served while the bad call runs.
 			var wg sync.WaitGroup
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				start := time.Now()
 				out := h.FilterMessage(context.Background(), msg(tt.cmd, `{"text":"x"}`))
 				if out.Action != plugin.Reject || out.ErrorCode != tt.code {
 					t.Errorf("got %v %q (%s), want reject %q", out.Action, out.ErrorCode, out.Error, tt.code)
+				}
+				// Whatever the guest does, the call ends by its deadline.
+				if d := time.Since(start); d > timeout+deadlineSlack {
+					t.Errorf("the call took %v; the deadline is %v", d, timeout)
 				}
 			}()
 			out := h.FilterMessage(context.Background(), msg("rewrite", `{"text":"ok"}`))
@@ -170,7 +177,9 @@ func TestMisbehavingPlugins(t *testing.T) {
 				t.Errorf("concurrent good call: %+v", out)
 			}
 			wg.Wait()
-			// The next calls work (the broken instance was replaced).
+			// The next calls work once the broken instance is replaced (in
+			// the background: a call meanwhile may time out waiting).
+			warm(t, h, 1)
 			for range 3 {
 				out := h.FilterMessage(context.Background(), msg("rewrite", `{"text":"ok"}`))
 				if string(out.Body) != `{"text":"OK"}` {
@@ -206,7 +215,8 @@ func garbage(t testing.TB) plugin.Spec {
 }
 
 func TestGarbageOutputIsABadOutput(t *testing.T) {
-	h, logs := load(t, plugin.Config{Plugins: []plugin.Spec{garbage(t)}})
+	// A long deadline: the second round waits for fresh instances.
+	h, logs := load(t, plugin.Config{Plugins: []plugin.Spec{garbage(t)}, Timeout: 5 * time.Second})
 	ctx := context.Background()
 	for range 2 { // the second round runs on fresh instances
 		if out := h.FilterMessage(ctx, msg("x", `{}`)); out.ErrorCode != plugin.CodeBadOutput {
@@ -261,7 +271,8 @@ func TestChainOrderAndFirstDenyWins(t *testing.T) {
 }
 
 func TestAuthorizeJoin(t *testing.T) {
-	h, _ := load(t, plugin.Config{Plugins: []plugin.Spec{chaos(t, "chaos", `{"tag":"t"}`)}})
+	// A long deadline: the call after the panic waits for a new instance.
+	h, _ := load(t, plugin.Config{Plugins: []plugin.Spec{chaos(t, "chaos", `{"tag":"t"}`)}, Timeout: 10 * time.Second})
 	denied := plugin.JoinOutcome{ErrorCode: "access_denied", Error: "Access denied."}
 	tests := []struct {
 		name, token string
@@ -387,7 +398,9 @@ func TestPoolHammer(t *testing.T) {
 	h, _ := load(t, plugin.Config{
 		Plugins:   []plugin.Spec{chaos(t, "chaos", "")},
 		Instances: 3,
-		Timeout:   200 * time.Millisecond,
+		// Long enough for the instances the panics and loops cost to be
+		// replaced (in the background) within a good call's deadline.
+		Timeout: 2 * time.Second,
 	})
 	const workers, calls = 8, 40
 	var wg sync.WaitGroup
@@ -420,7 +433,7 @@ func TestPoolHammer(t *testing.T) {
 }
 
 func TestLargeMessagesGrowTheBuffer(t *testing.T) {
-	h, _ := load(t, plugin.Config{Plugins: []plugin.Spec{chaos(t, "chaos", "")}, Timeout: 5 * time.Second})
+	h, _ := load(t, plugin.Config{Plugins: []plugin.Spec{chaos(t, "chaos", "")}, Timeout: 5 * time.Second, MaxBodyBytes: 1 << 20})
 	text := strings.Repeat("x", 300<<10)
 	out := h.FilterMessage(context.Background(), msg("rewrite", `{"text":"`+text+`"}`))
 	if string(out.Body) != `{"text":"`+strings.ToUpper(text)+`"}` {
@@ -433,7 +446,8 @@ func TestObserveReportsEachCall(t *testing.T) {
 	seen := map[string]int{}
 	h, _ := load(t, plugin.Config{
 		Plugins: []plugin.Spec{chaos(t, "chaos", "")},
-		Timeout: 100 * time.Millisecond,
+		// The calls after loop and panic wait for a new instance.
+		Timeout: 2 * time.Second,
 		Observe: func(name string, hook plugin.Hook, outcome string, d time.Duration) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -547,5 +561,19 @@ func TestRejectedConfigurationNamesItsVariable(t *testing.T) {
 				t.Fatalf("error %q lacks %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// One .wasm file loaded under several names compiles several times at
+// once; wazero must not hand an instance a half-loaded module (it panicked
+// in moduleEngine.NewFunction when two compiles of the same bytes raced).
+func TestSameModuleUnderSeveralNames(t *testing.T) {
+	for range 10 {
+		specs := []plugin.Spec{chaos(t, "a", ""), chaos(t, "b", ""), chaos(t, "c", ""), chaos(t, "d", "")}
+		h, _ := load(t, plugin.Config{Plugins: specs})
+		if got := h.Plugins(); len(got) != 4 {
+			t.Fatalf("plugins %v", got)
+		}
+		h.Close(context.Background())
 	}
 }

@@ -32,7 +32,8 @@ type instance struct {
 	stack          [1]uint64
 
 	// ctx is canceled by timer when a call overruns; wazero then stops the
-	// guest at its next function entry or loop back-edge.
+	// guest at its next function entry or loop back-edge, and a guest
+	// sleeping in the host (sleep) wakes up.
 	ctx    context.Context
 	cancel context.CancelFunc
 	timer  *time.Timer
@@ -41,11 +42,23 @@ type instance struct {
 
 func (p *loaded) newInstance(ctx context.Context) (*instance, error) {
 	base := context.WithValue(context.Background(), pluginKey{}, p)
-	ictx, icancel := context.WithTimeout(base, p.host.cfg.InitTimeout)
-	defer icancel()
-	stop := context.AfterFunc(ctx, icancel)
+	in := &instance{p: p}
+	in.ctx, in.cancel = context.WithCancel(base)
+	in.timer = time.AfterFunc(time.Hour, func() {
+		in.fired.Store(true)
+		in.cancel()
+	})
+	in.timer.Stop()
+	fail := func(err error) (*instance, error) {
+		in.close()
+		return nil, err
+	}
+	// Instantiating runs the guest's _initialize under the same deadline
+	// machinery as a call, bounded by InitTimeout and by ctx.
+	stop := context.AfterFunc(ctx, in.cancel)
 	defer stop()
-
+	deadline := time.Now().Add(p.host.cfg.InitTimeout)
+	in.timer.Reset(p.host.cfg.InitTimeout)
 	mc := wazero.NewModuleConfig().
 		WithName("").
 		WithStartFunctions("_initialize").
@@ -53,66 +66,86 @@ func (p *loaded) newInstance(ctx context.Context) (*instance, error) {
 		WithStderr(&lineWriter{sink: p.logs, stream: "stderr", level: slog.LevelWarn}).
 		WithSysWalltime().
 		WithSysNanotime().
-		WithSysNanosleep()
-	mod, err := p.host.rt.InstantiateModule(ictx, p.compiled, mc)
+		WithNanosleep(in.sleep)
+	mod, err := p.host.rt.InstantiateModule(in.ctx, p.compiled, mc)
+	if !in.timer.Stop() || in.fired.Load() {
+		err = fmt.Errorf("%w after %v", ErrTimeout, p.host.cfg.InitTimeout)
+	}
 	if err != nil {
+		if mod != nil {
+			_ = mod.Close(context.Background())
+		}
+		in.cancel()
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
-	in := &instance{p: p, mod: mod, mem: mod.Memory(), buffer: mod.ExportedFunction(exportBuffer)}
+	in.mod, in.mem, in.buffer = mod, mod.Memory(), mod.ExportedFunction(exportBuffer)
 	for h := range numHooks {
 		if p.hooks&(1<<h) != 0 {
 			in.hooks[h] = mod.ExportedFunction(hookTable[h].export)
 		}
 	}
-	in.ctx, in.cancel = context.WithCancel(base)
-	in.timer = time.AfterFunc(time.Hour, func() {
-		in.fired.Store(true)
-		in.cancel()
-	})
-	in.timer.Stop()
 	if in.mem == nil || in.buffer == nil {
-		in.close()
-		return nil, fmt.Errorf("module does not export memory and %s", exportBuffer)
+		return fail(fmt.Errorf("module does not export memory and %s", exportBuffer))
 	}
 	version, err := in.callNoArgs(exportABIVersion)
 	if err == nil && int32(version) != abiVersion {
 		err = fmt.Errorf("built for plugin ABI version %d, this relay supports version %d", int32(version), abiVersion)
 	}
 	if err != nil {
-		in.close()
-		return nil, err
+		return fail(err)
 	}
-	if err := in.grow(initialBuffer, p.host.cfg.InitTimeout); err != nil {
-		in.close()
-		return nil, err
+	if err := in.grow(initialBuffer, deadline); err != nil {
+		return fail(err)
 	}
 	if f := mod.ExportedFunction(exportConfigure); f != nil {
-		a, err := in.invokeHook(f, p.spec.Config, p.host.cfg.InitTimeout)
+		a, err := in.invokeHook(f, p.spec.Config, deadline)
 		switch {
 		case errors.Is(err, ErrPluginError):
-			in.close()
-			return nil, fmt.Errorf("%w: %s", errConfigRejected, a.msg)
+			return fail(fmt.Errorf("%w: %s", errConfigRejected, a.msg))
 		case err != nil:
-			in.close()
-			return nil, fmt.Errorf("%s: %w", exportConfigure, err)
+			return fail(fmt.Errorf("%s: %w", exportConfigure, err))
 		}
 	}
 	return in, nil
 }
 
+// sleep is the guest's WASI clock sleep (nanosleep, and poll_oneoff on a
+// clock, which is how Go's time.Sleep and most toolchains' sleeps reach the
+// host). wazero stops a guest whose context is done only at function
+// entries and loop back-edges; a guest blocked in a host sleep would hold
+// its call far past the deadline, so the sleep ends when the call's
+// context does.
+func (in *instance) sleep(ns int64) {
+	if ns <= 0 {
+		return
+	}
+	t := time.NewTimer(time.Duration(ns))
+	select {
+	case <-t.C:
+	case <-in.ctx.Done():
+		t.Stop()
+	}
+}
+
 func (in *instance) close() {
 	in.timer.Stop()
 	in.cancel()
-	_ = in.mod.Close(context.Background())
+	if in.mod != nil {
+		_ = in.mod.Close(context.Background())
+	}
 }
 
-// invoke calls f with the one-value stack under a deadline. On error the
-// instance must be discarded.
-func (in *instance) invoke(f api.Function, timeout time.Duration) error {
+// invoke calls f with the one-value stack, to be done by deadline. On
+// error the instance must be discarded.
+func (in *instance) invoke(f api.Function, deadline time.Time) error {
+	timeout := time.Until(deadline)
+	if timeout <= 0 || in.fired.Load() {
+		return fmt.Errorf("%w before the guest ran", ErrTimeout)
+	}
 	in.timer.Reset(timeout)
 	err := f.CallWithStack(in.ctx, in.stack[:])
 	if !in.timer.Stop() || in.fired.Load() {
-		return fmt.Errorf("%w after %v", ErrTimeout, timeout)
+		return fmt.Errorf("%w after %v", ErrTimeout, timeout.Round(time.Millisecond))
 	}
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrTrap, err)
@@ -121,9 +154,9 @@ func (in *instance) invoke(f api.Function, timeout time.Duration) error {
 }
 
 // grow asks the guest for an exchange buffer of at least n bytes.
-func (in *instance) grow(n int, timeout time.Duration) error {
+func (in *instance) grow(n int, deadline time.Time) error {
 	in.stack[0] = uint64(uint32(n))
-	if err := in.invoke(in.buffer, timeout); err != nil {
+	if err := in.invoke(in.buffer, deadline); err != nil {
 		return err
 	}
 	ptr := uint32(in.stack[0])
@@ -140,12 +173,12 @@ func (in *instance) grow(n int, timeout time.Duration) error {
 // invokeHook writes input into the exchange buffer, calls f and decodes the
 // answer. Any error except a plugin-reported one (verdictError) leaves the
 // instance unusable.
-func (in *instance) invokeHook(f api.Function, input []byte, timeout time.Duration) (answer, error) {
+func (in *instance) invokeHook(f api.Function, input []byte, deadline time.Time) (answer, error) {
 	if uint64(len(input)) > uint64(in.bufCap) {
 		if len(input) > 1<<30 {
 			return answer{}, fmt.Errorf("%w: input of %d bytes", ErrBadOutput, len(input))
 		}
-		if err := in.grow(len(input), timeout); err != nil {
+		if err := in.grow(len(input), deadline); err != nil {
 			return answer{}, err
 		}
 	}
@@ -153,7 +186,7 @@ func (in *instance) invokeHook(f api.Function, input []byte, timeout time.Durati
 		return answer{}, fmt.Errorf("%w: exchange buffer outside memory", ErrBadOutput)
 	}
 	in.stack[0] = uint64(uint32(len(input)))
-	if err := in.invoke(f, timeout); err != nil {
+	if err := in.invoke(f, deadline); err != nil {
 		return answer{}, err
 	}
 	r := in.stack[0]

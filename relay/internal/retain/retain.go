@@ -7,9 +7,13 @@
 // are swept lazily. The store is safe for concurrent use and knows nothing
 // of channels' numbers or members: the relay encodes a stored message for
 // the joiner's channel number when it replays it.
+//
+// Memory holds the messages of one process; internal/cluster holds them in
+// the cluster's shared state, behind the same Store interface.
 package retain
 
 import (
+	"context"
 	"errors"
 	"sort"
 	"sync"
@@ -53,8 +57,23 @@ type Message struct {
 
 type key struct{ name, protocol string }
 
-// Store holds retained messages.
-type Store struct {
+// Store holds retained messages. Implementations are safe for concurrent
+// use; an error other than ErrFull means the store could not be reached.
+type Store interface {
+	// Put retains a message for channel (name, protocol) for ttl,
+	// replacing the message with the same cmd, and returns when it
+	// expires.
+	Put(ctx context.Context, name, protocol, cmd string, fields []byte, ttl time.Duration) (time.Time, error)
+	// Get returns the unexpired messages of channel (name, protocol),
+	// oldest publish first.
+	Get(ctx context.Context, name, protocol string) ([]Message, error)
+}
+
+var _ Store = (*Memory)(nil)
+
+// Memory is a Store held in this process. Its methods never block on
+// anything but its own lock, so Get may be called under a hub lock.
+type Memory struct {
 	now      func() time.Time
 	max      int
 	maxBytes int64
@@ -65,9 +84,9 @@ type Store struct {
 	bytes int64
 }
 
-// New returns an empty Store.
-func New(opts *Options) *Store {
-	s := &Store{now: time.Now, max: 10000, maxBytes: 64 << 20, byKey: map[key]map[string]*Message{}}
+// New returns an empty Memory store.
+func New(opts *Options) *Memory {
+	s := &Memory{now: time.Now, max: 10000, maxBytes: 64 << 20, byKey: map[key]map[string]*Message{}}
 	if opts != nil {
 		if opts.Now != nil {
 			s.now = opts.Now
@@ -82,9 +101,8 @@ func New(opts *Options) *Store {
 	return s
 }
 
-// Put retains a message for channel (name, protocol) for ttl, replacing
-// the message with the same cmd, and returns when it expires.
-func (s *Store) Put(name, protocol, cmd string, fields []byte, ttl time.Duration) (time.Time, error) {
+// Put implements Store.
+func (s *Memory) Put(_ context.Context, name, protocol, cmd string, fields []byte, ttl time.Duration) (time.Time, error) {
 	now := s.now()
 	m := &Message{Cmd: cmd, Fields: append([]byte(nil), fields...), Published: now, Expires: now.Add(ttl)}
 	k := key{name, protocol}
@@ -118,14 +136,23 @@ func (s *Store) Put(name, protocol, cmd string, fields []byte, ttl time.Duration
 	return m.Expires, nil
 }
 
-// Get returns the unexpired messages of channel (name, protocol), oldest
-// publish first.
-func (s *Store) Get(name, protocol string) []Message {
+// Get implements Store; its error is always nil.
+func (s *Memory) Get(_ context.Context, name, protocol string) ([]Message, error) {
+	return s.Now(name, protocol), nil
+}
+
+// Now returns the unexpired messages of channel (name, protocol), oldest
+// publish first, without a context: it never waits on anything but the
+// store's lock.
+func (s *Memory) Now(name, protocol string) []Message {
 	now := s.now()
 	k := key{name, protocol}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cmds := s.byKey[k]
+	if len(cmds) == 0 {
+		return nil // the common case, cheap: a JOIN's replay calls it
+	}
 	var out []Message
 	for _, m := range cmds {
 		if !now.Before(m.Expires) {
@@ -145,7 +172,7 @@ func (s *Store) Get(name, protocol string) []Message {
 
 // Delete removes the retained message cmd of channel (name, protocol) and
 // reports whether there was one.
-func (s *Store) Delete(name, protocol, cmd string) bool {
+func (s *Memory) Delete(name, protocol, cmd string) bool {
 	k := key{name, protocol}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -160,14 +187,14 @@ func (s *Store) Delete(name, protocol, cmd string) bool {
 
 // Len returns how many messages the store holds and their size in bytes,
 // expired ones not yet swept included.
-func (s *Store) Len() (messages int, bytes int64) {
+func (s *Memory) Len() (messages int, bytes int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.count, s.bytes
 }
 
 // sweepLocked drops every expired message. s.mu must be held.
-func (s *Store) sweepLocked(now time.Time) {
+func (s *Memory) sweepLocked(now time.Time) {
 	for k, cmds := range s.byKey {
 		for _, m := range cmds {
 			if !now.Before(m.Expires) {
@@ -178,7 +205,7 @@ func (s *Store) sweepLocked(now time.Time) {
 }
 
 // removeLocked drops m, the message of cmds (channel k). s.mu must be held.
-func (s *Store) removeLocked(k key, cmds map[string]*Message, m *Message) {
+func (s *Memory) removeLocked(k key, cmds map[string]*Message, m *Message) {
 	delete(cmds, m.Cmd)
 	s.count--
 	s.bytes -= size(k.name, k.protocol, m.Cmd, m.Fields)

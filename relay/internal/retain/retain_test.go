@@ -1,6 +1,7 @@
 package retain
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"testing"
@@ -20,13 +21,14 @@ func (c *clock) Advance(d time.Duration) {
 }
 
 func TestLatestPerCmdAndExpiry(t *testing.T) {
+	ctx := context.Background()
 	clk := &clock{t: time.Unix(1000, 0)}
 	s := New(&Options{Now: clk.Now})
-	if _, err := s.Put("r1", "p", "progress", []byte(`"pct":10`), 10*time.Second); err != nil {
+	if _, err := s.Put(ctx, "r1", "p", "progress", []byte(`"pct":10`), 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	clk.Advance(time.Second)
-	exp, err := s.Put("r1", "p", "ready", []byte(`"url":"/a"`), 5*time.Second)
+	exp, err := s.Put(ctx, "r1", "p", "ready", []byte(`"url":"/a"`), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,18 +36,18 @@ func TestLatestPerCmdAndExpiry(t *testing.T) {
 		t.Fatalf("expires %v", exp)
 	}
 	clk.Advance(time.Second)
-	if _, err := s.Put("r1", "p", "progress", []byte(`"pct":90`), 10*time.Second); err != nil {
+	if _, err := s.Put(ctx, "r1", "p", "progress", []byte(`"pct":90`), 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	got := s.Get("r1", "p")
+	got := s.Now("r1", "p")
 	if len(got) != 2 || got[0].Cmd != "ready" || got[1].Cmd != "progress" || string(got[1].Fields) != `"pct":90` {
 		t.Fatalf("got %+v", got)
 	}
-	if len(s.Get("r1", "other")) != 0 || len(s.Get("r2", "p")) != 0 {
+	if len(s.Now("r1", "other")) != 0 || len(s.Now("r2", "p")) != 0 {
 		t.Fatal("messages leak across channels")
 	}
 	clk.Advance(4 * time.Second) // ready expires at exactly 1006
-	got = s.Get("r1", "p")
+	got = s.Now("r1", "p")
 	if len(got) != 1 || got[0].Cmd != "progress" {
 		t.Fatalf("after expiry got %+v", got)
 	}
@@ -61,10 +63,11 @@ func TestLatestPerCmdAndExpiry(t *testing.T) {
 }
 
 func TestFullStoreSweepsThenRefuses(t *testing.T) {
+	ctx := context.Background()
 	clk := &clock{t: time.Unix(0, 0)}
 	s := New(&Options{Now: clk.Now, MaxMessages: 2})
 	mustPut := func(name string, ttl time.Duration) error {
-		_, err := s.Put(name, "p", "c", nil, ttl)
+		_, err := s.Put(ctx, name, "p", "c", nil, ttl)
 		return err
 	}
 	if mustPut("a", time.Second) != nil || mustPut("b", time.Minute) != nil {
@@ -83,11 +86,12 @@ func TestFullStoreSweepsThenRefuses(t *testing.T) {
 }
 
 func TestByteCap(t *testing.T) {
+	ctx := context.Background()
 	clk := &clock{t: time.Unix(0, 0)}
 	big := make([]byte, 1000)
 	s := New(&Options{Now: clk.Now, MaxBytes: 2*size("a", "p", "c", big) + 10})
 	put := func(name string, fields []byte) error {
-		_, err := s.Put(name, "p", "c", fields, time.Second)
+		_, err := s.Put(ctx, name, "p", "c", fields, time.Second)
 		return err
 	}
 	if put("a", big) != nil || put("b", big) != nil {
@@ -112,6 +116,7 @@ func TestByteCap(t *testing.T) {
 }
 
 func TestConcurrentUse(t *testing.T) {
+	ctx := context.Background()
 	s := New(nil)
 	var wg sync.WaitGroup
 	for i := 0; i < 8; i++ {
@@ -119,13 +124,13 @@ func TestConcurrentUse(t *testing.T) {
 		go func(i int) {
 			defer wg.Done()
 			for j := 0; j < 200; j++ {
-				_, _ = s.Put("ch", "p", string(rune('a'+i)), []byte(`"j":1`), time.Minute)
-				_ = s.Get("ch", "p")
+				_, _ = s.Put(ctx, "ch", "p", string(rune('a'+i)), []byte(`"j":1`), time.Minute)
+				_ = s.Now("ch", "p")
 			}
 		}(i)
 	}
 	wg.Wait()
-	if n := len(s.Get("ch", "p")); n != 8 {
+	if n := len(s.Now("ch", "p")); n != 8 {
 		t.Fatalf("%d messages, want 8", n)
 	}
 }

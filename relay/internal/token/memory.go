@@ -4,9 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"sync"
 	"time"
 )
+
+// ErrFull is returned by Mint when the store holds MaxCount tokens or
+// MaxBytes, expired ones dropped first.
+var ErrFull = errors.New("token: store full")
 
 var _ Store = (*Memory)(nil)
 
@@ -16,30 +21,55 @@ type MemoryOptions struct {
 	Rejoin time.Duration
 	// Now is the clock. Default time.Now. Tests inject their own.
 	Now func() time.Time
+	// MaxCount caps the tokens held, claimed ones included. 0 means no cap.
+	MaxCount int
+	// MaxBytes caps the memory tokens take, as counted by EntryBytes. 0
+	// means no cap.
+	MaxBytes int64
+	// SweepInterval is how often expired tokens are dropped while the
+	// store holds any. Default 1s.
+	SweepInterval time.Duration
 }
 
 // Memory is a Store held in this process.
 type Memory struct {
-	now    func() time.Time
-	rejoin time.Duration
+	now      func() time.Time
+	rejoin   time.Duration
+	maxCount int
+	maxBytes int64
+	every    time.Duration
 
 	mu         sync.Mutex
 	tokens     map[string]*entry
-	sinceSweep int
+	bytes      int64       // EntryBytes of every token held
+	sinceSweep int         // mints (refused ones included) since the last sweep
+	sweeper    *time.Timer // runs sweepTick while the store holds tokens; nil when empty
 }
 
 type entry struct {
 	grant   Grant
 	expires time.Time // claim deadline while free
 	holder  int64     // 0 while free
+	size    int64     // EntryBytes
 }
 
-// sweepEvery is how many mints pass between sweeps of expired tokens.
+// sweepEvery is the fewest mints between two sweeps made by Mint (besides
+// the timer's): a sweep costs the store's size, so Mint sweeps after at
+// least half the store's size in mints, keeping its cost per mint constant.
 const sweepEvery = 1024
+
+// entryOverhead approximates what a token costs beyond its strings: the map
+// slot, the entry and the token text.
+const entryOverhead = 160
+
+// EntryBytes is the memory one token for g is counted as.
+func EntryBytes(g Grant) int64 {
+	return int64(entryOverhead + len(g.Channel) + len(g.Protocol) + len(g.Extra))
+}
 
 // NewMemory returns an empty store.
 func NewMemory(opts *MemoryOptions) *Memory {
-	m := &Memory{now: time.Now, rejoin: 30 * time.Second, tokens: map[string]*entry{}}
+	m := &Memory{now: time.Now, rejoin: 30 * time.Second, every: time.Second, tokens: map[string]*entry{}}
 	if opts != nil {
 		if opts.Now != nil {
 			m.now = opts.Now
@@ -47,6 +77,10 @@ func NewMemory(opts *MemoryOptions) *Memory {
 		if opts.Rejoin > 0 {
 			m.rejoin = opts.Rejoin
 		}
+		if opts.SweepInterval > 0 {
+			m.every = opts.SweepInterval
+		}
+		m.maxCount, m.maxBytes = opts.MaxCount, opts.MaxBytes
 	}
 	return m
 }
@@ -58,15 +92,46 @@ func (m *Memory) Mint(_ context.Context, g Grant, ttl time.Duration) (string, ti
 		return "", time.Time{}, err
 	}
 	tok := base64.RawURLEncoding.EncodeToString(raw[:])
+	size := EntryBytes(g)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
-	exp := now.Add(ttl)
-	m.tokens[tok] = &entry{grant: g, expires: exp}
-	if m.sinceSweep++; m.sinceSweep >= sweepEvery {
+	m.sinceSweep++
+	full := m.fullLocked(size)
+	if m.sinceSweep >= max(sweepEvery, len(m.tokens)/2) || full && m.sinceSweep >= len(m.tokens)/16 {
 		m.sweepLocked(now)
+		full = m.fullLocked(size)
+	}
+	if full {
+		return "", time.Time{}, ErrFull
+	}
+	exp := now.Add(ttl)
+	m.tokens[tok] = &entry{grant: g, expires: exp, size: size}
+	m.bytes += size
+	if m.sweeper == nil {
+		m.sweeper = time.AfterFunc(m.every, m.sweepTick)
 	}
 	return tok, exp, nil
+}
+
+// fullLocked reports whether a token of size would pass a cap. m.mu must
+// be held.
+func (m *Memory) fullLocked(size int64) bool {
+	return m.maxCount > 0 && len(m.tokens) >= m.maxCount || m.maxBytes > 0 && m.bytes+size > m.maxBytes
+}
+
+// sweepTick is the timer's sweep: it frees expired tokens on time, without
+// waiting for mints, and stops the timer once the store is empty, so an idle
+// store costs nothing.
+func (m *Memory) sweepTick() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sweepLocked(m.now())
+	if len(m.tokens) == 0 {
+		m.sweeper = nil
+		return
+	}
+	m.sweeper.Reset(m.every)
 }
 
 // Claim implements Store.
@@ -87,7 +152,7 @@ func (m *Memory) Claim(_ context.Context, tok, channel, protocol string, holder 
 		return Grant{}, ErrInUse
 	}
 	if !m.now().Before(e.expires) {
-		delete(m.tokens, tok)
+		m.deleteLocked(tok, e)
 		return Grant{}, ErrExpired
 	}
 	e.holder = holder
@@ -114,12 +179,29 @@ func (m *Memory) Len() int {
 	return len(m.tokens)
 }
 
+// Bytes returns the memory the held tokens are counted as (EntryBytes).
+func (m *Memory) Bytes() int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.bytes
+}
+
 // sweepLocked drops free tokens past their deadline. m.mu must be held.
 func (m *Memory) sweepLocked(now time.Time) {
 	m.sinceSweep = 0
 	for tok, e := range m.tokens {
 		if e.holder == 0 && !now.Before(e.expires) {
-			delete(m.tokens, tok)
+			m.deleteLocked(tok, e)
 		}
 	}
+	if len(m.tokens) == 0 {
+		// A map keeps its largest size: start afresh so a burst's table
+		// is freed too.
+		m.tokens = map[string]*entry{}
+	}
+}
+
+func (m *Memory) deleteLocked(tok string, e *entry) {
+	delete(m.tokens, tok)
+	m.bytes -= e.size
 }

@@ -3,6 +3,7 @@ package token_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -134,5 +135,80 @@ func TestReleaseCarriesCurrentState(t *testing.T) {
 	}
 	if g.Channel != "c" || g.Protocol != "p" || g.Mode != 1 || string(g.Extra) != `{"n":2}` || !g.MakeAuth {
 		t.Fatalf("rejoin got %+v, want the state at release", g)
+	}
+}
+
+// TestCapCountAndBytes: past MaxCount tokens or MaxBytes, Mint fails with
+// ErrFull, after dropping expired tokens, and works again once there is
+// room.
+func TestCapCountAndBytes(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{t: time.Unix(0, 0)}
+	s := token.NewMemory(&token.MemoryOptions{Now: clk.Now, MaxCount: 3})
+	g := token.Grant{Channel: "c", Protocol: "p"}
+	for range 3 {
+		if _, _, err := s.Mint(ctx, g, time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := s.Mint(ctx, g, time.Second); !errors.Is(err, token.ErrFull) {
+		t.Fatalf("4th token: %v, want ErrFull", err)
+	}
+	clk.t = clk.t.Add(2 * time.Second) // all three expire
+	if _, _, err := s.Mint(ctx, g, time.Second); err != nil {
+		t.Fatalf("after expiry: %v", err)
+	}
+
+	big := token.Grant{Channel: "c", Protocol: "p", Extra: make([]byte, 1000)}
+	s = token.NewMemory(&token.MemoryOptions{Now: clk.Now, MaxBytes: 3 * token.EntryBytes(big)})
+	for range 3 {
+		if _, _, err := s.Mint(ctx, big, time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := s.Mint(ctx, big, time.Second); !errors.Is(err, token.ErrFull) {
+		t.Fatalf("past MaxBytes: %v, want ErrFull", err)
+	}
+	if s.Bytes() != 3*token.EntryBytes(big) {
+		t.Fatalf("Bytes = %d", s.Bytes())
+	}
+}
+
+// TestExpiredTokensFreedOnTime: expired tokens are dropped on a timer,
+// without further mints (they used to wait for the next 1,024), and the
+// memory of their extras goes back to the heap.
+func TestExpiredTokensFreedOnTime(t *testing.T) {
+	ctx := context.Background()
+	s := token.NewMemory(nil)
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	const n, extra = 1000, 32 << 10
+	for range n {
+		g := token.Grant{Channel: "c", Protocol: "p", Extra: make([]byte, extra)}
+		if _, _, err := s.Mint(ctx, g, 100*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var full runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&full)
+	start := time.Now()
+	for s.Len() > 0 {
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("%d expired tokens still held after %v", s.Len(), time.Since(start))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	t.Logf("heap: %d MB before, %d MB with %d tokens, %d MB %v after they expired",
+		before.HeapAlloc>>20, full.HeapAlloc>>20, n, after.HeapAlloc>>20, time.Since(start).Round(time.Millisecond))
+	if after.HeapAlloc > before.HeapAlloc+4<<20 {
+		t.Fatalf("heap %d MB after expiry, %d MB before", after.HeapAlloc>>20, before.HeapAlloc>>20)
+	}
+	if s.Bytes() != 0 {
+		t.Fatalf("Bytes = %d with no tokens", s.Bytes())
 	}
 }

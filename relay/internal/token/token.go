@@ -17,12 +17,21 @@ import (
 
 // Errors returned by Store.Claim. All mean "not a valid grant token for this
 // channel" to a client (access_denied); they are distinct for logs and tests.
+// Any other error from a Store means it could not decide (its shared state
+// was unreachable): the client is told unavailable, never access_denied.
 var (
 	ErrUnknown      = errors.New("token: unknown token")
 	ErrExpired      = errors.New("token: expired")
 	ErrWrongChannel = errors.New("token: minted for another channel")
 	ErrInUse        = errors.New("token: held by another member")
 )
+
+// Refused reports whether err is a Claim's refusal of the token, as
+// opposed to a failure of the store.
+func Refused(err error) bool {
+	return errors.Is(err, ErrUnknown) || errors.Is(err, ErrExpired) ||
+		errors.Is(err, ErrWrongChannel) || errors.Is(err, ErrInUse)
+}
 
 // Grant is what a token carries.
 type Grant struct {
@@ -34,8 +43,9 @@ type Grant struct {
 }
 
 // Store keeps grant tokens. Implementations are safe for concurrent use.
-// The in-memory Memory store serves one process; a shared store (NATS KV)
-// lets a token minted on one instance be claimed on another.
+// The in-memory Memory store serves one process; internal/cluster's store
+// (NATS JetStream KV) lets a token minted on one instance be claimed on
+// another.
 type Store interface {
 	// Mint stores g under a new opaque token that must be claimed within
 	// ttl, and returns the token and its deadline.

@@ -79,7 +79,11 @@ func misbehave(what string) (sdk.Verdict, error, bool) {
 	case "error":
 		return sdk.Verdict{}, errors.New("asked to fail"), true
 	case "sleep":
-		time.Sleep(10 * time.Second)
+		time.Sleep(5 * time.Second)
+		return sdk.Continue(), nil, true
+	case "slow":
+		// A legitimate but slow plugin: it holds its instance for 50 ms.
+		time.Sleep(50 * time.Millisecond)
 		return sdk.Continue(), nil, true
 	case "badcode":
 		return sdk.Deny("Not A Code!", "bad"), nil, true
@@ -105,6 +109,9 @@ func filter(m *sdk.Message) (sdk.Verdict, error) {
 		return sdk.Continue().WithBody([]byte(`{"from":999,"channel":77,"cmd":"evil","to":3,"success":false,"text":"forged"}`)), nil
 	case "badbody":
 		return sdk.Continue().WithBody([]byte(`[1,2]`)), nil
+	case "hugebody":
+		// An 8 MB rewrite, far over any message size limit.
+		return sdk.Continue().WithBody([]byte(`{"pad":"` + strings.Repeat("x", 8<<20) + `"}`)), nil
 	case "rewrite":
 		text, _ := m.Body.String("text")
 		trail, _ := m.Body.String("trail")
@@ -150,6 +157,8 @@ func join(j *sdk.Join) (sdk.Verdict, error) {
 		return sdk.Allow().WithMode(1).WithExtra([]byte(`{"by":"chaos","tag":` + string(sdk.Quote(tag)) + `}`)), nil
 	case "auth":
 		return sdk.Allow().WithAuthority(true), nil
+	case "hugeextra":
+		return sdk.Allow().WithExtra([]byte(`{"pad":"` + strings.Repeat("x", 8<<10) + `"}`)), nil
 	case "echo":
 		b := sdk.Body{}.Edit().
 			SetString("addr", j.Client.Addr).Set("allowed", boolean(j.Allowed)).
@@ -174,6 +183,8 @@ func token(t *sdk.TokenRequest) (sdk.Verdict, error) {
 		b := sdk.Body{}.Edit().SetString("do", "stamp").Set("makeauth", boolean(t.MakeAuth)).
 			Set("mode_was", num(int64(t.ClientMode))).Set("requester", num(t.Requester.ID)).SetString("tag", tag).Bytes()
 		return sdk.Continue().WithExtra(b).WithClientMode(2).WithLifetime(5 * time.Second), nil
+	case "forever":
+		return sdk.Continue().WithLifetime(1000 * time.Hour), nil
 	}
 	return sdk.Continue(), nil
 }

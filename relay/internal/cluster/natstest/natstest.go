@@ -1,0 +1,71 @@
+// Package natstest runs a real NATS server with JetStream inside a test
+// process, on a loopback port, so a test can stop it and start it again on
+// the same address and storage.
+package natstest
+
+import (
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// Server is a NATS server for one test.
+type Server struct {
+	t    testing.TB
+	port int
+	dir  string
+	ns   *server.Server
+}
+
+// Start starts a server and stops it when the test ends.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	s := &Server{t: t, port: freePort(t), dir: t.TempDir()}
+	s.Restart()
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// URL is the server's client URL; it stays the same across restarts.
+func (s *Server) URL() string { return fmt.Sprintf("nats://127.0.0.1:%d", s.port) }
+
+// Stop shuts the server down; clients lose their connections.
+func (s *Server) Stop() {
+	if s.ns != nil {
+		s.ns.Shutdown()
+		s.ns.WaitForShutdown()
+		s.ns = nil
+	}
+}
+
+// Restart starts the server (again) on the same port and storage.
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.Stop()
+	ns, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: s.port, JetStream: true, StoreDir: s.dir,
+		NoLog: true, NoSigs: true,
+	})
+	if err != nil {
+		s.t.Fatalf("natstest: %v", err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		s.t.Fatal("natstest: server not ready within 10s")
+	}
+	s.ns = ns
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("natstest: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
