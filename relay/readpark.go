@@ -3,12 +3,13 @@ package relay
 import "errors"
 
 // Read parking (readpark_linux.go): an idle connection holds no goroutine.
-// Its socket waits on the server's epoll set; when it becomes readable, a
-// worker from a bounded pool reads the messages waiting there through the
-// WebSocket library (which still parses frames and answers control frames)
-// and parks the connection again. Other systems, and RELAY_READ_PARKING=false,
-// keep one reader goroutine per connection (conn.readLoop). Both call
-// conn.readMessage for each message.
+// Its socket waits on an epoll set (one per process, shared by every
+// Server); when it becomes readable, a worker from a bounded pool reads
+// the messages waiting there through the WebSocket library (which still
+// parses frames and answers control frames) and parks the connection
+// again. Other systems, and RELAY_READ_PARKING=false, keep one reader
+// goroutine per connection (conn.readLoop). Both call conn.readMessage for
+// each message.
 
 // errParked is what the parked reader returns to the WebSocket library when
 // the socket has nothing more to read and the library waits between

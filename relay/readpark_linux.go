@@ -21,7 +21,7 @@ import (
 // parkingAvailable: this system has an epoll-based parked reader.
 const parkingAvailable = true
 
-// poller is a server's epoll set of parked connections and the bounded pool
+// poller is the process's epoll set of parked connections and the bounded pool
 // of workers that read them when they become readable.
 type poller struct {
 	log  *slog.Logger
