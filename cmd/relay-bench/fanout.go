@@ -93,7 +93,7 @@ func runFanout(ctx context.Context, tgt target, o fanoutOptions, res *result) er
 		if err != nil {
 			return err
 		}
-		ws, err := joinMember(ctx, d, tgt, name, tok, 64<<10)
+		ws, err := joinMember(ctx, d, tgt.at(i), name, tok, 64<<10)
 		if err != nil {
 			return err
 		}
@@ -120,8 +120,9 @@ func runFanout(ctx context.Context, tgt target, o fanoutOptions, res *result) er
 		return m
 	}
 
-	cpu0, _ := serverCPU(tgt.pid)
-	_, w0, werr := procSyscalls(tgt.pid)
+	cpu0, cpuErr := tgt.cpu()
+	w0, werr := writes(tgt)
+	nats0, natsCPU0 := tgt.natsNow()
 	self0 := selfCPU()
 	mach := startCPUWindow()
 	start := time.Now()
@@ -204,10 +205,11 @@ publish:
 	elapsed := lastSeen.Sub(start)
 	selfUsed := selfCPU() - self0
 	res.fill(tgt, start, elapsed)
-	if cpu1, err := serverCPU(tgt.pid); err == nil && tgt.pid != 0 {
+	if cpu1, err := tgt.cpu(); err == nil && cpuErr == nil {
 		res.ServerCPUPct = pct(cpu1-cpu0, elapsed)
 		res.ServerCPUPerOpUS = perOp(cpu1-cpu0, seq*int64(o.N))
 	}
+	res.natsPerOp(tgt, nats0, natsCPU0, seq)
 	res.ClientCPUPct = pct(selfUsed, elapsed)
 	res.MachineCPUPct = mach.busyPct(runtime.NumCPU())
 	closeSubs(subs)
@@ -222,7 +224,7 @@ publish:
 	res.Delivered = got
 	res.Loss = max(want-got, 0)
 	res.DeliveriesPerS = float64(got) / elapsed.Seconds()
-	if _, w1, err := procSyscalls(tgt.pid); err == nil && werr == nil && w1 > w0 {
+	if w1, err := writes(tgt); err == nil && werr == nil && w1 > w0 {
 		// The publisher's echo counts as a delivery for the server.
 		res.DeliveriesPerWrite = float64(int64(float64(got+seq)/float64(w1-w0)*100)) / 100
 	}
@@ -236,6 +238,19 @@ publish:
 	default:
 	}
 	return nil
+}
+
+// writes sums the write system calls of every instance.
+func writes(tgt target) (int64, error) {
+	var sum int64
+	for _, pid := range tgt.pids() {
+		_, w, err := procSyscalls(pid)
+		if err != nil {
+			return 0, err
+		}
+		sum += w
+	}
+	return sum, nil
 }
 
 func closeSubs(subs []*subscriber) {
