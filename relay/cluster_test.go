@@ -3,8 +3,11 @@ package relay_test
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/relay-project/relay/relay"
 	"github.com/relay-project/relay/relay/internal/cluster/natstest"
@@ -233,4 +236,82 @@ func TestClusterHTTPAPI(t *testing.T) {
 			}
 		}
 	}
+}
+
+// readyz returns the status of r's /readyz.
+func readyz(t *testing.T, r *relaytest.Relay) int {
+	t.Helper()
+	resp, err := http.Get("http://" + r.Addr + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %s: %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// NATS stopped and started again mid-traffic: /readyz turns 503, local
+// members keep talking, a JOIN that needs the shared state answers
+// unavailable promptly; once NATS is back the instance is ready again, the
+// members of a channel shared with another instance are closed with 1013
+// (cluster gap: rejoin) and rejoin, each told JOINED once, and a channel
+// with only local members is left alone.
+func TestClusterNATSLossAndReturn(t *testing.T) {
+	srv, rs := startCluster(t, 2, nil)
+	a := authority(t, rs[0])
+	join(t, a, "room", "chat", "")
+	b := authority(t, rs[1])
+	join(t, b, "room", "chat", "")
+	a.NextMap() // JOINED of b
+	l1, l2 := authority(t, rs[0]), authority(t, rs[0])
+	l1j := join(t, l1, "solo", "chat", "")
+	join(t, l2, "solo", "chat", "")
+	l1.NextMap() // JOINED of l2
+	l1Ch := fmt.Sprint(l1j["channel"])
+
+	srv.Stop()
+	eventually(t, 5*time.Second, "/readyz 503 with NATS down", func() bool { return readyz(t, rs[0]) == http.StatusServiceUnavailable })
+	l1.Send(fmt.Sprintf(`{"channel":%s,"cmd":"hi","to":-1}`, l1Ch))
+	l2.Expect(fmt.Sprintf(`{"channel":%s,"success":true,"from":%s,"cmd":"hi"}`, l1Ch, id(l1j)))
+	l1.Next() // its own copy
+	c := authority(t, rs[0])
+	start := time.Now()
+	c.Send(`{"cmd":"JOIN","channel":"new","protocol":"chat"}`)
+	expectError(t, c, 0, "unavailable")
+	if d := time.Since(start); d > 6*time.Second {
+		t.Fatalf("JOIN with NATS down answered after %s", d)
+	}
+
+	srv.Restart()
+	eventually(t, 15*time.Second, "/readyz 200 with NATS back", func() bool { return readyz(t, rs[0]) == http.StatusOK })
+	for who, m := range map[string]*relaytest.Client{"A": a, "B": b} {
+		m.Closed(10 * time.Second)
+		if err := m.Err(); websocket.CloseStatus(err) != 1013 || !strings.Contains(err.Error(), "cluster gap: rejoin") {
+			t.Fatalf("member on %s: closed with %v, want 1013 cluster gap: rejoin", who, err)
+		}
+	}
+	l1.Send(fmt.Sprintf(`{"channel":%s,"cmd":"still","to":-1}`, l1Ch))
+	l2.Expect(fmt.Sprintf(`{"channel":%s,"success":true,"from":%s,"cmd":"still"}`, l1Ch, id(l1j)))
+
+	a2 := authority(t, rs[0])
+	a2j := join(t, a2, "room", "chat", "")
+	b2 := authority(t, rs[1])
+	b2j := join(t, b2, "room", "chat", "")
+	if got, want := clientIDs(b2j), sortedIDs(id(a2j), id(b2j)); got != want {
+		t.Fatalf("rejoined member lists %s, want %s", got, want)
+	}
+	if m := a2.NextMap(); m["cmd"] != "JOINED" || id(m) != id(b2j) {
+		t.Fatalf("want JOINED of %s, got %v", id(b2j), m)
+	}
+	a2.ExpectNone(300 * time.Millisecond)
 }

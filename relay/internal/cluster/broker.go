@@ -88,6 +88,7 @@ func NewBroker(n *Node, h *hub.Memory) (*Broker, error) {
 		return nil, unavailable(err)
 	}
 	n.onLost(func(node uint64) { h.NodeLost(node) })
+	n.onReconnect(b.resync)
 	b.done.Add(1)
 	go b.dispatch()
 	return b, nil
@@ -123,6 +124,9 @@ func (b *Broker) linkOf(ch *hub.Channel) *link {
 // Subscribe implements hub.Broker: subscribe, make sure the server has the
 // interest, then read the members' records.
 func (b *Broker) Subscribe(ctx context.Context, ch *hub.Channel) error {
+	if !b.n.Connected() {
+		return errDisconnected // fail fast rather than wait for a reconnect
+	}
 	key := ChannelKey(ch.Name, ch.Protocol)
 	l := &link{ch: ch, key: key, subject: b.n.cfg.Prefix + ".c." + key, id: b.nextLink.Add(1), last: map[uint64]origin{}}
 	sub, err := b.n.nc.ChanSubscribe(l.subject, b.in)
@@ -225,6 +229,9 @@ func (b *Broker) Members(ctx context.Context, name, protocol string) ([]hub.Remo
 
 // readMembers reads channel key's member records of live instances.
 func (b *Broker) readMembers(ctx context.Context, key string) ([]hub.RemoteMember, error) {
+	if !b.n.Connected() {
+		return nil, errDisconnected
+	}
 	w, err := b.n.members.Watch(ctx, key+".>", jetstream.IgnoreDeletes())
 	if err != nil {
 		return nil, err
@@ -303,9 +310,42 @@ func (b *Broker) Record(ctx context.Context, ch *hub.Channel, id int64, info pro
 	return rev, unavailable(err)
 }
 
-// Forget implements hub.Broker.
+// Forget implements hub.Broker. A delete that fails is retried after the
+// next reconnect, so no record outlives its member.
 func (b *Broker) Forget(ctx context.Context, ch *hub.Channel, id int64) error {
-	return unavailable(b.n.members.Delete(ctx, b.memberKey(b.linkOf(ch), id)))
+	key := b.memberKey(b.linkOf(ch), id)
+	err := b.n.members.Delete(ctx, key)
+	if err != nil {
+		b.n.later(func(ctx context.Context) error { return b.n.members.Delete(ctx, key) })
+	}
+	return unavailable(err)
+}
+
+// resync runs after a reconnect. Events of a channel that has members on
+// other instances may have been lost both ways while NATS was out of
+// reach, so its local members are closed with 1013 and rejoin (their
+// leaves and joins are then announced normally). A channel with only local
+// members had nobody to miss: its records are written again.
+func (b *Broker) resync() {
+	b.mu.Lock()
+	links := make([]*link, 0, len(b.byKey))
+	for _, l := range b.byKey {
+		links = append(links, l)
+	}
+	b.mu.Unlock()
+	for _, l := range links {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		remote, err := b.readMembers(ctx, l.key)
+		if err != nil || len(remote) > 0 || b.h.HasRemote(l.ch) {
+			b.Gaps.Add(1)
+			b.h.Gap(l.ch)
+		} else {
+			for _, m := range b.h.LocalMembers(l.ch) {
+				b.Record(ctx, l.ch, m.ID, m.Info)
+			}
+		}
+		cancel()
+	}
 }
 
 // Announce implements hub.Broker. nats.Conn.Publish only appends to the

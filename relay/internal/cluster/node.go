@@ -46,6 +46,8 @@ import (
 // ErrUnavailable wraps every failure to reach the cluster's shared state.
 var ErrUnavailable = errors.New("cluster: NATS unavailable")
 
+var errDisconnected = fmt.Errorf("%w: not connected", ErrUnavailable)
+
 // Config configures a Node.
 type Config struct {
 	URL       string // comma-separated NATS servers
@@ -106,9 +108,11 @@ type Node struct {
 	loaded atomic.Bool // the live set was read once
 
 	mu    sync.Mutex
-	lost  []func(node uint64)  // called when another instance's lease ends
-	live  map[uint64]bool      // node numbers with a lease
-	death map[uint64]time.Time // when a lease was seen to end
+	lost  []func(node uint64)           // called when another instance's lease ends
+	back  []func()                      // called (in order, on one goroutine) after a reconnect
+	retry []func(context.Context) error // writes that failed while NATS was out of reach
+	live  map[uint64]bool               // node numbers with a lease
+	death map[uint64]time.Time          // when a lease was seen to end
 	stop  chan struct{}
 	done  sync.WaitGroup
 
@@ -137,7 +141,10 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		nats.ReconnectBufSize(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { n.log.Warn("NATS connection lost", "err", err) }),
-		nats.ReconnectHandler(func(c *nats.Conn) { n.log.Info("NATS reconnected", "server", c.ConnectedUrlRedacted()) }),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			n.log.Info("NATS reconnected", "server", c.ConnectedUrlRedacted())
+			n.reconnected()
+		}),
 	}
 	if cfg.CredsFile != "" {
 		opts = append(opts, nats.UserCredentials(cfg.CredsFile))
@@ -324,6 +331,49 @@ func (n *Node) onLost(f func(node uint64)) {
 	n.mu.Lock()
 	n.lost = append(n.lost, f)
 	n.mu.Unlock()
+}
+
+// onReconnect registers f to run after every reconnect.
+func (n *Node) onReconnect(f func()) {
+	n.mu.Lock()
+	n.back = append(n.back, f)
+	n.mu.Unlock()
+}
+
+// later queues a write that failed while NATS was out of reach, to be
+// retried after the next reconnect.
+func (n *Node) later(f func(context.Context) error) {
+	n.mu.Lock()
+	n.retry = append(n.retry, f)
+	n.mu.Unlock()
+}
+
+// reconnected retries the failed writes, then runs the reconnect hooks,
+// on a goroutine of its own (not NATS's callback goroutine).
+func (n *Node) reconnected() {
+	select {
+	case <-n.stop:
+		return
+	default:
+	}
+	n.done.Add(1)
+	go func() {
+		defer n.done.Done()
+		n.mu.Lock()
+		retry, hooks := n.retry, n.back
+		n.retry = nil
+		n.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.NodeTTL)
+		defer cancel()
+		for _, f := range retry {
+			if err := f(ctx); err != nil {
+				n.log.Warn("a write retried after the reconnect failed", "err", err)
+			}
+		}
+		for _, f := range hooks {
+			f()
+		}
+	}()
 }
 
 // ID returns this instance's node number.

@@ -82,6 +82,9 @@ func (r Retained) Get(ctx context.Context, name, protocol string) ([]retain.Mess
 
 // read returns channel ck's unexpired messages, oldest publish first.
 func (r Retained) read(ctx context.Context, ck string) ([]retain.Message, error) {
+	if !r.n.Connected() {
+		return nil, errDisconnected
+	}
 	w, err := r.n.retained.Watch(ctx, ck+".*", jetstream.IgnoreDeletes())
 	if err != nil {
 		return nil, unavailable(err)

@@ -137,8 +137,18 @@ func (t Tokens) Claim(ctx context.Context, tok, channel, protocol string, holder
 }
 
 // Release implements token.Store: a compare-and-set back to free, with the
-// rejoin window as the new deadline and a key TTL past it.
+// rejoin window as the new deadline and a key TTL past it. A release that
+// fails because NATS is out of reach is retried after the next reconnect,
+// so the token is not left held by a member that is gone.
 func (t Tokens) Release(ctx context.Context, tok string, holder int64, current token.Grant) error {
+	err := t.release(ctx, tok, holder, current)
+	if errors.Is(err, ErrUnavailable) {
+		t.n.later(func(ctx context.Context) error { return t.release(ctx, tok, holder, current) })
+	}
+	return err
+}
+
+func (t Tokens) release(ctx context.Context, tok string, holder int64, current token.Grant) error {
 	for range claimTries {
 		e, err := t.n.tokens.Get(ctx, tok)
 		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {

@@ -248,6 +248,24 @@ func (h *Memory) NodeLost(node uint64) {
 	}
 }
 
+// HasRemote reports whether ch has members on other instances.
+func (h *Memory) HasRemote(ch *Channel) bool {
+	ch.mu.RLock()
+	defer ch.mu.RUnlock()
+	return len(ch.remote) > 0
+}
+
+// LocalMembers returns ch's members on this instance, in join order.
+func (h *Memory) LocalMembers(ch *Channel) []protocol.Member {
+	ch.mu.RLock()
+	defer ch.mu.RUnlock()
+	out := make([]protocol.Member, len(ch.members))
+	for i, m := range ch.members {
+		out[i] = protocol.Member{ID: m.id, Info: m.info}
+	}
+	return out
+}
+
 // Gap closes ch's local members (with 1013, so they rejoin): events of ch
 // from another instance were lost, and they may have missed some.
 func (h *Memory) Gap(ch *Channel) int {
