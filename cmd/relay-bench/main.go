@@ -220,8 +220,8 @@ func parseFlags(args []string) (*config, error) {
 	var insts string
 	fs.StringVar(&c.relayURL, "url", "", "relay WebSocket URL on loopback, e.g. ws://127.0.0.1:7328/; several comma-separated: instances of one cluster, members spread over them (empty: do not run against a relay)")
 	fs.StringVar(&c.pid, "pid", "", "relay process id, for CPU and RSS from /proc (comma-separated, one per -url)")
-	fs.Var(&c.relayBin, "relay-bin", "start this relay binary on a free loopback port for the run (instead of -url); repeatable as NAME=PATH to compare binaries side by side")
-	fs.StringVar(&insts, "instances", "", "with -relay-bin: also run against clusters of these sizes (comma-separated, e.g. 1,3): that many instances of the first binary on one child nats-server, members spread over them")
+	fs.Var(&c.relayBin, "relay-bin", "start this relay binary on a free loopback port for the run (instead of -url); repeatable as NAME=PATH to compare binaries side by side (the last is the one under test: -instances and -plugin run it)")
+	fs.StringVar(&insts, "instances", "", "with -relay-bin: also run against clusters of these sizes (comma-separated, e.g. 1,3): that many instances of the last -relay-bin on one child nats-server, members spread over them")
 	fs.BoolVar(&c.inprocRl, "relay-inproc", false, "also run against a relay inside this process (for -cpuprofile of both sides; no server CPU/RSS)")
 	fs.Var(&env, "relay-env", "KEY=VALUE added to the started relay's environment (repeatable)")
 	fs.StringVar(&c.plugin, "plugin", "", "with -relay-bin: also run every scenario against a relay started with this plugin (.wasm)")
@@ -386,15 +386,15 @@ func startTargets(ctx context.Context, c *config, log io.Writer) ([]server, erro
 		}
 		ss = append(ss, server{tgt: t, stop: func() {}})
 	}
-	first := ""
+	// The binary under test is the last -relay-bin (baselines come
+	// first): clusters and the plugin run are made of it.
+	last := ""
 	for _, b := range c.relayBin {
 		name, bin, ok := strings.Cut(b, "=")
 		if !ok {
 			name, bin = "relay", b
 		}
-		if first == "" {
-			first = bin
-		}
+		last = bin
 		s, err := spawnRelay(ctx, name, bin, c.relayEnv, log)
 		if err != nil {
 			return fail(err)
@@ -402,16 +402,16 @@ func startTargets(ctx context.Context, c *config, log io.Writer) ([]server, erro
 		ss = append(ss, s)
 	}
 	for _, n := range c.insts {
-		s, err := spawnCluster(ctx, first, n, c.relayEnv, log)
+		s, err := spawnCluster(ctx, last, n, c.relayEnv, log)
 		if err != nil {
 			return fail(err)
 		}
 		ss = append(ss, s)
 	}
-	if first != "" {
+	if last != "" {
 		if c.plugin != "" {
 			env := append(append([]string(nil), c.relayEnv...), c.pluginEv+"="+c.plugin)
-			s, err := spawnRelay(ctx, "relay+plugin", first, env, log)
+			s, err := spawnRelay(ctx, "relay+plugin", last, env, log)
 			if err != nil {
 				return fail(err)
 			}
