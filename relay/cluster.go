@@ -8,10 +8,13 @@ import (
 	"slices"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/relay-project/relay/relay/internal/clientid"
 	"github.com/relay-project/relay/relay/internal/cluster"
 	"github.com/relay-project/relay/relay/internal/httpapi"
 	"github.com/relay-project/relay/relay/internal/hub"
+	"github.com/relay-project/relay/relay/internal/metrics"
 	"github.com/relay-project/relay/relay/internal/retain"
 	"github.com/relay-project/relay/relay/protocol"
 )
@@ -25,18 +28,31 @@ var prefixRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
 func validPrefix(p string) bool { return prefixRE.MatchString(p) }
 
 // joinCluster connects to NATS and puts the shared state under the hub.
-func (s *Server) joinCluster(mem *hub.Memory) error {
+func (s *Server) joinCluster(mem *hub.Memory, reg prometheus.Registerer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	var broker *cluster.Broker
+	var node *cluster.Node
+	observe := metrics.RegisterCluster(reg, metrics.ClusterGauges{
+		Connected: func() float64 { return boolGauge(node.Connected()) },
+		LiveNodes: func() float64 { return float64(node.LiveNodes()) },
+		Deaths:    func() float64 { return float64(node.Deaths()) },
+		EventsIn:  func(k string) float64 { return float64(broker.Stats().In[k]) },
+		EventsOut: func(k string) float64 { return float64(broker.Stats().Out[k]) },
+		Gaps:      func() float64 { return float64(broker.Stats().Gaps) },
+		Resyncs:   func() float64 { return float64(broker.Stats().Resyncs) },
+		Lost:      func() float64 { return float64(broker.Stats().Dropped) },
+	})
 	node, err := cluster.Start(ctx, cluster.Config{
 		URL: s.cfg.NATSURL, CredsFile: s.cfg.NATSCredsFile, Prefix: s.cfg.NATSPrefix,
 		Replicas: s.cfg.NATSKVReplicas, NodeTTL: s.cfg.ClusterNodeTTL, Rejoin: s.cfg.TokenRejoin,
 		RetainMaxBytes: int64(s.cfg.RetainMaxBytes), Version: s.cfg.Version, Logger: s.log, Now: s.cfg.Now,
+		Observe: observe,
 	})
 	if err != nil {
 		return fmt.Errorf("relay: RELAY_NATS_URL: %w", err)
 	}
-	broker, err := cluster.NewBroker(node, mem)
+	broker, err = cluster.NewBroker(node, mem)
 	if err != nil {
 		node.Close()
 		return fmt.Errorf("relay: RELAY_NATS_URL: %w", err)
@@ -48,6 +64,13 @@ func (s *Server) joinCluster(mem *hub.Memory) error {
 	s.retainedNow = broker.RetainedOf
 	s.ids = clientid.NewSource(node)
 	return nil
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // leaveCluster stops the broker and deletes this instance's lease, so the

@@ -315,3 +315,71 @@ func TestClusterNATSLossAndReturn(t *testing.T) {
 	}
 	a2.ExpectNone(300 * time.Millisecond)
 }
+
+// A connection age limit closes a connection with 1012 before a platform
+// would cut it; the client reconnects to another instance and rejoins
+// with its token, and the others hear LEFT, then JOINED.
+func TestClusterConnectionAge(t *testing.T) {
+	srv, rs := startCluster(t, 1, nil)
+	// The second instance retires its connections after 2s; the first
+	// keeps its observer.
+	rs = append(rs, startRelay(t, func(c *relay.Config) {
+		c.NATSURL, c.ClusterNodeTTL, c.MaxConnectionAge = srv.URL(), nodeTTL, 2*time.Second
+	}))
+	a := authority(t, rs[0])
+	join(t, a, "room", "chat", "")
+	tok := grant(t, a, "room", "chat", 1, `{"n":1}`, false)
+	g := guest(t, rs[1])
+	start := time.Now()
+	gID := id(join(t, g, "room", "chat", tok))
+	a.NextMap() // JOINED
+	g.Closed(5 * time.Second)
+	if err := g.Err(); websocket.CloseStatus(err) != 1012 {
+		t.Fatalf("closed with %v, want 1012", err)
+	}
+	if d := time.Since(start); d < 1800*time.Millisecond || d > 3*time.Second {
+		t.Fatalf("closed after %s, want about 2s less up to a tenth", d)
+	}
+	if m := a.NextMap(); m["cmd"] != "LEFT" || id(m) != gID {
+		t.Fatalf("want LEFT of %s, got %v", gID, m)
+	}
+	g2 := guest(t, rs[0])
+	g2j := join(t, g2, "room", "chat", tok)
+	if m := a.NextMap(); m["cmd"] != "JOINED" || id(m) != id(g2j) {
+		t.Fatalf("want JOINED of the reconnected guest, got %v", m)
+	}
+}
+
+// The cluster's metrics count what crossed instances; a relay without
+// NATS has none of them.
+func TestClusterMetrics(t *testing.T) {
+	_, rs := startCluster(t, 2, nil)
+	a := authority(t, rs[0])
+	aj := join(t, a, "c", "p", "")
+	b := authority(t, rs[1])
+	join(t, b, "c", "p", "")
+	a.NextMap()
+	a.Send(fmt.Sprintf(`{"channel":%v,"cmd":"x","to":-1}`, aj["channel"]))
+	b.Next()
+
+	_, body := httpGetAll(t, "http://"+rs[1].Addr+"/metrics")
+	for sample, want := range map[string]float64{
+		`relay_cluster_nats_connected`:                        1,
+		`relay_cluster_live_instances`:                        2,
+		`relay_cluster_events_received_total{kind="message"}`: 1,
+		`relay_cluster_events_sent_total{kind="join"}`:        1,
+		`relay_cluster_gaps_total`:                            0,
+		`relay_cluster_instance_deaths_total`:                 0,
+	} {
+		if got := metric(t, body, sample); got != want {
+			t.Errorf("%s = %v, want %v", sample, got, want)
+		}
+	}
+	if !strings.Contains(body, `relay_cluster_kv_seconds_count{op="member_put"}`) {
+		t.Error("no KV latency for member_put")
+	}
+	_, body = httpGetAll(t, "http://"+startRelay(t, nil).Addr+"/metrics")
+	if strings.Contains(body, "relay_cluster_") {
+		t.Error("a relay without NATS has cluster metrics")
+	}
+}

@@ -72,6 +72,9 @@ type Config struct {
 	// PingInterval is how often the relay pings each client; a client that
 	// does not answer within the same interval is dropped.
 	PingInterval time.Duration `env:"RELAY_PING_INTERVAL" envDefault:"30s" help:"Keepalive ping interval; a client that does not answer within one interval is dropped."`
+	// MaxConnectionAge closes a connection this old (less up to a tenth,
+	// at random) with 1012, before a platform's request timeout cuts it.
+	MaxConnectionAge time.Duration `env:"RELAY_MAX_CONNECTION_AGE" envDefault:"0s" help:"Close a WebSocket this old (less up to a tenth, at random, so clients do not reconnect together) with 1012, so the SDKs reconnect and rejoin with their tokens before the platform cuts it; set a few minutes under Cloud Run's request timeout. 0 turns it off."`
 	// ShutdownTimeout bounds a graceful shutdown (SIGTERM/SIGINT).
 	ShutdownTimeout time.Duration `env:"RELAY_SHUTDOWN_TIMEOUT" envDefault:"8s" help:"Longest a graceful shutdown may take: flush queues, close every client with 1012, exit."`
 
@@ -256,6 +259,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxMessageBytes < 64 {
 		bad("RELAY_MAX_MESSAGE_BYTES", "at least 64", c.MaxMessageBytes)
+	}
+	if c.MaxConnectionAge != 0 && c.MaxConnectionAge < time.Second {
+		bad("RELAY_MAX_CONNECTION_AGE", "0 (off) or a duration of at least 1s", c.MaxConnectionAge)
 	}
 	if c.NATSURL != "" {
 		if c.ClusterNodeTTL < 3*time.Second {

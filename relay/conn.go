@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
@@ -49,6 +50,7 @@ type conn struct {
 	closing  atomic.Bool   // no more frames are accepted
 	reason   protocol.CloseReason
 	pingStop *time.Timer
+	ageStop  *time.Timer // RELAY_MAX_CONNECTION_AGE; nil when off
 
 	// Protocol state, owned by the read loop.
 	kind    int // the kind of request being handled, for metrics
@@ -100,8 +102,14 @@ func (c *conn) run() {
 	c.debug("connected", "addr", c.addr, "origin", c.origin)
 	c.ws.SetReadLimit(-1) // readLoop enforces the limit with its own close reason
 	c.pingStop = time.AfterFunc(c.srv.cfg.PingInterval, c.keepalive)
+	if age := c.srv.cfg.MaxConnectionAge; age > 0 {
+		c.ageStop = time.AfterFunc(jittered(age), c.retire)
+	}
 	reason := c.readLoop()
 	c.pingStop.Stop()
+	if c.ageStop != nil {
+		c.ageStop.Stop()
+	}
 	first := c.markClosing(reason)
 	// Leave before the close handshake, which may wait for the peer: the
 	// other members hear of the departure at once.
@@ -314,8 +322,27 @@ func (c *conn) closeReason() protocol.CloseReason {
 
 // shutdown stops accepting frames, flushes what is queued, then closes
 // with 1012 (service restart).
-func (c *conn) shutdown(ctx context.Context) {
-	if !c.markClosing(protocol.CloseServerRestart) {
+func (c *conn) shutdown(ctx context.Context) { c.drainClose(ctx, protocol.CloseServerRestart) }
+
+// retire closes a connection that reached RELAY_MAX_CONNECTION_AGE as a
+// drain does (flush, then 1012), so its client reconnects, possibly to
+// another instance, before the platform cuts it.
+func (c *conn) retire() {
+	ctx, cancel := context.WithTimeout(context.Background(), c.srv.cfg.WriteTimeout)
+	defer cancel()
+	c.drainClose(ctx, protocol.CloseMaxAge)
+}
+
+// jittered returns age less up to a tenth of it, at random, so connections
+// opened together do not all reconnect together.
+func jittered(age time.Duration) time.Duration {
+	return age - rand.N(age/10+1)
+}
+
+// drainClose stops accepting frames, flushes what is queued, then closes
+// for reason.
+func (c *conn) drainClose(ctx context.Context, reason protocol.CloseReason) {
+	if !c.markClosing(reason) {
 		return
 	}
 	c.mu.Lock()
@@ -331,7 +358,7 @@ func (c *conn) shutdown(ctx context.Context) {
 		case <-ctx.Done():
 		}
 	}
-	c.closeSocket(protocol.CloseServerRestart)
+	c.closeSocket(reason)
 }
 
 // keepalive pings the client and schedules the next ping; a client that

@@ -35,6 +35,20 @@
 // WebSocket library keeps the handshake, reads and control frames), and
 // uncorks: one write system call per batch.
 //
+// In cluster mode (RELAY_NATS_URL, internal/cluster) the hub also hands the
+// message to its Broker: after queuing it locally, Broadcast (or SendTo for
+// a member of another instance) announces it on the channel's NATS subject
+// as an envelope carrying the frame's tail (from "cmd" on, no channel
+// number), the sender and a sequence number. Every instance subscribed to
+// the channel has one dispatcher goroutine that reads the envelopes in
+// order, checks the sequence (a gap closes the channel's local members with
+// 1013), puts its own channel number and the sender in front of the tail
+// once, and queues the same bytes on its local recipients (hub.Deliver), as
+// above. A JOIN writes the member's record to JetStream KV before
+// announcing it, on the same subject, before the joiner can send anything:
+// so every instance hears a member's JOINED before its messages, and its
+// messages before its LEFT.
+//
 // # Hooks
 //
 // JOIN, GRANT and application messages (and the HTTP API's token and
@@ -56,7 +70,11 @@
 // # Seams
 //
 // Grant tokens are behind token.Store and retained messages behind
-// retain.Store; the in-memory implementations serve one process. Channel
-// membership is hub.Memory in every deployment: see RATIONALE.md, "Why are
-// tokens and retained messages behind interfaces, and membership not?".
+// retain.Store; the in-memory implementations serve one process, and
+// internal/cluster's (NATS JetStream KV) a cluster. Channel membership is
+// hub.Memory in every deployment, with a hub.Broker under it in a cluster:
+// see RATIONALE.md, "Why are tokens and retained messages behind
+// interfaces, and membership not?". Client ids come from a
+// clientid.Source: blocks from the clock in one process, from a shared
+// counter in a cluster.
 package relay

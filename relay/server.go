@@ -114,7 +114,7 @@ func New(cfg Config) (*Server, error) {
 	}
 
 	if cfg.NATSURL != "" {
-		if err := s.joinCluster(mem); err != nil {
+		if err := s.joinCluster(mem, reg); err != nil {
 			s.plugins.Close(context.Background())
 			return nil, err
 		}

@@ -30,11 +30,14 @@ const (
 	// CloseClusterGap: events of one of the client's channels from another
 	// instance of a cluster were lost; rejoin to resynchronise (1013).
 	CloseClusterGap
+	// CloseMaxAge: the connection reached RELAY_MAX_CONNECTION_AGE;
+	// reconnect, possibly to another instance, and rejoin (1012).
+	CloseMaxAge
 )
 
 // NumCloseReasons is how many close reasons there are; they are numbered
 // 0..NumCloseReasons-1.
-const NumCloseReasons = int(CloseClusterGap) + 1
+const NumCloseReasons = int(CloseMaxAge) + 1
 
 // WebSocket close status codes the relay sends (RFC 6455 and the IANA
 // registry).
@@ -61,6 +64,7 @@ var closeReasons = [...]struct {
 	CloseServerRestart: {"server_restart", StatusServiceRestart, "server restart: reconnect"},
 	CloseProtocolError: {"protocol_error", StatusProtocolError, "protocol error"},
 	CloseClusterGap:    {"cluster_gap", StatusTryAgainLater, "cluster gap: rejoin"},
+	CloseMaxAge:        {"max_age", StatusServiceRestart, "connection age limit: reconnect"},
 }
 
 // String returns the reason's stable name, as used in logs and metrics

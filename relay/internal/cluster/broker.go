@@ -53,7 +53,25 @@ type Broker struct {
 	closed   sync.Once
 
 	// Counters, for metrics.
-	EventsIn, EventsOut, Gaps, Dropped atomic.Uint64
+	evIn, evOut          [hub.EventMessage + 1]atomic.Uint64 // by kind
+	gaps, resyncs, drops atomic.Uint64
+}
+
+// Stats are the broker's counters since start.
+type Stats struct {
+	In, Out                map[string]uint64 // events by kind: join, leave, extra, message
+	Gaps, Resyncs, Dropped uint64
+}
+
+var kindNames = [...]string{hub.EventJoin: "join", hub.EventLeave: "leave", hub.EventExtra: "extra", hub.EventMessage: "message"}
+
+// Stats returns the broker's counters.
+func (b *Broker) Stats() Stats {
+	st := Stats{In: map[string]uint64{}, Out: map[string]uint64{}, Gaps: b.gaps.Load(), Resyncs: b.resyncs.Load(), Dropped: b.drops.Load()}
+	for k := hub.EventJoin; k <= hub.EventMessage; k++ {
+		st.In[kindNames[k]], st.Out[kindNames[k]] = b.evIn[k].Load(), b.evOut[k].Load()
+	}
+	return st
 }
 
 // link is one channel's subscription on this instance.
@@ -124,6 +142,7 @@ func (b *Broker) linkOf(ch *hub.Channel) *link {
 // Subscribe implements hub.Broker: subscribe, make sure the server has the
 // interest, then read the members' records.
 func (b *Broker) Subscribe(ctx context.Context, ch *hub.Channel) error {
+	defer b.n.since("subscribe", time.Now())
 	if !b.n.Connected() {
 		return errDisconnected // fail fast rather than wait for a reconnect
 	}
@@ -143,6 +162,11 @@ func (b *Broker) Subscribe(ctx context.Context, ch *hub.Channel) error {
 	fail := func(err error) error {
 		b.Unsubscribe(ch)
 		return unavailable(err)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
 	}
 	if err := b.n.nc.FlushWithContext(ctx); err != nil {
 		return fail(err)
@@ -217,12 +241,13 @@ func (b *Broker) Publish(name, protocol string, ev hub.Event, retained *retain.M
 	}
 	// Not subscribed here: sent outside any sequence (link 0), so a loss
 	// cannot be detected.
-	b.publish(b.n.cfg.Prefix+".c."+key, appendEnvelope(nil, b.n.id, 0, 0, ev, retained))
+	b.publish(b.n.cfg.Prefix+".c."+key, ev.Kind, appendEnvelope(nil, b.n.id, 0, 0, ev, retained))
 }
 
 // Members returns the members of channel (name, protocol) on the other
 // live instances, read from their records.
 func (b *Broker) Members(ctx context.Context, name, protocol string) ([]hub.RemoteMember, error) {
+	defer b.n.since("members_read", time.Now())
 	ms, err := b.readMembers(ctx, ChannelKey(name, protocol))
 	return ms, unavailable(err)
 }
@@ -301,6 +326,7 @@ func (b *Broker) Unsubscribe(ch *hub.Channel) {
 
 // Record implements hub.Broker.
 func (b *Broker) Record(ctx context.Context, ch *hub.Channel, id int64, info protocol.MemberInfo) (uint64, error) {
+	defer b.n.since("member_put", time.Now())
 	l := b.linkOf(ch)
 	val, err := json.Marshal(memberRecord{Auth: info.Auth, Mode: info.Mode, Extra: info.Extra})
 	if err != nil {
@@ -313,6 +339,7 @@ func (b *Broker) Record(ctx context.Context, ch *hub.Channel, id int64, info pro
 // Forget implements hub.Broker. A delete that fails is retried after the
 // next reconnect, so no record outlives its member.
 func (b *Broker) Forget(ctx context.Context, ch *hub.Channel, id int64) error {
+	defer b.n.since("member_delete", time.Now())
 	key := b.memberKey(b.linkOf(ch), id)
 	err := b.n.members.Delete(ctx, key)
 	if err != nil {
@@ -336,8 +363,8 @@ func (b *Broker) resync() {
 	for _, l := range links {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		remote, err := b.readMembers(ctx, l.key)
+		b.resyncs.Add(1)
 		if err != nil || len(remote) > 0 || b.h.HasRemote(l.ch) {
-			b.Gaps.Add(1)
 			b.h.Gap(l.ch)
 		} else {
 			for _, m := range b.h.LocalMembers(l.ch) {
@@ -363,15 +390,17 @@ func (b *Broker) announce(l *link, ev hub.Event, retained *retain.Message) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.seq++
-	b.publish(l.subject, appendEnvelope(make([]byte, 0, 48+len(ev.Tail)+len(ev.Info.Extra)), b.n.id, l.id, l.seq, ev, retained))
+	b.publish(l.subject, ev.Kind, appendEnvelope(make([]byte, 0, 48+len(ev.Tail)+len(ev.Info.Extra)), b.n.id, l.id, l.seq, ev, retained))
 }
 
-func (b *Broker) publish(subject string, data []byte) {
+func (b *Broker) publish(subject string, kind hub.EventKind, data []byte) {
 	if err := b.n.nc.Publish(subject, data); err != nil {
-		b.Dropped.Add(1)
+		b.drops.Add(1)
 		return
 	}
-	b.EventsOut.Add(1)
+	if kind <= hub.EventMessage {
+		b.evOut[kind].Add(1)
+	}
 }
 
 // SetExtra implements hub.Broker: a request to the member's home
@@ -456,10 +485,13 @@ func (b *Broker) dispatch() {
 		if err != nil || node == b.n.id {
 			continue
 		}
-		b.EventsIn.Add(1)
+		if ev.Kind > hub.EventMessage {
+			continue
+		}
+		b.evIn[ev.Kind].Add(1)
 		if linkID != 0 {
 			if prev, ok := l.last[node]; ok && prev.link == linkID && seq != prev.seq+1 {
-				b.Gaps.Add(1)
+				b.gaps.Add(1)
 				b.n.log.Warn("cluster events lost: closing the channel's members", "from", node, "missed", seq-prev.seq-1)
 				b.h.Gap(l.ch)
 			}

@@ -68,6 +68,9 @@ type Config struct {
 	// OnNodeLost is called (on the watcher's goroutine) when another
 	// instance's lease expires or is deleted.
 	OnNodeLost func(node uint64)
+	// Observe, when set, gets the latency of every shared-state
+	// operation, by operation name (for metrics).
+	Observe func(op string, d time.Duration)
 }
 
 var prefixRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
@@ -106,6 +109,7 @@ type Node struct {
 
 	leased atomic.Bool // the lease was renewed within the TTL
 	loaded atomic.Bool // the live set was read once
+	deaths atomic.Uint64
 
 	mu    sync.Mutex
 	lost  []func(node uint64)           // called when another instance's lease ends
@@ -312,6 +316,7 @@ func (n *Node) watchNodes(w jetstream.KeyWatcher) {
 		}
 		n.mu.Unlock()
 		if was && e.Operation() != jetstream.KeyValuePut && id != n.id {
+			n.deaths.Add(1)
 			n.log.Warn("cluster instance lost", "node", id)
 			n.mu.Lock()
 			hooks := n.lost
@@ -374,6 +379,16 @@ func (n *Node) reconnected() {
 			f()
 		}
 	}()
+}
+
+// Deaths returns how many other instances' leases ended since start.
+func (n *Node) Deaths() uint64 { return n.deaths.Load() }
+
+// since reports the latency of operation op begun at start.
+func (n *Node) since(op string, start time.Time) {
+	if n.cfg.Observe != nil {
+		n.cfg.Observe(op, time.Since(start))
+	}
 }
 
 // ID returns this instance's node number.

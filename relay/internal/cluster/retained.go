@@ -50,6 +50,7 @@ const jsStoreFailed = 10077
 
 // Put implements retain.Store.
 func (r Retained) Put(ctx context.Context, name, protocol, cmd string, fields []byte, ttl time.Duration) (time.Time, error) {
+	defer r.n.since("retained_put", time.Now())
 	now := r.n.now()
 	m := retain.Message{Cmd: cmd, Fields: fields, Published: now, Expires: now.Add(ttl)}
 	if err := r.put(ctx, ChannelKey(name, protocol), m, ttl); err != nil {

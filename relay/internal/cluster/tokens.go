@@ -56,6 +56,7 @@ const claimTries = 3
 
 // Mint implements token.Store.
 func (t Tokens) Mint(ctx context.Context, g token.Grant, ttl time.Duration) (string, time.Time, error) {
+	defer t.n.since("token_mint", time.Now())
 	var raw [18]byte
 	if _, err := rand.Read(raw[:]); err != nil {
 		return "", time.Time{}, err
@@ -73,8 +74,37 @@ func (t Tokens) Mint(ctx context.Context, g token.Grant, ttl time.Duration) (str
 	return tok, exp, nil
 }
 
+// inUseWait is how long a claim of a token held on another live instance
+// (for more than a second) waits for its release before answering
+// ErrInUse: a client closed by a drain or the connection age limit
+// reconnects elsewhere while its old connection's leave (and release) is
+// still on its way.
+const inUseWait = 500 * time.Millisecond
+
 // Claim implements token.Store.
 func (t Tokens) Claim(ctx context.Context, tok, channel, protocol string, holder int64) (token.Grant, error) {
+	defer t.n.since("token_claim", time.Now())
+	deadline := time.Now().Add(inUseWait)
+	for {
+		g, err := t.claim(ctx, tok, channel, protocol, holder)
+		if !errors.Is(err, errHeldElsewhere) {
+			return g, err
+		}
+		if time.Now().After(deadline) {
+			return token.Grant{}, token.ErrInUse
+		}
+		select {
+		case <-ctx.Done():
+			return token.Grant{}, token.ErrInUse
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+}
+
+// errHeldElsewhere is ErrInUse for a holder on another live instance.
+var errHeldElsewhere = fmt.Errorf("%w (on another instance)", token.ErrInUse)
+
+func (t Tokens) claim(ctx context.Context, tok, channel, protocol string, holder int64) (token.Grant, error) {
 	for range claimTries {
 		e, err := t.n.tokens.Get(ctx, tok)
 		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
@@ -104,14 +134,19 @@ func (t Tokens) Claim(ctx context.Context, tok, channel, protocol string, holder
 				// Not seen either way (a lease older than this
 				// instance's watch): ask the bucket.
 				if _, err := t.n.nodes.Get(ctx, nodeKey(rec.Node)); err == nil {
-					return token.Grant{}, token.ErrInUse
+					return token.Grant{}, errHeldElsewhere
 				} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
 					return token.Grant{}, unavailable(err)
 				}
 				return token.Grant{}, token.ErrExpired // died too long ago to know when
 			}
 			if !dead {
-				return token.Grant{}, token.ErrInUse
+				// A claim made just now is a race lost, not a member
+				// on its way out: no wait.
+				if rec.Node == t.n.id || time.Since(e.Created()) < time.Second {
+					return token.Grant{}, token.ErrInUse
+				}
+				return token.Grant{}, errHeldElsewhere
 			}
 			deadline = died.Add(t.n.cfg.Rejoin)
 		}
@@ -141,6 +176,7 @@ func (t Tokens) Claim(ctx context.Context, tok, channel, protocol string, holder
 // fails because NATS is out of reach is retried after the next reconnect,
 // so the token is not left held by a member that is gone.
 func (t Tokens) Release(ctx context.Context, tok string, holder int64, current token.Grant) error {
+	defer t.n.since("token_release", time.Now())
 	err := t.release(ctx, tok, holder, current)
 	if errors.Is(err, ErrUnavailable) {
 		t.n.later(func(ctx context.Context) error { return t.release(ctx, tok, holder, current) })
