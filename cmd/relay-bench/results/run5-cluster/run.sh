@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Cluster benchmarks of issue 11 (BENCHMARKS.md "Cluster mode").
+# Cluster benchmarks of issue 11 (BENCHMARKS.md "Cluster mode"), as run: from a
+# directory holding relay-bench and relay built from this tree.
 set -u
 cd /tmp/i11b-art
 B=./relay-bench
