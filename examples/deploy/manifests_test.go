@@ -695,11 +695,11 @@ func TestCompose(t *testing.T) {
 	checkRelayService(t, svc)
 }
 
-// compose.cluster.yaml: three relay instances with one configuration on a
+// compose-cluster.yaml: three relay instances with one configuration on a
 // NATS service with JetStream, each reachable on its own host port, each
 // started after NATS, each one a valid relay site (run against a real NATS).
 func TestComposeCluster(t *testing.T) {
-	services := readCompose(t, "compose.cluster.yaml")
+	services := readCompose(t, "compose-cluster.yaml")
 	nats, ok := services["nats"]
 	if !ok {
 		t.Fatal("no nats service")
