@@ -46,7 +46,7 @@ func (s *Server) joinCluster(mem *hub.Memory, reg prometheus.Registerer) error {
 	node, err := cluster.Start(ctx, cluster.Config{
 		URL: s.cfg.NATSURL, CredsFile: s.cfg.NATSCredsFile, Prefix: s.cfg.NATSPrefix,
 		Replicas: s.cfg.NATSKVReplicas, NodeTTL: s.cfg.ClusterNodeTTL, Rejoin: s.cfg.TokenRejoin,
-		RetainMaxBytes: int64(s.cfg.RetainMaxBytes), Version: s.cfg.Version, Logger: s.log, Now: s.cfg.Now,
+		RetainMaxBytes: int64(s.cfg.RetainMaxBytes), RetainMaxMessages: int64(s.cfg.RetainMaxMessages), Version: s.cfg.Version, Logger: s.log, Now: s.cfg.Now,
 		Observe: observe,
 	})
 	if err != nil {

@@ -3,6 +3,9 @@ package relay_test
 import (
 	"fmt"
 	"net/http"
+	"os"
+	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -381,5 +384,46 @@ func TestClusterMetrics(t *testing.T) {
 	_, body = httpGetAll(t, "http://"+startRelay(t, nil).Addr+"/metrics")
 	if strings.Contains(body, "relay_cluster_") {
 		t.Error("a relay without NATS has cluster metrics")
+	}
+}
+
+// suites are the conformance, HTTP API and lifecycle tests that
+// TestSuitesOnNATS runs again on NATS. TestHealthAndShutdown is left out
+// of the three-instance run: it drains "the relay" and expects every
+// client closed, while a drain of one instance closes only its own
+// (TestClusterDrain covers that).
+var suites = []string{
+	"TestInvalidDataAndCmd", "TestGrantChecksInOrder", "TestGrantedFrame", "TestJoinChecks",
+	"TestVisibility", "TestMessages", "TestSetExtra", "TestLeaveAndRejoin", "TestTokenLifecycle",
+	"TestChannelLimit", "TestStaticTokensAndIPRules", "TestKeepalive", "TestHammer",
+	"TestHTTPTokenJoinPublishDeliver", "TestHTTPTokenRulesMatchGrant", "TestHTTPAuthorities",
+	"TestHTTPBadInput", "TestRetainedMessages", "TestRetainLimit", "TestWebSocketUnderV1",
+	"TestRetainByteLimit", "TestServerPublishAndMintToken",
+}
+
+// The existing suites, unchanged, against one instance on NATS and against
+// three instances with the clients spread over them round-robin (the test
+// binary runs again with RELAY_TEST_INSTANCES set): the same frames, after
+// ids are normalised, as one process gives.
+func TestSuitesOnNATS(t *testing.T) {
+	if os.Getenv(instancesVar) != "" {
+		t.Skip("already running on NATS")
+	}
+	if testing.Short() {
+		t.Skip("runs the suites twice more; skipped with -short")
+	}
+	for _, n := range []int{1, 3} {
+		t.Run(fmt.Sprintf("instances=%d", n), func(t *testing.T) {
+			run := slices.Clone(suites)
+			if n == 1 {
+				run = append(run, "TestHealthAndShutdown")
+			}
+			cmd := exec.Command(os.Args[0], "-test.run", "^("+strings.Join(run, "|")+")$", "-test.count", "1")
+			cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d", instancesVar, n))
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("the suites on %d instance(s) failed: %v\n%s", n, err, out)
+			}
+		})
 	}
 }

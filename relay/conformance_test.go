@@ -147,7 +147,7 @@ func TestVisibility(t *testing.T) {
 			}
 		}
 		// clients: modes 0 and 1 see only authorities and themselves.
-		want := map[int]string{0: aid + "," + ids[0], 1: aid + "," + ids[1], 2: aid + "," + ids[0] + "," + ids[1] + "," + ids[2]}[mode]
+		want := map[int]string{0: sortedIDs(aid, ids[0]), 1: sortedIDs(aid, ids[1]), 2: sortedIDs(aid, ids[0], ids[1], ids[2])}[mode]
 		if got := clientIDs(own); got != want {
 			t.Fatalf("mode %d joiner sees clients %s, want %s", mode, got, want)
 		}
@@ -159,7 +159,7 @@ func TestVisibility(t *testing.T) {
 	// A second authority's join is told to everyone.
 	a2 := authority(t, r)
 	own := join(t, a2, "room", "chat", "")
-	if got := clientIDs(own); got != aid+","+ids[0]+","+ids[1]+","+ids[2]+","+id(own) {
+	if got := clientIDs(own); got != sortedIDs(aid, ids[0], ids[1], ids[2], id(own)) {
 		t.Fatalf("authority sees %s", got)
 	}
 	for _, c := range []*relaytest.Client{a, members[0], members[1], members[2]} {
@@ -385,7 +385,7 @@ func TestTokenLifecycle(t *testing.T) {
 		join(t, second, "d", "p", tok)
 		// Released on disconnect too.
 		second.Conn().CloseNow()
-		waitFor(t, func() bool { return r.Clients() == 2 })
+		waitFor(t, func() bool { return clients(r) == 2 })
 		clk.Advance(30 * time.Second)
 		third := guest(t, r)
 		third.Send(fmt.Sprintf(`{"cmd":"JOIN","channel":"d","protocol":"p","token":%q}`, tok))

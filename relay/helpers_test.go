@@ -3,13 +3,17 @@ package relay_test
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/relay-project/relay/relay"
+	"github.com/relay-project/relay/relay/internal/cluster/natstest"
 	"github.com/relay-project/relay/relay/internal/relaytest"
 )
 
@@ -23,6 +27,20 @@ const (
 	guestAddr = "127.0.0.2"
 )
 
+// instancesVar set to N runs a test's relay as N instances on an
+// in-process NATS server (cluster mode), with the clients that authority
+// and guest dial spread over them round-robin: TestSuitesOnNATS runs the
+// conformance, HTTP API and lifecycle suites that way.
+const instancesVar = "RELAY_TEST_INSTANCES"
+
+// spreads maps a test's first instance to all of them.
+var spreads sync.Map // *relaytest.Relay -> *spread
+
+type spread struct {
+	rs   []*relaytest.Relay
+	next atomic.Int64
+}
+
 func startRelay(t *testing.T, mutate func(*relay.Config)) *relaytest.Relay {
 	t.Helper()
 	cfg := relaytest.Config(t)
@@ -30,17 +48,51 @@ func startRelay(t *testing.T, mutate func(*relay.Config)) *relaytest.Relay {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	return relaytest.Start(t, cfg, "")
+	n, _ := strconv.Atoi(os.Getenv(instancesVar))
+	if n < 1 {
+		return relaytest.Start(t, cfg, "")
+	}
+	srv := natstest.Start(t)
+	cfg.NATSURL, cfg.ClusterNodeTTL = srv.URL(), nodeTTL
+	sp := &spread{}
+	for range n {
+		sp.rs = append(sp.rs, relaytest.Start(t, cfg, ""))
+	}
+	spreads.Store(sp.rs[0], sp)
+	return sp.rs[0]
+}
+
+// dialURL is the URL the next client of r dials: r's, or the next
+// instance's when r runs as several.
+func dialURL(r *relaytest.Relay) string {
+	if v, ok := spreads.Load(r); ok {
+		sp := v.(*spread)
+		return sp.rs[int(sp.next.Add(1)-1)%len(sp.rs)].URL
+	}
+	return r.URL
+}
+
+// clients returns how many clients r serves, on all its instances.
+func clients(r *relaytest.Relay) int {
+	v, ok := spreads.Load(r)
+	if !ok {
+		return r.Clients()
+	}
+	n := 0
+	for _, o := range v.(*spread).rs {
+		n += o.Clients()
+	}
+	return n
 }
 
 func authority(t *testing.T, r *relaytest.Relay) *relaytest.Client {
 	t.Helper()
-	return relaytest.Dial(t, r.URL, &relaytest.DialOptions{Local: authAddr})
+	return relaytest.Dial(t, dialURL(r), &relaytest.DialOptions{Local: authAddr})
 }
 
 func guest(t *testing.T, r *relaytest.Relay) *relaytest.Client {
 	t.Helper()
-	return relaytest.Dial(t, r.URL, &relaytest.DialOptions{Local: guestAddr})
+	return relaytest.Dial(t, dialURL(r), &relaytest.DialOptions{Local: guestAddr})
 }
 
 // grant asks authority a for a token and returns it.

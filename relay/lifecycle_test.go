@@ -151,6 +151,6 @@ func TestHammer(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	waitFor(t, func() bool { return r.Clients() == 0 && r.Channels() == 0 })
+	waitFor(t, func() bool { return clients(r) == 0 && r.Channels() == 0 })
 	waitFor(t, func() bool { return runtime.NumGoroutine() <= before+2 })
 }

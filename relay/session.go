@@ -323,10 +323,15 @@ func (c *conn) leave(req *protocol.Request, binary bool) {
 	c.leaveChannel(m, binary)
 }
 
+// leaveChannel releases the membership's token first, then leaves: whoever
+// hears LEFT (the leaver included, in a cluster the other instances too)
+// can use the token at once.
 func (c *conn) leaveChannel(m *membership, binary bool) {
-	now, _ := c.srv.hub.Member(m.ch, c.id)
-	tok, _ := c.srv.hub.Leave(c, m.ch, binary)
-	c.release(tok, grantOf(now))
+	held, now, _ := c.srv.hub.Held(m.ch, c.id)
+	c.release(held, grantOf(now))
+	if tok, _ := c.srv.hub.Leave(c, m.ch, binary); tok != held {
+		c.release(tok, grantOf(now)) // replaced meanwhile
+	}
 	if !m.auth {
 		c.nonAuth--
 	}

@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/relay-project/relay/relay"
 	"github.com/relay-project/relay/relay/client"
@@ -11,13 +12,14 @@ import (
 
 // The Go client across two instances on one NATS: the backend (an
 // authority) on B grants a token, the browser joins with it on A, a
-// broadcast from B reaches A, the browser's direct reply reaches B, and B
-// is told LEFT when the browser goes away.
+// broadcast from B reaches A, the browser's direct reply reaches B, a
+// request from A is answered from B, and B is told LEFT when the browser
+// goes away.
 func TestClientAcrossInstances(t *testing.T) {
 	srv := natstest.Start(t)
 	var rs []*relaytest.Relay
 	for range 2 {
-		rs = append(rs, startRelay(t, func(c *relay.Config) { c.NATSURL = srv.URL() }))
+		rs = append(rs, startRelay(t, func(c *relay.Config) { c.NATSURL, c.ClusterNodeTTL = srv.URL(), 3*time.Second }))
 	}
 	ctx := ctx5(t)
 	browser := dial(t, rs[0], "127.0.0.2") // instance A
@@ -60,6 +62,17 @@ func TestClientAcrossInstances(t *testing.T) {
 	r, err := backend.WaitMessage(ctx, bch.Number, "thanks")
 	if err != nil || r.From != browserID || string(r.Fields["ok"]) != "true" {
 		t.Fatalf("direct reply from A on B: %+v %v", r, err)
+	}
+
+	// A request from A answered on B.
+	go func() {
+		m, err := backend.WaitMessage(ctx, bch.Number, "ping")
+		if err == nil {
+			backend.Send(ctx, bch.Number, m.From, "pong", map[string]any{"n": 1})
+		}
+	}()
+	if pong, err := browser.Request(ctx, ch.Number, backendID, "ping", nil, "pong"); err != nil || pong.From != backendID {
+		t.Fatalf("request from A answered on B: %+v %v", pong, err)
 	}
 
 	browser.Close()

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/relay-project/relay/relay/internal/cluster/natstest"
 	"github.com/relay-project/relay/relay/internal/relaytest"
@@ -21,7 +22,7 @@ func TestBrowserAcrossInstances(t *testing.T) {
 	var rs []*relaytest.Relay
 	for range 2 {
 		cfg := relaytest.Config(t)
-		cfg.NATSURL = srv.URL()
+		cfg.NATSURL, cfg.ClusterNodeTTL = srv.URL(), 3*time.Second
 		rs = append(rs, relaytest.Start(t, cfg, ""))
 	}
 	w.relay = rs[0] // the page's instance: it loads relay.js from A and connects to A

@@ -59,10 +59,12 @@ type Config struct {
 	NodeTTL time.Duration
 	// Rejoin is how long a released grant token stays claimable.
 	Rejoin time.Duration
-	// RetainMaxBytes bounds the retained messages' bucket.
-	RetainMaxBytes int64
-	Version        string // recorded in the lease
-	Logger         *slog.Logger
+	// RetainMaxBytes and RetainMaxMessages bound the retained messages'
+	// bucket.
+	RetainMaxBytes    int64
+	RetainMaxMessages int64
+	Version           string // recorded in the lease
+	Logger            *slog.Logger
 	// Now is the clock for token deadlines. Default time.Now.
 	Now func() time.Time
 	// OnNodeLost is called (on the watcher's goroutine) when another
@@ -188,6 +190,21 @@ func (n *Node) setup(ctx context.Context) error {
 	for _, b := range buckets {
 		if *b.kv, err = n.js.CreateOrUpdateKeyValue(ctx, b.cfg); err != nil {
 			return fmt.Errorf("%w: bucket %s: %w", ErrUnavailable, b.cfg.Bucket, err)
+		}
+	}
+	if n.cfg.RetainMaxMessages > 0 {
+		// A KV bucket has no message cap of its own; its stream does
+		// (expired messages do not count: the server removes them).
+		st, err := n.js.Stream(ctx, "KV_"+p+"_retained")
+		if err != nil {
+			return fmt.Errorf("%w: the retained bucket's stream: %w", ErrUnavailable, err)
+		}
+		sc := st.CachedInfo().Config
+		if sc.MaxMsgs != n.cfg.RetainMaxMessages {
+			sc.MaxMsgs = n.cfg.RetainMaxMessages
+			if _, err := n.js.UpdateStream(ctx, sc); err != nil {
+				return fmt.Errorf("%w: capping the retained bucket: %w", ErrUnavailable, err)
+			}
 		}
 	}
 	if n.id, err = n.increment(ctx, "next-node", func(old uint64) uint64 { return old + 1 }); err != nil {

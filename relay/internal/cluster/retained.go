@@ -18,9 +18,9 @@ import (
 
 // Retained is a retain.Store in the cluster's retained bucket: the latest
 // message per (channel, protocol, cmd), each key expiring with its message
-// (a per-key TTL). The bucket's size is RELAY_RETAIN_MAX_BYTES; a publish
-// that does not fit gets retain.ErrFull. The message count cap
-// (RELAY_RETAIN_MAX_MESSAGES) applies per instance only, to its cache.
+// (a per-key TTL). The bucket holds at most RELAY_RETAIN_MAX_MESSAGES
+// messages and RELAY_RETAIN_MAX_BYTES bytes (as JetStream counts them,
+// headers included); a publish that does not fit gets retain.ErrFull.
 type Retained struct{ n *Node }
 
 var _ retain.Store = Retained{}
@@ -70,7 +70,7 @@ func (r Retained) put(ctx context.Context, ck string, m retain.Message, ttl time
 	msg := &nats.Msg{Subject: "$KV." + r.n.cfg.Prefix + "_retained." + retainedKey(ck, m.Cmd), Data: val}
 	_, err = r.n.js.PublishMsg(ctx, msg, jetstream.WithMsgTTL(ttl))
 	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) && apiErr.ErrorCode == jsStoreFailed && strings.Contains(apiErr.Description, "maximum bytes") {
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == jsStoreFailed && strings.Contains(apiErr.Description, "maximum") {
 		return retain.ErrFull
 	}
 	return unavailable(err)

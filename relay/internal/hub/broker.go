@@ -79,10 +79,11 @@ type Closer interface {
 
 // remoteMember is another instance's member in a channel's replica.
 type remoteMember struct {
-	node uint64
-	id   int64
-	rev  uint64
-	info protocol.MemberInfo
+	node  uint64
+	id    int64
+	rev   uint64 // of the latest record applied
+	order uint64 // the revision it was first known by: its place in join order
+	info  protocol.MemberInfo
 }
 
 // link subscribes ch before its first local member joins, once; every
@@ -128,7 +129,7 @@ func (h *Memory) LoadRemote(ch *Channel, members []RemoteMember) {
 			}
 			continue
 		}
-		ch.addRemoteLocked(&remoteMember{node: m.Node, id: m.ID, rev: m.Rev, info: m.Info})
+		ch.addRemoteLocked(&remoteMember{node: m.Node, id: m.ID, rev: m.Rev, order: m.Rev, info: m.Info})
 	}
 	ch.gone = nil
 	ch.loaded = true
@@ -154,7 +155,7 @@ func (h *Memory) ApplyRemote(ch *Channel, node uint64, ev Event) {
 			return // already known: no second JOINED
 		}
 		if rm == nil {
-			rm = &remoteMember{node: node, id: ev.ID}
+			rm = &remoteMember{node: node, id: ev.ID, order: ev.Rev}
 			ch.addRemoteLocked(rm)
 		}
 		delete(ch.gone, ev.ID) // joined again after a leave

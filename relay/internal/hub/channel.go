@@ -1,6 +1,8 @@
 package hub
 
 import (
+	"cmp"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -43,6 +45,7 @@ type member struct {
 	r     Recipient
 	id    int64
 	seq   uint64 // join order within the channel
+	order uint64 // in a cluster: the record revision of its join, a cluster-wide order
 	info  protocol.MemberInfo
 	token string
 }
@@ -109,6 +112,39 @@ func (ch *Channel) removeRemoteLocked(rm *remoteMember) {
 		}
 	}
 	delete(ch.remoteByID, rm.id)
+}
+
+// mergeRemoteLocked returns visible, a joiner's list of local members in
+// join order, with the other instances' members it may see (every one when
+// all, else the authorities) merged in by the cluster-wide join order.
+// ch.mu must be held.
+func (ch *Channel) mergeRemoteLocked(visible []protocol.Member, all bool) []protocol.Member {
+	rs := make([]*remoteMember, 0, len(ch.remote))
+	for _, m := range ch.remote {
+		if all || m.info.Auth {
+			rs = append(rs, m)
+		}
+	}
+	if len(rs) == 0 {
+		return visible
+	}
+	slices.SortStableFunc(rs, func(a, b *remoteMember) int { return cmp.Compare(a.order, b.order) })
+	out := make([]protocol.Member, 0, len(visible)+len(rs))
+	i := 0
+	for _, v := range visible {
+		var o uint64
+		if m := ch.byID[v.ID]; m != nil {
+			o = m.order
+		}
+		for ; i < len(rs) && rs[i].order < o; i++ {
+			out = append(out, protocol.Member{ID: rs[i].id, Info: rs[i].info})
+		}
+		out = append(out, v)
+	}
+	for ; i < len(rs); i++ {
+		out = append(out, protocol.Member{ID: rs[i].id, Info: rs[i].info})
+	}
+	return out
 }
 
 // without removes m from s, keeping the order.

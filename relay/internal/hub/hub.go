@@ -62,6 +62,9 @@ type Hub interface {
 	// SetExtra replaces member id's extra and tells every member allowed to
 	// see it. It returns false if id is not a member.
 	SetExtra(ctx context.Context, ch *Channel, id int64, extra []byte, binary bool) (bool, error)
+	// Held returns the grant token local member id holds ("" for none)
+	// and its info.
+	Held(ch *Channel, id int64) (token string, info protocol.MemberInfo, ok bool)
 	// Member returns member id's info.
 	Member(ch *Channel, id int64) (protocol.MemberInfo, bool)
 	// Members returns every member, in join order.

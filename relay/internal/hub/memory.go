@@ -57,7 +57,7 @@ func (h *Memory) Join(ctx context.Context, r Recipient, name, proto string, info
 			ch.mu.Unlock()
 			continue
 		}
-		replaced := h.joinLocked(ch, r, info, token, binary, replay)
+		replaced := h.joinLocked(ch, r, info, token, binary, replay, rev)
 		ch.mu.Unlock()
 		if h.Broker != nil {
 			// Announced before the joiner can send anything: its
@@ -85,7 +85,9 @@ func (h *Memory) findOrCreate(name, proto string) *Channel {
 
 // joinLocked adds or updates the member, sends JOINED and the replay to it,
 // then JOINED to the others. ch.mu must be held.
-func (h *Memory) joinLocked(ch *Channel, r Recipient, info protocol.MemberInfo, token string, binary bool, replay Replay) string {
+// rev is the member's record revision in a cluster (its place in the
+// cluster-wide join order), 0 in one process.
+func (h *Memory) joinLocked(ch *Channel, r Recipient, info protocol.MemberInfo, token string, binary bool, replay Replay, rev uint64) string {
 	id := r.ClientID()
 	replaced := ""
 	self := ch.byID[id]
@@ -96,7 +98,7 @@ func (h *Memory) joinLocked(ch *Channel, r Recipient, info protocol.MemberInfo, 
 		self.token = token
 		ch.setInfoLocked(self, info)
 	} else {
-		self = &member{r: r, id: id, info: info, token: token}
+		self = &member{r: r, id: id, info: info, token: token, order: rev}
 		ch.addLocked(self)
 	}
 
@@ -106,9 +108,6 @@ func (h *Memory) joinLocked(ch *Channel, r Recipient, info protocol.MemberInfo, 
 	if info.Auth || info.Mode == protocol.ModeSendToAny {
 		visible = make([]protocol.Member, 0, len(ch.members)+len(ch.remote))
 		for _, m := range ch.members {
-			visible = append(visible, protocol.Member{ID: m.id, Info: m.info})
-		}
-		for _, m := range ch.remote {
 			visible = append(visible, protocol.Member{ID: m.id, Info: m.info})
 		}
 	} else {
@@ -126,11 +125,9 @@ func (h *Memory) joinLocked(ch *Channel, r Recipient, info protocol.MemberInfo, 
 		if !placed {
 			visible = append(visible, protocol.Member{ID: id, Info: info})
 		}
-		for _, m := range ch.remote {
-			if m.info.Auth {
-				visible = append(visible, protocol.Member{ID: m.id, Info: m.info})
-			}
-		}
+	}
+	if len(ch.remote) > 0 {
+		visible = ch.mergeRemoteLocked(visible, info.Auth || info.Mode == protocol.ModeSendToAny)
 	}
 	selfFrame := protocol.AppendJoinedSelf(make([]byte, 0, 160+64*len(visible)), ch.ID, id, info, ch.Name, ch.Protocol, visible)
 	r.Send(Frame{Data: selfFrame, Binary: binary})
@@ -265,6 +262,16 @@ func (h *Memory) setExtra(ch *Channel, id int64, extra []byte, binary bool) bool
 		}
 	}
 	return true
+}
+
+// Held implements Hub.
+func (h *Memory) Held(ch *Channel, id int64) (string, protocol.MemberInfo, bool) {
+	ch.mu.RLock()
+	defer ch.mu.RUnlock()
+	if m := ch.byID[id]; m != nil {
+		return m.token, m.info, true
+	}
+	return "", protocol.MemberInfo{}, false
 }
 
 // Member implements Hub.
