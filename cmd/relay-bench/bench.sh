@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every scenario of BENCHMARKS.md against a relay built from this tree
 # and the limit server, and keeps the JSON lines and tables.
-# Usage: cmd/relay-bench/bench.sh [outdir]   (about 15 minutes)
+# Usage: cmd/relay-bench/bench.sh [outdir]   (about 20 minutes)
 # QUICK=1 shortens every run (for trying the script, not for numbers).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
