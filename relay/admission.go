@@ -68,6 +68,10 @@ func addrKey(a netip.Addr) netip.Prefix {
 // upgrade. It returns the function that gives the slot back, or writes the
 // refusal (503 for RELAY_MAX_CONNECTIONS or the descriptor reserve, 429
 // for RELAY_MAX_CONNECTIONS_PER_ADDR, with Retry-After) and returns nil.
+// A client from an authority address (the operator's backend) is counted
+// but never refused by either cap: otherwise connections from anywhere
+// that fill RELAY_MAX_CONNECTIONS would lock out the backend that mints
+// every other client's tokens over a WebSocket (the PHP SDK's flow).
 func (s *Server) admit(w http.ResponseWriter, client auth.Client) (release func()) {
 	addr := client.Addr // the zero address when unknown: such clients share one count
 	refuse := func(status int, reason, msg string) func() {
@@ -81,11 +85,12 @@ func (s *Server) admit(w http.ResponseWriter, client auth.Client) (release func(
 	}
 	// Loopback is exempt only as the socket peer: a forwarded loopback
 	// value is a claim, not this machine.
-	perAddr := s.cfg.MaxConnectionsPerAddr > 0 && (s.cfg.LimitLoopback || client.Forwarded || !addr.IsLoopback())
+	operator := s.auths.ByAddrAnyProtocol(client)
+	perAddr := s.cfg.MaxConnectionsPerAddr > 0 && !operator && (s.cfg.LimitLoopback || client.Forwarded || !addr.IsLoopback())
 	key := addrKey(addr)
 	s.admitMu.Lock()
 	defer s.admitMu.Unlock()
-	if s.cfg.MaxConnections > 0 && s.admitted >= s.cfg.MaxConnections {
+	if s.cfg.MaxConnections > 0 && s.admitted >= s.cfg.MaxConnections && !operator {
 		return refuse(http.StatusServiceUnavailable, metrics.RefusedConnections, "at its connection limit; try again later")
 	}
 	if perAddr && s.perAddr[key] >= s.cfg.MaxConnectionsPerAddr {

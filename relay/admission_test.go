@@ -214,6 +214,24 @@ func TestConnectionLimits(t *testing.T) {
 			t.Error("refusal not counted")
 		}
 	})
+	t.Run("authorities are never locked out", func(t *testing.T) {
+		// Guests fill the relay; the operator's backend still connects and
+		// mints the tokens everyone else joins with.
+		r := startRelay(t, func(c *relay.Config) { c.MaxConnections = 2; c.MaxConnectionsPerAddr = 1; c.LimitLoopback = true })
+		guest(t, r)
+		if code, _ := dialStatus(t, r, "127.0.0.3", nil); code != http.StatusSwitchingProtocols {
+			t.Fatalf("2nd guest: %d", code)
+		}
+		if code, _ := dialStatus(t, r, "127.0.0.4", nil); code != http.StatusServiceUnavailable {
+			t.Fatalf("3rd guest: %d, want 503", code)
+		}
+		for range 2 { // over both caps, from one address
+			a := authority(t, r)
+			if g := grant(t, a, "c", "p", 2, `{}`, false); g == "" {
+				t.Fatal("no grant")
+			}
+		}
+	})
 	t.Run("per address", func(t *testing.T) {
 		r := startRelay(t, func(c *relay.Config) { c.MaxConnectionsPerAddr = 2; c.LimitLoopback = true })
 		guest(t, r)

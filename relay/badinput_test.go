@@ -241,7 +241,7 @@ var badInputs = []badInput{
 		// both together over it.
 		part := frame(false, opText, []byte(`{"cmd":"`+strings.Repeat("u", badUnfinished/2+700)))
 		other.write(part)
-		time.Sleep(50 * time.Millisecond)
+		waitFor(t, func() bool { return gauge(t, e.r, "relay_unfinished_message_bytes") > 0 })
 		c.write(part)
 		if code, _ := c.closeCode(5 * time.Second); code != protocol.StatusTryAgainLater {
 			t.Fatalf("closed with %d, want 1013", code)

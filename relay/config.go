@@ -135,10 +135,10 @@ type Config struct {
 	// MaxHeaderFieldBytes caps one header field (name and value).
 	MaxHeaderFieldBytes int `env:"RELAY_MAX_HEADER_FIELD_BYTES" envDefault:"8192" help:"Most bytes one header field (name and value) may take; a larger one gets 431."`
 	// MaxConnections caps the WebSockets open at once; 0 disables.
-	MaxConnections int `env:"RELAY_MAX_CONNECTIONS" envDefault:"20000" help:"Most WebSockets open at once (about 15 KB each when idle: fits a 1 GB container with room for queues); past it a handshake gets 503 with Retry-After. 0 disables."`
+	MaxConnections int `env:"RELAY_MAX_CONNECTIONS" envDefault:"20000" help:"Most WebSockets open at once (about 15 KB each when idle: fits a 1 GB container with room for queues); past it a handshake gets 503 with Retry-After (never from an authority address). 0 disables."`
 	// MaxConnectionsPerAddr caps the WebSockets from one client address
 	// (an IPv4 address or an IPv6 /64); 0 disables.
-	MaxConnectionsPerAddr int `env:"RELAY_MAX_CONNECTIONS_PER_ADDR" envDefault:"1000" help:"Most WebSockets open at once from one client address (IPv4 address or IPv6 /64; generous for offices behind one NAT); past it a handshake gets 429 with Retry-After. 0 disables."`
+	MaxConnectionsPerAddr int `env:"RELAY_MAX_CONNECTIONS_PER_ADDR" envDefault:"1000" help:"Most WebSockets open at once from one client address (IPv4 address or IPv6 /64; generous for offices behind one NAT); past it a handshake gets 429 with Retry-After (never from an authority address). 0 disables."`
 	// LimitLoopback counts loopback clients against MaxConnectionsPerAddr.
 	LimitLoopback bool `env:"RELAY_LIMIT_LOOPBACK" envDefault:"false" help:"Count loopback clients (this machine: load tests, sidecars not listed as trusted proxies) against RELAY_MAX_CONNECTIONS_PER_ADDR."`
 	// FDReserve is how many file descriptors are kept for probes, metrics

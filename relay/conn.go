@@ -2,6 +2,7 @@ package relay
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -515,11 +516,19 @@ func (h hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	nc.SetDeadline(time.Time{})
 	cc := &corkConn{Conn: nc}
 	*h.sock = cc
+	// Bytes the client sent early (a frame right behind the upgrade
+	// request) are read first through cc, so they too pass the message
+	// limits: in net/http's 4 KB buffer, a whole unfinished message would
+	// be held outside the unfinished-messages budget.
+	if n := brw.Reader.Buffered(); n > 0 {
+		early, _ := brw.Reader.Peek(n)
+		cc.early = bytes.Clone(early)
+	}
 	if h.park != nil {
 		// A parked connection reads through its parkedReader, which
 		// borrows a buffer only while it reads; the bufio.Reader the
 		// library requires above it is the smallest bufio allows.
-		if pr := newParkedReader(h.p, nc, brw.Reader); pr != nil {
+		if pr := newParkedReader(h.p, nc); pr != nil {
 			*h.park, cc.park = pr, pr
 			return cc, bufio.NewReadWriter(bufio.NewReaderSize(cc, 16), bufio.NewWriterSize(cc, parkedWriteBufferBytes)), nil
 		}
@@ -528,12 +537,7 @@ func (h hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	// connection. net/http's is 4 KB; readBufferBytes still takes a couple
 	// of small messages per read system call and saves 3.5 KB per
 	// connection (larger payloads are read straight into the message).
-	// Keep net/http's when it already holds bytes the client sent early
-	// (the library then reads the rest through cc, as every other read).
-	br := brw.Reader
-	if br.Buffered() == 0 {
-		br = bufio.NewReaderSize(cc, readBufferBytes)
-	}
+	br := bufio.NewReaderSize(cc, readBufferBytes)
 	// A small write buffer: corked writes are gathered in corkConn, and the
 	// only uncorked writes are control frames (at most 127 bytes).
 	return cc, bufio.NewReadWriter(br, bufio.NewWriterSize(cc, 256)), nil
@@ -557,6 +561,8 @@ type corkConn struct {
 	// how long and how many bytes an unfinished message may hold.
 	inMessage atomic.Bool
 	owner     *conn
+
+	early []byte // bytes net/http read past the upgrade request, read first
 }
 
 // Read reads the network, through the message limits mid-message.
@@ -568,10 +574,27 @@ func (c *corkConn) Read(p []byte) (int, error) {
 	if c.park != nil {
 		return c.park.Read(p)
 	}
+	if len(c.early) > 0 {
+		return c.readEarly(p)
+	}
 	if c.inMessage.Load() && c.owner != nil {
 		return c.owner.readMidMessage(c.Conn, p)
 	}
 	return c.Conn.Read(p)
+}
+
+// readEarly returns bytes the client sent with its upgrade request,
+// charged mid-message like bytes from the network.
+func (c *corkConn) readEarly(p []byte) (int, error) {
+	n := copy(p, c.early)
+	c.early = c.early[n:]
+	if len(c.early) == 0 {
+		c.early = nil
+	}
+	if c.inMessage.Load() && c.owner != nil && !c.owner.closing.Load() {
+		return c.owner.chargeUnfinished(n)
+	}
+	return n, nil
 }
 
 // cut makes every read and write, including ones blocked now, fail after

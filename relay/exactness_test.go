@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -212,7 +213,22 @@ func TestRepeatedJoinKeepsCurrentState(t *testing.T) {
 	// And the token, re-armed when it leaves, still carries that state.
 	browser.Conn().Close(websocket.StatusGoingAway, "blip")
 	a.NextMap() // LEFT
-	if got := fmt.Sprint(join(t, guest(t, r), "room", "chat", tok)["info"]); got != want {
-		t.Fatalf("rejoined after the blip as %s, want %s", got, want)
+	// The others see LEFT just before the token is re-armed: a JOIN in
+	// between is refused, as a rejoin that beats the relay noticing the
+	// blip is.
+	back := guest(t, r)
+	req := fmt.Sprintf(`{"cmd":"JOIN","channel":"room","protocol":"chat","token":%q}`, tok)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		back.Send(req)
+		m := back.NextMap()
+		if m["cmd"] == "JOINED" {
+			if got := fmt.Sprint(m["info"]); got != want {
+				t.Fatalf("rejoined after the blip as %s, want %s", got, want)
+			}
+			return
+		}
+		if m["errorcode"] != "access_denied" || time.Now().After(deadline) {
+			t.Fatalf("rejoin after the blip: %v", m)
+		}
 	}
 }

@@ -88,15 +88,28 @@ func (c *conn) readMidMessage(nc io.Reader, p []byte) (int, error) {
 	}
 	n, err := nc.Read(p)
 	if n > 0 {
-		c.msgHeld += int64(n)
-		if held := c.srv.unfinished.Add(int64(n)); held > int64(c.srv.cfg.UnfinishedBytes) {
-			c.srv.logBudget(held)
-			// No bytes with the error: a read that filled its buffer
-			// would have the error dropped by io.ReadFull.
-			return 0, errUnfinishedBudget
+		if _, berr := c.chargeUnfinished(n); berr != nil {
+			return 0, berr
 		}
 	}
 	return n, err
+}
+
+// chargeUnfinished charges n bytes read mid-message to the relay-wide
+// budget for unfinished messages.
+func (c *conn) chargeUnfinished(n int) (int, error) {
+	if !c.msgWaited { // early bytes: the message timeout starts with them too
+		c.msgWaited = true
+		c.msgTimer = time.AfterFunc(c.srv.cfg.MessageTimeout, c.messageExpired)
+	}
+	c.msgHeld += int64(n)
+	if held := c.srv.unfinished.Add(int64(n)); held > int64(c.srv.cfg.UnfinishedBytes) {
+		c.srv.logBudget(held)
+		// No bytes with the error: a read that filled its buffer
+		// would have the error dropped by io.ReadFull.
+		return 0, errUnfinishedBudget
+	}
+	return n, nil
 }
 
 // messageEnded releases what the message held, whole or not.

@@ -359,3 +359,39 @@ func TestMessageTimeoutEarlyBytes(t *testing.T) {
 	}
 	within(t, "closed", time.Since(start), timeout, timeout+2*time.Second)
 }
+
+// TestUnfinishedBudgetEarlyBytes: an unfinished message that arrives with
+// the upgrade request (already in net/http's buffer) is charged to the
+// unfinished-messages budget like any other: with another client holding
+// most of the budget, it is closed with 1013. It used to be read from
+// net/http's 4 KB buffer, outside the budget, and was closed only by the
+// message timeout.
+func TestUnfinishedBudgetEarlyBytes(t *testing.T) {
+	r := startRelay(t, func(c *relay.Config) {
+		c.MaxMessageBytes = 4 << 10
+		c.UnfinishedBytes = 4 << 10
+		c.MessageTimeout = time.Minute
+	})
+	part := frame(false, opText, []byte(`{"cmd":"X","p":"`+strings.Repeat("z", 3<<10)))
+	held := rawDial(t, r, guestAddr) // holds about 3 KB of the 4 KB budget
+	held.write(part)
+	waitFor(t, func() bool { return gauge(t, r, "relay_unfinished_message_bytes") > 2<<10 })
+	nc, err := net.Dial("tcp", r.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	req := fmt.Sprintf("GET / HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", r.Addr)
+	start := time.Now()
+	nc.Write(append([]byte(req), part...)) // one write: one segment, under net/http's 4 KB
+	c := &rawConn{t: t, nc: nc, br: bufio.NewReader(nc)}
+	if resp, err := http.ReadResponse(c.br, nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake: %v %v", resp, err)
+	}
+	code, reason := c.closeCode(5 * time.Second)
+	if code != protocol.StatusTryAgainLater || reason != protocol.CloseUnfinishedBudget.Text() {
+		t.Fatalf("closed with %d %q, want 1013 %q", code, reason, protocol.CloseUnfinishedBudget.Text())
+	}
+	within(t, "closed", time.Since(start), 0, 2*time.Second)
+}

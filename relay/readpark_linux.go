@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"bufio"
 	"errors"
 	"io"
 	"log/slog"
@@ -244,10 +243,9 @@ type parkedReader struct {
 
 var parkBufs = sync.Pool{New: func() any { b := make([]byte, parkReadBufferBytes); return &b }}
 
-// newParkedReader wraps nc, whose early bytes br may already hold, or
-// returns nil when nc has no socket to park (the caller then uses a reader
-// goroutine).
-func newParkedReader(p *poller, nc net.Conn, br *bufio.Reader) *parkedReader {
+// newParkedReader wraps nc, or returns nil when nc has no socket to park
+// (the caller then uses a reader goroutine).
+func newParkedReader(p *poller, nc net.Conn) *parkedReader {
 	sc, ok := nc.(syscall.Conn)
 	if !ok || p == nil {
 		return nil
@@ -257,15 +255,6 @@ func newParkedReader(p *poller, nc net.Conn, br *bufio.Reader) *parkedReader {
 		return nil
 	}
 	pr := &parkedReader{p: p, nc: nc, raw: raw}
-	if n := br.Buffered(); n > 0 {
-		early, _ := br.Peek(n)
-		pr.buf = parkBufs.Get().(*[]byte)
-		if n > len(*pr.buf) {
-			b := make([]byte, n)
-			pr.buf = &b
-		}
-		pr.w = copy(*pr.buf, early)
-	}
 	pr.state.Store(parkRunning)
 	return pr
 }
@@ -284,7 +273,7 @@ func (pr *parkedReader) start() {
 		pr.key = uint32(len(p.slots))
 	}
 	p.mu.Unlock()
-	early := pr.w > 0
+	early := len(pr.c.sock.early) > 0
 	if !early {
 		// Parked before it is registered: registering a readable socket
 		// reports it at once.
@@ -465,6 +454,15 @@ type parkedNet parkedReader
 // closing connection's last step) it is an ordinary blocking read.
 func (pn *parkedNet) Read(p []byte) (int, error) {
 	pr := (*parkedReader)(pn)
+	if cc := pr.c.sock; len(cc.early) > 0 {
+		// Bytes the client sent with its upgrade request come first.
+		n := copy(p, cc.early)
+		cc.early = cc.early[n:]
+		if len(cc.early) == 0 {
+			cc.early = nil
+		}
+		return n, nil
+	}
 	if !pr.stepping.Load() {
 		return pr.nc.Read(p)
 	}

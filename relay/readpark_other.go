@@ -3,7 +3,6 @@
 package relay
 
 import (
-	"bufio"
 	"errors"
 	"io"
 	"log/slog"
@@ -25,7 +24,7 @@ func (*poller) workersNow() int { return 0 }
 
 type parkedReader struct{ c *conn }
 
-func newParkedReader(*poller, net.Conn, *bufio.Reader) *parkedReader { return nil }
+func newParkedReader(*poller, net.Conn) *parkedReader { return nil }
 
 func (*parkedReader) start()                   {}
 func (*parkedReader) wake()                    {}

@@ -96,7 +96,7 @@ func connectMembers(ctx context.Context, tgt target, pub *publisher, name string
 			return err
 		}
 		t0 := time.Now()
-		ws, err := joinMember(ctx, ds[i%len(ds)], tgt, name, tok, 2048)
+		ws, err := joinMember(ctx, ds[i%len(ds)], tgt.at(i), name, tok, 2048)
 		if err != nil {
 			return fmt.Errorf("member %d: %w", i, err)
 		}
@@ -181,6 +181,9 @@ func ensureFiles(tgt target, k int, res *result) error {
 // runIdle joins K idle members and reports the server's RSS growth per
 // connection.
 func runIdle(ctx context.Context, tgt target, o connOptions, res *result) error {
+	if len(tgt.peers) > 0 {
+		return fmt.Errorf("idle measures one instance's memory; run it without -instances")
+	}
 	if err := ensureFiles(tgt, o.K, res); err != nil {
 		return err
 	}
@@ -354,7 +357,8 @@ func runJoinrate(ctx context.Context, tgt target, o connOptions, res *result) er
 		}
 	}
 	lat := make([]int64, o.K)
-	cpu0, _ := serverCPU(tgt.pid)
+	cpu0, cpuErr := tgt.cpu()
+	nats0, natsCPU0 := tgt.natsNow()
 	start := time.Now()
 	ms, err := connectMembers(ctx, tgt, pub, name, o, lat)
 	elapsed := time.Since(start)
@@ -363,10 +367,14 @@ func runJoinrate(ctx context.Context, tgt target, o connOptions, res *result) er
 		return err
 	}
 	res.fill(tgt, start, elapsed)
-	if cpu1, err := serverCPU(tgt.pid); err == nil {
+	if cpu1, err := tgt.cpu(); err == nil && cpuErr == nil {
 		res.ServerCPUPct = pct(cpu1-cpu0, elapsed)
 		res.ServerCPUPerOpUS = perOp(cpu1-cpu0, int64(o.K))
 	}
+	// Joins announce themselves asynchronously to the other instances:
+	// let those deliveries land before reading the counts.
+	time.Sleep(200 * time.Millisecond)
+	res.natsPerOp(tgt, nats0, natsCPU0, int64(o.K))
 	var h hist
 	for _, l := range lat {
 		h.add(l)

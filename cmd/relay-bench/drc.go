@@ -24,6 +24,56 @@ type target struct {
 	addr string // host:port on loopback
 	path string // HTTP path of the WebSocket endpoint
 	pid  int    // server process id for /proc readings; 0 = unknown
+
+	// Cluster mode: the other instances members are spread over (the
+	// publisher stays on this one), and the NATS server they share.
+	peers   []target
+	nats    natsStats
+	natsPID int
+}
+
+// instances is how many relay instances the target spreads members over.
+func (t target) instances() int { return 1 + len(t.peers) }
+
+// at is the instance member i connects to: round robin over all of them,
+// so with three instances a third of the members share the publisher's.
+func (t target) at(i int) target {
+	if k := i % t.instances(); k > 0 {
+		return t.peers[k-1]
+	}
+	return t
+}
+
+// pids are the server processes of every instance.
+func (t target) pids() []int {
+	ps := []int{t.pid}
+	for _, p := range t.peers {
+		ps = append(ps, p.pid)
+	}
+	return ps
+}
+
+// cpu is the CPU time every instance has used (the NATS server apart).
+func (t target) cpu() (time.Duration, error) {
+	var sum time.Duration
+	for _, pid := range t.pids() {
+		d, err := serverCPU(pid)
+		if err != nil {
+			return 0, err
+		}
+		sum += d
+	}
+	return sum, nil
+}
+
+// natsNow reads the NATS counts and the NATS server's CPU; zero without NATS.
+func (t target) natsNow() (natsCounts, time.Duration) {
+	if t.nats == nil {
+		return natsCounts{}, 0
+	}
+	n, _ := t.nats()
+	d, _ := serverCPU(t.natsPID)
+	return n, d
 }
 
 // ctlFrame is the subset of server frames the control path reads. The hot

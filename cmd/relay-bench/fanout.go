@@ -19,12 +19,6 @@ type fanoutOptions struct {
 	Window   int           // max broadcasts in flight (sent, not yet at every receiver)
 	Batch    int           // max broadcasts per publisher write
 	Drain    time.Duration // how long to wait for stragglers after publishing
-	// Spread are more instances of the same relay (cluster mode): the
-	// subscribers join round-robin over the target and these, the
-	// publisher stays on the target. Every instance must number the bench
-	// channel alike (fresh instances do: 1), since deliveries are scanned
-	// at a fixed offset.
-	Spread []target
 }
 
 // subscriber is one receive-only member counting what it gets.
@@ -99,11 +93,7 @@ func runFanout(ctx context.Context, tgt target, o fanoutOptions, res *result) er
 		if err != nil {
 			return err
 		}
-		on := tgt
-		if k := i % (len(o.Spread) + 1); k > 0 {
-			on = o.Spread[k-1]
-		}
-		ws, err := joinMember(ctx, d, on, name, tok, 64<<10)
+		ws, err := joinMember(ctx, d, tgt.at(i), name, tok, 64<<10)
 		if err != nil {
 			return err
 		}
@@ -130,8 +120,9 @@ func runFanout(ctx context.Context, tgt target, o fanoutOptions, res *result) er
 		return m
 	}
 
-	cpu0, _ := serverCPU(tgt.pid)
-	_, w0, werr := procSyscalls(tgt.pid)
+	cpu0, cpuErr := tgt.cpu()
+	w0, werr := writes(tgt)
+	nats0, natsCPU0 := tgt.natsNow()
 	self0 := selfCPU()
 	mach := startCPUWindow()
 	start := time.Now()
@@ -214,10 +205,11 @@ publish:
 	elapsed := lastSeen.Sub(start)
 	selfUsed := selfCPU() - self0
 	res.fill(tgt, start, elapsed)
-	if cpu1, err := serverCPU(tgt.pid); err == nil && tgt.pid != 0 {
+	if cpu1, err := tgt.cpu(); err == nil && cpuErr == nil {
 		res.ServerCPUPct = pct(cpu1-cpu0, elapsed)
 		res.ServerCPUPerOpUS = perOp(cpu1-cpu0, seq*int64(o.N))
 	}
+	res.natsPerOp(tgt, nats0, natsCPU0, seq)
 	res.ClientCPUPct = pct(selfUsed, elapsed)
 	res.MachineCPUPct = mach.busyPct(runtime.NumCPU())
 	closeSubs(subs)
@@ -232,7 +224,7 @@ publish:
 	res.Delivered = got
 	res.Loss = max(want-got, 0)
 	res.DeliveriesPerS = float64(got) / elapsed.Seconds()
-	if _, w1, err := procSyscalls(tgt.pid); err == nil && werr == nil && w1 > w0 {
+	if w1, err := writes(tgt); err == nil && werr == nil && w1 > w0 {
 		// The publisher's echo counts as a delivery for the server.
 		res.DeliveriesPerWrite = float64(int64(float64(got+seq)/float64(w1-w0)*100)) / 100
 	}
@@ -246,6 +238,19 @@ publish:
 	default:
 	}
 	return nil
+}
+
+// writes sums the write system calls of every instance.
+func writes(tgt target) (int64, error) {
+	var sum int64
+	for _, pid := range tgt.pids() {
+		_, w, err := procSyscalls(pid)
+		if err != nil {
+			return 0, err
+		}
+		sum += w
+	}
+	return sum, nil
 }
 
 func closeSubs(subs []*subscriber) {

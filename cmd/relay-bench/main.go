@@ -89,6 +89,15 @@ type result struct {
 	// core, softirq included: minus server and client, what others used.
 	MachineCPUPct float64 `json:"machine_cpu_pct,omitempty"`
 
+	// Cluster mode (-instances): how many relay instances, and the NATS
+	// messages the instances sent (in) and received (out) per operation
+	// (per broadcast for fanout, per join for joinrate), and NATS's CPU.
+	Instances      int                 `json:"instances,omitempty"`
+	NATSInPerOp    float64             `json:"nats_in_per_op,omitempty"`
+	NATSOutPerOp   float64             `json:"nats_out_per_op,omitempty"`
+	NATSCPUPerOpUS float64             `json:"nats_cpu_us_per_op,omitempty"`
+	JoinCost       map[string]joinCost `json:"join_cost,omitempty"`
+
 	LimitFraction float64 `json:"limit_fraction,omitempty"`
 	Notes         string  `json:"notes,omitempty"`
 	Error         string  `json:"error,omitempty"`
@@ -105,6 +114,19 @@ func (r *result) fill(tgt target, start time.Time, elapsed time.Duration) {
 	}
 }
 
+// natsPerOp records the NATS messages and CPU since n0 and cpu0 per op.
+func (r *result) natsPerOp(tgt target, n0 natsCounts, cpu0 time.Duration, ops int64) {
+	r.Instances = tgt.instances()
+	if tgt.nats == nil || ops <= 0 {
+		return
+	}
+	n1, cpu1 := tgt.natsNow()
+	d := n1.sub(n0)
+	r.NATSInPerOp = float64(int64(float64(d.in)/float64(ops)*1000)) / 1000
+	r.NATSOutPerOp = float64(int64(float64(d.out)/float64(ops)*1000)) / 1000
+	r.NATSCPUPerOpUS = perOp(cpu1-cpu0, ops)
+}
+
 func (r *result) note(s string) {
 	if r.Notes != "" {
 		r.Notes += "; "
@@ -116,8 +138,9 @@ func (r *result) note(s string) {
 type config struct {
 	scenario string
 	relayURL string
-	pid      int
-	relayBin string
+	pid      string
+	relayBin multiFlag
+	insts    []int
 	inprocRl bool
 	relayEnv []string
 	plugin   string
@@ -144,6 +167,13 @@ func main() { os.Exit(realMain()) }
 func realMain() int {
 	if len(os.Args) > 1 && os.Args[1] == "limit-serve" {
 		if err := limitServe(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "relay-bench:", err)
+			return 1
+		}
+		return 0
+	}
+	if len(os.Args) > 1 && os.Args[1] == "nats-serve" {
+		if err := natsServe(os.Args[2:]); err != nil {
 			fmt.Fprintln(os.Stderr, "relay-bench:", err)
 			return 1
 		}
@@ -187,9 +217,11 @@ func parseFlags(args []string) (*config, error) {
 	fs := flag.NewFlagSet("relay-bench", flag.ContinueOnError)
 	c := &config{}
 	var env multiFlag
-	fs.StringVar(&c.relayURL, "url", "", "relay WebSocket URL on loopback, e.g. ws://127.0.0.1:7328/ (empty: do not run against a relay)")
-	fs.IntVar(&c.pid, "pid", 0, "relay process id, for CPU and RSS from /proc")
-	fs.StringVar(&c.relayBin, "relay-bin", "", "start this relay binary on a free loopback port for the run (instead of -url)")
+	var insts string
+	fs.StringVar(&c.relayURL, "url", "", "relay WebSocket URL on loopback, e.g. ws://127.0.0.1:7328/; several comma-separated: instances of one cluster, members spread over them (empty: do not run against a relay)")
+	fs.StringVar(&c.pid, "pid", "", "relay process id, for CPU and RSS from /proc (comma-separated, one per -url)")
+	fs.Var(&c.relayBin, "relay-bin", "start this relay binary on a free loopback port for the run (instead of -url); repeatable as NAME=PATH to compare binaries side by side (the last is the one under test: -instances and -plugin run it)")
+	fs.StringVar(&insts, "instances", "", "with -relay-bin: also run against clusters of these sizes (comma-separated, e.g. 1,3): that many instances of the last -relay-bin on one child nats-server, members spread over them")
 	fs.BoolVar(&c.inprocRl, "relay-inproc", false, "also run against a relay inside this process (for -cpuprofile of both sides; no server CPU/RSS)")
 	fs.Var(&env, "relay-env", "KEY=VALUE added to the started relay's environment (repeatable)")
 	fs.StringVar(&c.plugin, "plugin", "", "with -relay-bin: also run every scenario against a relay started with this plugin (.wasm)")
@@ -201,8 +233,6 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.label, "label", "", "free text recorded in every JSON line")
 	fs.IntVar(&c.repeat, "repeat", 1, "runs per target (interleaved: relay, limit, relay, limit...)")
 	fs.DurationVar(&c.timeout, "timeout", 0, "hard stop for the whole invocation (default: computed from the runs, at most 30m)")
-	var spread string
-	fs.StringVar(&spread, "spread", "", "fanout: more instances of the relay at -url (cluster mode), comma-separated ws:// URLs on loopback; subscribers join round-robin over -url and these")
 	fs.IntVar(&c.fan.N, "n", 100, "fanout: subscribers")
 	fs.IntVar(&c.fan.Size, "size", 200, "fanout: delivered message size in bytes")
 	fs.DurationVar(&c.fan.Duration, "d", 5*time.Second, "fanout: publishing time")
@@ -217,42 +247,40 @@ func parseFlags(args []string) (*config, error) {
 	fs.DurationVar(&c.conn.Settle, "settle", 2*time.Second, "idle: wait before reading RSS")
 	fs.BoolVar(&c.conn.PreMint, "premint", true, "joinrate: mint every grant token before timing (k must be joinable within 30 s)")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: relay-bench [flags] fanout|idle|joinrate|hold\n       relay-bench limit-serve [-listen 127.0.0.1:0]")
+		fmt.Fprintln(fs.Output(), "usage: relay-bench [flags] fanout|idle|joinrate|hold|joincost\n       relay-bench limit-serve [-listen 127.0.0.1:0]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	c.relayEnv = env
-	if spread != "" {
-		if c.relayURL == "" {
-			return nil, errors.New("-spread needs -url")
-		}
-		for _, u := range strings.Split(spread, ",") {
-			t, err := loopbackTarget("relay", strings.TrimSpace(u), 0)
-			if err != nil {
-				return nil, fmt.Errorf("-spread: %w", err)
-			}
-			c.fan.Spread = append(c.fan.Spread, t)
-		}
-	}
 	if fs.NArg() != 1 {
 		fs.Usage()
 		return nil, errors.New("exactly one scenario expected")
 	}
 	c.scenario = fs.Arg(0)
 	switch c.scenario {
-	case "fanout", "idle", "joinrate", "hold":
+	case "fanout", "idle", "joinrate", "hold", "joincost":
 	default:
 		return nil, fmt.Errorf("unknown scenario %q", c.scenario)
 	}
-	if c.relayURL != "" && c.relayBin != "" {
+	if c.relayURL != "" && len(c.relayBin) > 0 {
 		return nil, errors.New("-url and -relay-bin are exclusive")
 	}
-	if c.plugin != "" && c.relayBin == "" {
+	if c.plugin != "" && len(c.relayBin) == 0 {
 		return nil, errors.New("-plugin needs -relay-bin (the tool starts the relay twice: without and with the plugin)")
 	}
-	if c.relayURL == "" && c.relayBin == "" && !c.inprocRl && !c.limit {
+	for _, f := range strings.FieldsFunc(insts, func(r rune) bool { return r == ',' }) {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 16 {
+			return nil, fmt.Errorf("-instances: %q is not a cluster size in 1..16", f)
+		}
+		c.insts = append(c.insts, n)
+	}
+	if len(c.insts) > 0 && len(c.relayBin) == 0 {
+		return nil, errors.New("-instances needs -relay-bin")
+	}
+	if c.relayURL == "" && len(c.relayBin) == 0 && !c.inprocRl && !c.limit {
 		return nil, errors.New("nothing to run: give -url or -relay-bin, or leave -limit on")
 	}
 	if c.fan.N < 1 || c.fan.N > maxClients || c.conn.K < 1 || c.conn.K > maxClients {
@@ -269,7 +297,7 @@ func parseFlags(args []string) (*config, error) {
 		if c.scenario == "hold" {
 			per = c.conn.Hold + 2*time.Minute
 		}
-		if c.scenario == "idle" || c.scenario == "joinrate" {
+		if c.scenario == "idle" || c.scenario == "joinrate" || c.scenario == "joincost" {
 			per = 2 * time.Minute
 		}
 		c.timeout = min(time.Duration(c.repeat*3)*per, 30*time.Minute)
@@ -309,6 +337,33 @@ func loopbackTarget(name, u string, pid int) (target, error) {
 	return target{name: name, addr: net.JoinHostPort(ips[0].String(), port), path: path, pid: pid}, nil
 }
 
+// urlTargets is the target of -url: one relay, or the instances of one
+// cluster (comma-separated), the first taking the publisher.
+func urlTargets(urls, pids string) (target, error) {
+	us := strings.Split(urls, ",")
+	ps := strings.Split(pids, ",")
+	var ts []target
+	for i, u := range us {
+		pid := 0
+		if i < len(ps) && ps[i] != "" {
+			var err error
+			if pid, err = strconv.Atoi(strings.TrimSpace(ps[i])); err != nil {
+				return target{}, fmt.Errorf("bad -pid %q", ps[i])
+			}
+		}
+		t, err := loopbackTarget("relay", strings.TrimSpace(u), pid)
+		if err != nil {
+			return target{}, err
+		}
+		ts = append(ts, t)
+	}
+	t := ts[0]
+	if len(ts) > 1 {
+		t.name, t.peers = fmt.Sprintf("relay-x%d", len(ts)), ts[1:]
+	}
+	return t, nil
+}
+
 // server is one target plus how to stop it.
 type server struct {
 	tgt  target
@@ -325,21 +380,38 @@ func startTargets(ctx context.Context, c *config, log io.Writer) ([]server, erro
 		return nil, err
 	}
 	if c.relayURL != "" {
-		t, err := loopbackTarget("relay", c.relayURL, c.pid)
+		t, err := urlTargets(c.relayURL, c.pid)
 		if err != nil {
 			return fail(err)
 		}
 		ss = append(ss, server{tgt: t, stop: func() {}})
 	}
-	if c.relayBin != "" {
-		s, err := spawnRelay(ctx, "relay", c.relayBin, c.relayEnv, log)
+	// The binary under test is the last -relay-bin (baselines come
+	// first): clusters and the plugin run are made of it.
+	last := ""
+	for _, b := range c.relayBin {
+		name, bin, ok := strings.Cut(b, "=")
+		if !ok {
+			name, bin = "relay", b
+		}
+		last = bin
+		s, err := spawnRelay(ctx, name, bin, c.relayEnv, log)
 		if err != nil {
 			return fail(err)
 		}
 		ss = append(ss, s)
+	}
+	for _, n := range c.insts {
+		s, err := spawnCluster(ctx, last, n, c.relayEnv, log)
+		if err != nil {
+			return fail(err)
+		}
+		ss = append(ss, s)
+	}
+	if last != "" {
 		if c.plugin != "" {
 			env := append(append([]string(nil), c.relayEnv...), c.pluginEv+"="+c.plugin)
-			s, err := spawnRelay(ctx, "relay+plugin", c.relayBin, env, log)
+			s, err := spawnRelay(ctx, "relay+plugin", last, env, log)
 			if err != nil {
 				return fail(err)
 			}
@@ -533,6 +605,9 @@ func run(ctx context.Context, c *config, log io.Writer) ([]*result, error) {
 			if ctx.Err() != nil {
 				return results, ctx.Err()
 			}
+			if c.scenario == "joincost" && s.tgt.nats == nil {
+				continue // it counts NATS messages: cluster targets only
+			}
 			res := runOne(ctx, c, s.tgt)
 			fmt.Fprintf(log, "%s %s run %d/%d: %s\n", c.scenario, s.tgt.name, i+1, c.repeat, brief(res))
 			if res.Error != "" && firstErr == nil {
@@ -548,7 +623,7 @@ func run(ctx context.Context, c *config, log io.Writer) ([]*result, error) {
 }
 
 func runOne(ctx context.Context, c *config, tgt target) *result {
-	res := &result{Scenario: c.scenario, Target: tgt.name, Label: c.label, Cores: runtime.NumCPU()}
+	res := &result{Scenario: c.scenario, Target: tgt.name, Label: c.label, Cores: runtime.NumCPU(), Instances: tgt.instances()}
 	// Label the generator's goroutines (they inherit it) so a profile of an
 	// in-process relay separates: go tool pprof -tagignore side=generator.
 	pprof.SetGoroutineLabels(pprof.WithLabels(ctx, pprof.Labels("side", "generator")))
@@ -561,11 +636,7 @@ func runOne(ctx context.Context, c *config, tgt target) *result {
 		if c.fan.Rate == 0 {
 			res.Window = c.fan.Window
 		}
-		fan := c.fan
-		if tgt.name != "relay" {
-			fan.Spread = nil // only the relay runs as several instances
-		}
-		err = runFanout(ctx, tgt, fan, res)
+		err = runFanout(ctx, tgt, c.fan, res)
 	case "idle":
 		res.K = c.conn.K
 		err = runIdle(ctx, tgt, c.conn, res)
@@ -575,6 +646,9 @@ func runOne(ctx context.Context, c *config, tgt target) *result {
 	case "hold":
 		res.K = c.conn.K
 		err = runHold(ctx, tgt, c.conn, res)
+	case "joincost":
+		res.K = c.conn.K
+		err = runJoinCost(ctx, tgt, c.conn, res)
 	}
 	if err != nil {
 		res.Error = err.Error()
@@ -654,6 +728,8 @@ func brief(r *result) string {
 		return fmt.Sprintf("%.0f joins/s", r.JoinsPerS)
 	case "hold":
 		return fmt.Sprintf("%d/%d survived", r.Survived, r.K)
+	case "joincost":
+		return fmt.Sprintf("%d steps", len(r.JoinCost))
 	}
 	return ""
 }
@@ -668,7 +744,7 @@ func emit(out, tab io.Writer, rs []*result) {
 		return
 	}
 	w := tabwriter.NewWriter(tab, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "scenario\ttarget\tn/k\tsize\trate\tdeliv/s\tjoins/s\tloss\treord\tp50µs\tp99µs\tp99.9µs\tmaxµs\tdeliv/write\tsrvCPU%\tgenCPU%\tallCPU%\tRSS MB\tKB/conn\tsurvived\tof limit\t")
+	fmt.Fprintln(w, "scenario\ttarget\tinst\tnatsIn/op\tnatsOut/op\tn/k\tsize\trate\tdeliv/s\tjoins/s\tloss\treord\tp50µs\tp99µs\tp99.9µs\tmaxµs\tdeliv/write\tsrvCPU%\tgenCPU%\tallCPU%\tRSS MB\tKB/conn\tsurvived\tof limit\t")
 	for _, r := range rs {
 		nk := r.N
 		if nk == 0 {
@@ -686,14 +762,15 @@ func emit(out, tab io.Writer, rs []*result) {
 		if r.Scenario == "idle" || r.Scenario == "hold" {
 			surv = fmt.Sprintf("%d/%d", r.Survived, r.K)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
-			r.Scenario, r.Target, nk, r.Size, f0(r.Rate), f0(r.DeliveriesPerS), f0(r.JoinsPerS), r.Loss, r.Reorder,
+		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
+			r.Scenario, r.Target, max(r.Instances, 1), f2(r.NATSInPerOp), f2(r.NATSOutPerOp), nk, r.Size, f0(r.Rate), f0(r.DeliveriesPerS), f0(r.JoinsPerS), r.Loss, r.Reorder,
 			p50, p99, p999, mx, f1(r.DeliveriesPerWrite), f1(r.ServerCPUPct), f1(r.ClientCPUPct), f1(r.MachineCPUPct), f1(float64(r.ServerRSSKB)/1024), f2(r.RSSPerConnKB), surv, frac)
 		if r.Error != "" {
 			fmt.Fprintf(w, "  error: %s\n", r.Error)
 		}
 	}
 	w.Flush()
+	printJoinCost(tab, rs)
 }
 
 func f0(v float64) string {

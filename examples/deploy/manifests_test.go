@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -22,7 +24,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
-	"github.com/nats-io/nats-server/v2/server"
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/relay-project/relay/relay"
@@ -73,11 +75,19 @@ func relayVars() map[string]relay.EnvVar {
 	return vars
 }
 
-// isPluginConfigVar reports whether name is a plugin's configuration
-// variable, RELAY_PLUGIN_CONFIG_<NAME>, in a relay that loads plugins.
+// isPluginConfigVar reports whether name is one of a plugin's variables in
+// a relay that loads plugins: its configuration, RELAY_PLUGIN_CONFIG_<NAME>,
+// or its resource allow-list, RELAY_PLUGIN_RESOURCES_<NAME>.
 func isPluginConfigVar(known map[string]relay.EnvVar, name string) bool {
-	_, plugins := known["RELAY_PLUGINS"]
-	return plugins && strings.HasPrefix(name, "RELAY_PLUGIN_CONFIG_") && len(name) > len("RELAY_PLUGIN_CONFIG_")
+	if _, plugins := known["RELAY_PLUGINS"]; !plugins {
+		return false
+	}
+	for _, prefix := range []string{"RELAY_PLUGIN_CONFIG_", "RELAY_PLUGIN_RESOURCES_"} {
+		if strings.HasPrefix(name, prefix) && len(name) > len(prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // checkSite checks what holds on every platform: the manifest sets only
@@ -124,6 +134,21 @@ func checkSite(t checker, s site) relay.Config {
 		t.Fatalf("the relay refuses this configuration: %v", err)
 	}
 	cfg.Logger = discardLogger()
+	if cfg.NATSURL != "" {
+		// Cluster mode: the manifest's NATS is not reachable from here, so
+		// check its address and run the relay against a real NATS server
+		// instead, as it would start there.
+		checkNATSURL(t, cfg.NATSURL)
+		tb, ok := t.(testing.TB)
+		if !ok {
+			t.Fatal("a cluster-mode site needs a testing.TB to start NATS")
+		}
+		cfg.NATSURL = startNATS(tb)
+		if cfg.NATSCredsFile != "" && !filepath.IsAbs(cfg.NATSCredsFile) {
+			t.Errorf("RELAY_NATS_CREDS_FILE=%q is not an absolute path (a mounted secret)", cfg.NATSCredsFile)
+		}
+		cfg.NATSCredsFile = "" // the test server has no accounts
+	}
 	srv, err := relay.New(cfg)
 	if err != nil {
 		t.Fatalf("the relay refuses this configuration: %v", err)
@@ -182,6 +207,45 @@ func checkSite(t checker, s site) relay.Config {
 		}
 	}
 	return cfg
+}
+
+// startNATS runs a NATS server with JetStream in the test process on a
+// loopback port until the test ends, and returns its client URL.
+func startNATS(tb testing.TB) string {
+	tb.Helper()
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: natsserver.RANDOM_PORT,
+		JetStream: true, StoreDir: tb.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ns.Start()
+	tb.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	if !ns.ReadyForConnections(10 * time.Second) {
+		tb.Fatal("nats server not ready within 10s")
+	}
+	return ns.ClientURL()
+}
+
+// checkScale checks that a site runs more than one instance only in
+// cluster mode: without RELAY_NATS_URL a channel lives in one instance's
+// memory, and a second instance would split every channel in two.
+func checkScale(t checker, s site, instances int) {
+	t.Helper()
+	if _, cluster := s.env["RELAY_NATS_URL"]; instances > 1 && !cluster {
+		t.Errorf("%d instances without RELAY_NATS_URL: each would hold its own half of every channel", instances)
+	}
+}
+
+// checkNATSURL checks that every server in a RELAY_NATS_URL is a NATS URL
+// with a host and a port.
+func checkNATSURL(t checker, urls string) {
+	t.Helper()
+	for _, u := range strings.Split(urls, ",") {
+		pu, err := url.Parse(strings.TrimSpace(u))
+		if err != nil || (pu.Scheme != "nats" && pu.Scheme != "tls") || pu.Hostname() == "" || pu.Port() == "" {
+			t.Errorf("RELAY_NATS_URL server %q is not nats://HOST:PORT (or tls://HOST:PORT)", u)
+		}
+	}
 }
 
 // container is the part of a Kubernetes (and Knative) container spec the
@@ -341,9 +405,6 @@ func TestCloudRun(t *testing.T) {
 	if ann["run.googleapis.com/sessionAffinity"] != "true" {
 		t.Error("no session affinity: reconnecting clients should return to their instance")
 	}
-	if ann["autoscaling.knative.dev/maxScale"] != "1" {
-		t.Error("maxScale is not 1: channels live in one instance's memory until the relay has a broker")
-	}
 	if len(tmpl.Spec.Containers) != 1 {
 		t.Fatalf("%d containers, want 1", len(tmpl.Spec.Containers))
 	}
@@ -352,6 +413,11 @@ func TestCloudRun(t *testing.T) {
 		t.Errorf("ports = %+v, want one named http1 (WebSockets need HTTP/1.1 to the container)", c.Ports)
 	}
 	s := c.site(t)
+	if n, err := strconv.Atoi(ann["autoscaling.knative.dev/maxScale"]); err != nil || n < 1 {
+		t.Errorf("maxScale %q, want a number", ann["autoscaling.knative.dev/maxScale"])
+	} else {
+		checkScale(t, s, n)
+	}
 	if len(c.Ports) > 0 {
 		// Cloud Run routes to this port and puts it in PORT.
 		s.platformPort = c.Ports[0].ContainerPort
@@ -526,9 +592,6 @@ func TestKubernetes(t *testing.T) {
 
 	ds := deploy.Spec
 	pod := ds.Template
-	if ds.Replicas != 1 {
-		t.Errorf("replicas = %d: channels live in one pod's memory until the relay has a broker", ds.Replicas)
-	}
 	if !matches(ds.Selector.MatchLabels, pod.Metadata.Labels) {
 		t.Error("the Deployment's selector does not match its pods")
 	}
@@ -554,6 +617,7 @@ func TestKubernetes(t *testing.T) {
 		t.Error("the root filesystem is not read-only (the relay writes nothing outside its plugin cache)")
 	}
 	s := c.site(t)
+	checkScale(t, s, ds.Replicas)
 	s.stopGrace = 30 * time.Second // Kubernetes' default
 	if g := pod.Spec.TerminationGracePeriodSeconds; g != nil {
 		s.stopGrace = time.Duration(*g) * time.Second
@@ -610,29 +674,38 @@ func matches(selector, labels map[string]string) bool {
 	return true
 }
 
-func TestCompose(t *testing.T) {
+// composeService is the part of a compose service the checks read.
+type composeService struct {
+	Build struct {
+		Context string
+	}
+	Image           string
+	Command         []string
+	Ports           []string
+	Environment     map[string]string
+	DependsOn       map[string]any `yaml:"depends_on"`
+	StopSignal      string         `yaml:"stop_signal"`
+	StopGracePeriod string         `yaml:"stop_grace_period"`
+	ReadOnly        bool           `yaml:"read_only"`
+	Healthcheck     struct {
+		Test []string
+	}
+}
+
+func readCompose(t *testing.T, name string) map[string]composeService {
+	t.Helper()
 	var compose struct {
-		Services map[string]struct {
-			Build struct {
-				Context string
-			}
-			Ports           []string
-			Environment     map[string]string
-			StopSignal      string `yaml:"stop_signal"`
-			StopGracePeriod string `yaml:"stop_grace_period"`
-			ReadOnly        bool   `yaml:"read_only"`
-			Healthcheck     struct {
-				Test []string
-			}
-		}
+		Services map[string]composeService
 	}
-	if err := yaml.Unmarshal(readFile(t, "compose.yaml"), &compose); err != nil {
-		t.Fatalf("compose.yaml: %v", err)
+	if err := yaml.Unmarshal(readFile(t, name), &compose); err != nil {
+		t.Fatalf("%s: %v", name, err)
 	}
-	svc, ok := compose.Services["relay"]
-	if !ok || len(compose.Services) != 1 {
-		t.Fatalf("services %v, want only relay", compose.Services)
-	}
+	return compose.Services
+}
+
+// checkRelayService checks a compose service that runs the relay.
+func checkRelayService(t *testing.T, svc composeService) {
+	t.Helper()
 	if ctx := filepath.Join(".", svc.Build.Context); !fileExists(filepath.Join(ctx, "Dockerfile")) {
 		t.Errorf("build context %s has no Dockerfile", svc.Build.Context)
 	}
@@ -666,6 +739,63 @@ func TestCompose(t *testing.T) {
 		s.listen = append(s.listen, n)
 	}
 	checkSite(t, s)
+}
+
+func TestCompose(t *testing.T) {
+	services := readCompose(t, "compose.yaml")
+	svc, ok := services["relay"]
+	if !ok || len(services) != 1 {
+		t.Fatalf("services %v, want only relay", services)
+	}
+	checkRelayService(t, svc)
+}
+
+// compose-cluster.yaml: three relay instances with one configuration on a
+// NATS service with JetStream, each reachable on its own host port, each
+// started after NATS, each one a valid relay site (run against a real NATS).
+func TestComposeCluster(t *testing.T) {
+	services := readCompose(t, "compose-cluster.yaml")
+	nats, ok := services["nats"]
+	if !ok {
+		t.Fatal("no nats service")
+	}
+	if !strings.HasPrefix(nats.Image, "nats:2.") || !slices.Contains(nats.Command, "-js") {
+		t.Errorf("nats service runs %s %q: want the nats:2.x image with JetStream (-js)", nats.Image, nats.Command)
+	}
+	var relays []string
+	for name := range services {
+		if name != "nats" {
+			relays = append(relays, name)
+		}
+	}
+	slices.Sort(relays)
+	if len(relays) != 3 {
+		t.Fatalf("relay services %v, want three", relays)
+	}
+	hostPorts := map[string]bool{}
+	first := services[relays[0]]
+	for _, name := range relays {
+		svc := services[name]
+		t.Run(name, func(t *testing.T) {
+			if got := svc.Environment["RELAY_NATS_URL"]; got != "nats://nats:4222" {
+				t.Errorf("RELAY_NATS_URL %q, want the nats service's client port, nats://nats:4222", got)
+			}
+			if _, ok := svc.DependsOn["nats"]; !ok {
+				t.Error("does not depend on nats")
+			}
+			if !maps.Equal(svc.Environment, first.Environment) {
+				t.Errorf("environment %v differs from %s's %v: every instance needs the same configuration", svc.Environment, relays[0], first.Environment)
+			}
+			for _, p := range svc.Ports {
+				host, _, _ := strings.Cut(p, ":")
+				if hostPorts[host] {
+					t.Errorf("host port %s is published twice", host)
+				}
+				hostPorts[host] = true
+			}
+			checkRelayService(t, svc)
+		})
+	}
 }
 
 // expandDefaults replaces compose's ${VAR:-default} with its default, as
@@ -897,74 +1027,49 @@ func (r *recorder) Fatal(args ...any) {
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-// The cluster compose file: a NATS server with JetStream and three relay
-// instances pointing at it, each of which starts with its environment on
-// a real NATS server (run in the test) standing in for the nats service.
-func TestComposeCluster(t *testing.T) {
-	var compose struct {
-		Services map[string]struct {
-			Image       string
-			Command     []string
-			Ports       []string
-			Environment map[string]string
-			DependsOn   []string `yaml:"depends_on"`
-			StopSignal  string   `yaml:"stop_signal"`
-			StopGrace   string   `yaml:"stop_grace_period"`
-			ReadOnly    bool     `yaml:"read_only"`
-		}
+// checkScale refuses several instances without cluster mode and accepts
+// them with it.
+func TestCheckScaleCatches(t *testing.T) {
+	rec := &recorder{T: t}
+	checkScale(rec, site{env: map[string]string{}}, 3)
+	if !rec.failed {
+		t.Error("checkScale passed three instances without RELAY_NATS_URL")
 	}
-	if err := yaml.Unmarshal(readFile(t, "compose-cluster.yaml"), &compose); err != nil {
-		t.Fatalf("compose-cluster.yaml: %v", err)
+	checkScale(t, site{env: map[string]string{"RELAY_NATS_URL": "nats://nats:4222"}}, 3)
+	checkScale(t, site{env: map[string]string{}}, 1)
+	rec = &recorder{T: t}
+	checkNATSURL(rec, "nats://a:4222,http://b")
+	if !rec.failed {
+		t.Error("checkNATSURL passed an http:// server")
 	}
-	nats, ok := compose.Services["nats"]
-	if !ok || !slices.Contains(nats.Command, "-js") {
-		t.Fatalf("no nats service with JetStream (-js): %+v", nats)
-	}
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+}
+
+// relayVarRE finds the relay's variable names in any text.
+var relayVarRE = regexp.MustCompile(`\bRELAY_[A-Z0-9_]*[A-Z0-9]\b`)
+
+// Every variable the deployment files and their README name, in settings
+// and in comments alike (the optional cluster settings are comments), is
+// one the relay reads: a renamed or misspelt variable in a commented
+// recipe fails here, not on someone's first deploy.
+func TestEveryNamedVariableExists(t *testing.T) {
+	known := relayVars()
+	files, err := filepath.Glob("*")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ns.Start()
-	defer ns.Shutdown()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS not ready")
-	}
-	relays, hostPorts := 0, map[string]bool{}
-	for name, svc := range compose.Services {
-		if !strings.HasPrefix(name, "relay-") {
+	checked := 0
+	for _, f := range files {
+		if strings.HasSuffix(f, ".go") || !fileExists(f) {
 			continue
 		}
-		relays++
-		if svc.Environment["RELAY_NATS_URL"] != "nats://nats:4222" || !slices.Contains(svc.DependsOn, "nats") {
-			t.Errorf("%s: RELAY_NATS_URL %q, depends_on %v; want nats://nats:4222 and nats", name, svc.Environment["RELAY_NATS_URL"], svc.DependsOn)
-		}
-		if svc.StopSignal != "SIGTERM" || !svc.ReadOnly {
-			t.Errorf("%s: stop_signal %q, read_only %v", name, svc.StopSignal, svc.ReadOnly)
-		}
-		grace, err := time.ParseDuration(svc.StopGrace)
-		if err != nil {
-			t.Errorf("%s: stop_grace_period %q: %v", name, svc.StopGrace, err)
-		}
-		s := site{env: map[string]string{}, stopGrace: grace}
-		for k, v := range svc.Environment {
-			s.env[k] = expandDefaults(v)
-		}
-		s.env["RELAY_NATS_URL"] = ns.ClientURL()
-		for _, p := range svc.Ports {
-			outside, inside, _ := strings.Cut(p, ":")
-			if hostPorts[outside] {
-				t.Errorf("%s: host port %s used twice", name, outside)
+		for _, name := range relayVarRE.FindAllString(string(readFile(t, f)), -1) {
+			checked++
+			if _, ok := known[name]; !ok && !isPluginConfigVar(known, name) && name != "RELAY_PLUGIN_CONFIG_NAME" {
+				t.Errorf("%s names %s, which the relay does not read", f, name)
 			}
-			hostPorts[outside] = true
-			n, err := strconv.Atoi(inside)
-			if err != nil {
-				t.Errorf("%s: port %q: %v", name, p, err)
-			}
-			s.listen = append(s.listen, n)
 		}
-		t.Run(name, func(t *testing.T) { checkSite(t, s) })
 	}
-	if relays != 3 {
-		t.Errorf("%d relay services, want 3", relays)
+	if checked == 0 {
+		t.Fatal("no RELAY_ variable found: the scan is broken")
 	}
 }

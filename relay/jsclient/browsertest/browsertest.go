@@ -253,6 +253,12 @@ func (p *Page) WaitFor(ctx context.Context, expr string, timeout time.Duration) 
 	return nil
 }
 
+// Close closes the tab, as a user closing it would: its sockets go away
+// without a goodbye from the page's code.
+func (p *Page) Close(ctx context.Context) error {
+	return p.b.call(ctx, map[string]any{"op": "closePage", "page": p.id}, nil)
+}
+
 // Logs returns the page's console messages and uncaught errors so far.
 func (p *Page) Logs(ctx context.Context) []string {
 	var logs []string
