@@ -33,12 +33,14 @@ import (
 // the WebSocket library into a corked socket, and uncorks: one write system
 // call per batch, however many messages it held.
 type conn struct {
-	id     int64
-	srv    *Server
-	ws     *websocket.Conn
-	sock   *corkConn
-	addr   auth.Client
-	origin string
+	id      int64
+	srv     *Server
+	ws      *websocket.Conn
+	sock    *corkConn
+	park    *parkedReader // nil: a reader goroutine (readLoop) serves the client
+	unadmit func()        // gives back the connection's admission slot, at its end
+	addr    auth.Client
+	origin  string
 
 	// Outbound queue. A client with nothing to write holds no writer
 	// goroutine and no buffers.
@@ -74,12 +76,13 @@ type conn struct {
 
 var _ hub.Recipient = (*conn)(nil)
 
-func newConn(s *Server, id int64, ws *websocket.Conn, sock *corkConn, addr auth.Client, origin string) *conn {
+func newConn(s *Server, id int64, ws *websocket.Conn, sock *corkConn, park *parkedReader, addr auth.Client, origin string) *conn {
 	c := &conn{
 		id:     id,
 		srv:    s,
 		ws:     ws,
 		sock:   sock,
+		park:   park,
 		addr:   addr,
 		origin: origin,
 		chans:  map[int64]*membership{},
@@ -89,6 +92,9 @@ func newConn(s *Server, id int64, ws *websocket.Conn, sock *corkConn, addr auth.
 		rateLast:   time.Since(s.started),
 	}
 	sock.owner = c
+	if park != nil {
+		park.c = c
+	}
 	return c
 }
 
@@ -112,17 +118,28 @@ func (c *conn) CloseGap() { go c.closeWith(protocol.CloseClusterGap) }
 // ClientID implements hub.Recipient.
 func (c *conn) ClientID() int64 { return c.id }
 
-// run serves the client until its connection ends, then leaves every
-// channel it was in.
-func (c *conn) run() {
+// serve starts serving the client: on a parked connection it returns at
+// once (the poller's workers read it); otherwise it runs a reader goroutine.
+// Either way end runs once when the connection ends.
+func (c *conn) serve() {
 	c.debug("connected", "addr", c.addr, "origin", c.origin)
-	c.ws.SetReadLimit(-1) // readLoop enforces the limit with its own close reason
+	c.ws.SetReadLimit(-1) // readMessage enforces the limit with its own close reason
 	c.pingStop = time.AfterFunc(c.srv.cfg.PingInterval, c.keepalive)
 	c.armJoinTimeout()
 	if age := c.srv.cfg.MaxConnectionAge; age > 0 {
 		c.ageStop = time.AfterFunc(jittered(age), c.retire)
 	}
-	reason := c.readLoop()
+	if c.park != nil {
+		c.park.start()
+		return
+	}
+	go func() { c.end(c.readLoop()) }()
+}
+
+// end leaves every channel the client was in and finishes its connection.
+func (c *conn) end(reason protocol.CloseReason) {
+	defer c.srv.serving.Done()
+	defer c.unadmit() // the admission slot (admission.go)
 	c.pingStop.Stop()
 	if c.ageStop != nil {
 		c.ageStop.Stop()
@@ -142,47 +159,60 @@ func (c *conn) run() {
 
 var readBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
-// readLoop reads and handles messages until the connection fails or a
-// message is over the limit.
+// readLoop is the reader goroutine of a connection that is not parked: it
+// reads and handles messages until the connection ends.
 func (c *conn) readLoop() protocol.CloseReason {
-	limit := c.srv.cfg.MaxMessageBytes
 	for {
-		typ, r, err := c.ws.Reader(context.Background())
-		if err != nil {
-			return protocol.CloseClientGone
+		if reason, err := c.readMessage(); err != nil {
+			return reason
 		}
-		bp := readBufs.Get().(*[]byte)
-		c.sock.inMessage.Store(true)
-		data, err := readLimited(r, (*bp)[:0], limit)
-		c.messageEnded()
-		if err != nil {
-			readBufs.Put(bp)
-			switch {
-			case errors.Is(err, errTooBig):
-				c.log().Info("message over the size limit", "limit", limit)
-				return protocol.CloseMessageTooBig
-			case errors.Is(err, errUnfinishedBudget):
-				return protocol.CloseUnfinishedBudget
-			}
-			return protocol.CloseClientGone
-		}
-		c.srv.metrics.BytesIn.Add(float64(len(data)))
-		binary := typ == websocket.MessageBinary
-		allowed, abuse := true, false
-		if c.rateLimited() {
-			allowed, abuse = c.checkRate(binary)
-		}
-		if abuse {
-			readBufs.Put(bp)
-			return protocol.CloseRateLimited
-		}
-		if allowed {
-			c.handle(data, binary)
-		}
-		*bp = data[:0]
-		readBufs.Put(bp)
 	}
 }
+
+// readMessage reads one message, enforces the limits on it and handles it;
+// both readers (readLoop, and a parked connection's step) call it for each
+// message. A non-nil error ends the connection with the reason returned,
+// except errParked: a parked connection has nothing to read now.
+func (c *conn) readMessage() (protocol.CloseReason, error) {
+	limit := c.srv.cfg.MaxMessageBytes
+	typ, r, err := c.ws.Reader(context.Background())
+	if err != nil {
+		return protocol.CloseClientGone, err
+	}
+	bp := readBufs.Get().(*[]byte)
+	c.sock.inMessage.Store(true)
+	data, err := readLimited(r, (*bp)[:0], limit)
+	c.messageEnded()
+	if err != nil {
+		readBufs.Put(bp)
+		switch {
+		case errors.Is(err, errTooBig):
+			c.log().Info("message over the size limit", "limit", limit)
+			return protocol.CloseMessageTooBig, err
+		case errors.Is(err, errUnfinishedBudget):
+			return protocol.CloseUnfinishedBudget, err
+		}
+		return protocol.CloseClientGone, err
+	}
+	c.srv.metrics.BytesIn.Add(float64(len(data)))
+	binary := typ == websocket.MessageBinary
+	allowed, abuse := true, false
+	if c.rateLimited() {
+		allowed, abuse = c.checkRate(binary)
+	}
+	if abuse {
+		readBufs.Put(bp)
+		return protocol.CloseRateLimited, errRateAbuse
+	}
+	if allowed {
+		c.handle(data, binary)
+	}
+	*bp = data[:0]
+	readBufs.Put(bp)
+	return 0, nil
+}
+
+var errRateAbuse = errors.New("message rate limit exceeded")
 
 var errTooBig = errors.New("message too big")
 
@@ -375,6 +405,15 @@ func (c *conn) closeSocket(reason protocol.CloseReason) {
 	default:
 		c.ws.Close(websocket.StatusCode(reason.Status()), reason.Text())
 	}
+	c.wakeReader()
+}
+
+// wakeReader lets a parked connection see that its socket closed, so its
+// end runs (a reader goroutine sees it by itself).
+func (c *conn) wakeReader() {
+	if c.park != nil {
+		c.park.wake()
+	}
 }
 
 func (c *conn) closeReason() protocol.CloseReason {
@@ -453,11 +492,18 @@ func (c *conn) keepalive() {
 // readBufferBytes is the size of each connection's read buffer.
 const readBufferBytes = 512
 
+// parkedWriteBufferBytes is a parked connection's control-frame writer:
+// enough for the relay's pings and close frames in one write; a larger
+// pong goes out in two.
+const parkedWriteBufferBytes = 64
+
 // hijackWriter hands the WebSocket library a corkable socket, so the write
 // loop decides when bytes reach the kernel.
 type hijackWriter struct {
 	http.ResponseWriter
 	sock **corkConn
+	park **parkedReader // nil: no parking; else set to the reader when the socket can park
+	p    *poller
 }
 
 func (h hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -470,10 +516,6 @@ func (h hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	nc.SetDeadline(time.Time{})
 	cc := &corkConn{Conn: nc}
 	*h.sock = cc
-	// The WebSocket library reads through this buffer for the life of the
-	// connection. net/http's is 4 KB; readBufferBytes still takes a couple
-	// of small messages per read system call and saves 3.5 KB per
-	// connection (larger payloads are read straight into the message).
 	// Bytes the client sent early (a frame right behind the upgrade
 	// request) are read first through cc, so they too pass the message
 	// limits: in net/http's 4 KB buffer, a whole unfinished message would
@@ -482,6 +524,19 @@ func (h hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		early, _ := brw.Reader.Peek(n)
 		cc.early = bytes.Clone(early)
 	}
+	if h.park != nil {
+		// A parked connection reads through its parkedReader, which
+		// borrows a buffer only while it reads; the bufio.Reader the
+		// library requires above it is the smallest bufio allows.
+		if pr := newParkedReader(h.p, nc); pr != nil {
+			*h.park, cc.park = pr, pr
+			return cc, bufio.NewReadWriter(bufio.NewReaderSize(cc, 16), bufio.NewWriterSize(cc, parkedWriteBufferBytes)), nil
+		}
+	}
+	// The WebSocket library reads through this buffer for the life of the
+	// connection. net/http's is 4 KB; readBufferBytes still takes a couple
+	// of small messages per read system call and saves 3.5 KB per
+	// connection (larger payloads are read straight into the message).
 	br := bufio.NewReaderSize(cc, readBufferBytes)
 	// A small write buffer: corked writes are gathered in corkConn, and the
 	// only uncorked writes are control frames (at most 127 bytes).
@@ -493,6 +548,7 @@ func (h hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // through.
 type corkConn struct {
 	net.Conn
+	park   *parkedReader // the connection's parked reader, or nil
 	mu     sync.Mutex
 	corked bool
 	buf    []byte
@@ -510,7 +566,14 @@ type corkConn struct {
 }
 
 // Read reads the network, through the message limits mid-message.
+//
+// On a parked connection it reads through the parked reader (which applies
+// the message limits to its own network reads): the library reads the
+// connection it was handed, through a bufio.Reader it resets onto it.
 func (c *corkConn) Read(p []byte) (int, error) {
+	if c.park != nil {
+		return c.park.Read(p)
+	}
 	if len(c.early) > 0 {
 		return c.readEarly(p)
 	}
@@ -550,6 +613,9 @@ func (c *corkConn) Write(p []byte) (int, error) {
 	if c.corked {
 		c.buf = append(c.buf, p...)
 		return len(p), nil
+	}
+	if c.park != nil {
+		c.park.beforeBlockingWrite()
 	}
 	return c.Conn.Write(p)
 }

@@ -109,6 +109,15 @@ func (c *countedConn) Close() error {
 	return err
 }
 
+// SyscallConn exposes the socket under the wrapper, for read parking
+// (readpark_linux.go), which waits on the descriptor itself.
+func (c *countedConn) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := c.Conn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errors.New("relay: connection has no descriptor")
+}
+
 // CloseWrite keeps net/http's graceful close (half-close after the
 // response) working through the wrapper.
 func (c *countedConn) CloseWrite() error {

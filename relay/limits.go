@@ -2,7 +2,7 @@ package relay
 
 import (
 	"errors"
-	"net"
+	"io"
 	"time"
 
 	"github.com/relay-project/relay/relay/protocol"
@@ -78,7 +78,7 @@ var errUnfinishedBudget = errors.New("unfinished messages over budget")
 //
 // Once the connection is closing, the library's close handshake may read
 // from another goroutine; those reads pass straight through.
-func (c *conn) readMidMessage(nc net.Conn, p []byte) (int, error) {
+func (c *conn) readMidMessage(nc io.Reader, p []byte) (int, error) {
 	if c.closing.Load() {
 		return nc.Read(p)
 	}

@@ -83,7 +83,7 @@ type Server struct {
 
 	mu      sync.Mutex
 	live    map[*conn]struct{} // connected WebSockets; guarded by mu
-	serving sync.WaitGroup     // one per connection's read loop
+	serving sync.WaitGroup     // one per connection, until its end
 }
 
 // New returns a Server for cfg. It fails when cfg does not validate or a
@@ -133,6 +133,8 @@ func New(cfg Config) (*Server, error) {
 		Channels:     func() float64 { return float64(s.Channels()) },
 		QueuedBytes:  s.queuedBytes,
 		Unfinished:   func() float64 { return float64(s.unfinished.Load()) },
+		ReadParked:   func() float64 { return s.readStat(func(p *poller) int { return p.parkedNow() }) },
+		ReadWorkers:  func() float64 { return s.readStat(func(p *poller) int { return p.workersNow() }) },
 		Disconnects:  func(r protocol.CloseReason) float64 { return float64(s.closed[r].Load()) },
 		BuildVersion: cfg.Version,
 
@@ -261,7 +263,12 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 
 	var cork *corkConn
 	var c *conn // set before its read loop starts, the only reader of pings
-	ws, err := websocket.Accept(hijackWriter{w, &cork}, r, &websocket.AcceptOptions{
+	var park *parkedReader
+	hw := hijackWriter{ResponseWriter: w, sock: &cork}
+	if p := s.parkPoller(); p != nil {
+		hw.park, hw.p = &park, p
+	}
+	ws, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
 		InsecureSkipVerify: true, // the origin was checked above, with the relay's own rules
 		CompressionMode:    websocket.CompressionDisabled,
 		OnPingReceived:     func(context.Context, []byte) bool { return c.pingReceived() },
@@ -272,22 +279,62 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.metrics.ConnectionsTotal.Inc()
-	c = newConn(s, id, ws, cork, addr, origin)
+	c = newConn(s, id, ws, cork, park, addr, origin)
 	if !s.register(c) {
 		ws.Close(websocket.StatusCode(protocol.CloseServerRestart.Status()), protocol.CloseServerRestart.Text())
 		release()
 		return
 	}
-	// Serve the client on its own goroutine and let the handler return:
-	// net/http keeps the request, the response's buffers and its own 4 KB
-	// writer alive until the handler returns, and the handler goroutine's
-	// deep stack with them, which was most of an idle connection's memory
-	// (BENCHMARKS.md, "Memory per idle connection").
-	go func() {
-		defer s.serving.Done()
-		defer release()
-		c.run()
-	}()
+	// Serve the client off the handler goroutine and let the handler
+	// return: net/http keeps the request, the response's buffers and its
+	// own 4 KB writer alive until the handler returns, and the handler
+	// goroutine's deep stack with them, which was most of an idle
+	// connection's memory (BENCHMARKS.md, "Memory per idle connection").
+	c.unadmit = release
+	c.serve()
+}
+
+// parkPoller returns the epoll set idle connections park on, or nil when
+// connections are not parked (RELAY_READ_PARKING=false, or not Linux).
+// Every Server in the process shares one set, started with the first
+// connection: its loop is one goroutine for the process, however many
+// servers (a test binary, or instances of a cluster test, runs several).
+func (s *Server) parkPoller() *poller {
+	if !s.cfg.ReadParking || !parkingAvailable {
+		return nil
+	}
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if !shared.started {
+		shared.started = true
+		p, err := newPoller(s.log)
+		if err != nil {
+			s.log.Warn("read parking unavailable; one reader goroutine per connection", "err", err)
+		}
+		shared.p = p
+	}
+	return shared.p
+}
+
+// shared is the process's epoll set for parked connections.
+var shared struct {
+	mu      sync.Mutex
+	started bool
+	p       *poller // nil when it could not start
+}
+
+// readStat reads a figure of the shared poller, 0 without one.
+func (s *Server) readStat(f func(*poller) int) float64 {
+	if !s.cfg.ReadParking {
+		return 0
+	}
+	shared.mu.Lock()
+	p := shared.p
+	shared.mu.Unlock()
+	if p == nil {
+		return 0
+	}
+	return float64(f(p))
 }
 
 // register adds c unless the server is draining; the caller owes
@@ -396,6 +443,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.mu.Unlock()
 		for _, c := range left {
 			c.ws.CloseNow()
+			c.wakeReader()
 		}
 		// The read loops end promptly once their sockets are closed.
 		select {

@@ -58,10 +58,15 @@ const (
 // Gauges reads values the relay already keeps, at scrape time, so the hot
 // path pays nothing for them.
 type Gauges struct {
-	Connections  func() float64
-	Channels     func() float64
-	QueuedBytes  func() float64
-	Unfinished   func() float64 // bytes held in unfinished messages
+	Connections func() float64
+	Channels    func() float64
+	QueuedBytes func() float64
+	Unfinished  func() float64 // bytes held in unfinished messages
+	// ReadParked and ReadWorkers describe read parking: connections
+	// waiting on the epoll set with no goroutine, and the pool's workers
+	// (nil: no parking).
+	ReadParked   func() float64
+	ReadWorkers  func() float64
 	Disconnects  func(protocol.CloseReason) float64
 	BuildVersion string
 	// PluginResourceAges, when set, lists the plugin resources and the age
@@ -147,6 +152,12 @@ func New(reg prometheus.Registerer, g Gauges) *Metrics {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "relay_outbound_queued_bytes", Help: "Bytes waiting in every client's outbound queue."}, g.QueuedBytes),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "relay_unfinished_message_bytes", Help: "Bytes held in messages that started arriving but are not whole yet (capped by RELAY_UNFINISHED_BYTES)."}, g.Unfinished),
 	)
+	if g.ReadParked != nil {
+		reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "relay_read_parked_connections", Help: "Connections parked on the epoll set: nothing to read, no goroutine (RELAY_READ_PARKING)."}, g.ReadParked),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "relay_read_workers", Help: "Pool workers reading parked connections that became readable (bounded at 4 per core, at least 16; a connection waiting for the rest of a frame is read off the pool)."}, g.ReadWorkers),
+		)
+	}
 	for _, r := range protocol.CloseReasons() {
 		r := r
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -39,6 +40,11 @@ func Config(t testing.TB) relay.Config {
 		w = os.Stderr
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	// RELAY_READ_PARKING=false runs a package's tests with a reader
+	// goroutine per connection (.ci/run runs the relay's both ways).
+	if v, err := strconv.ParseBool(os.Getenv("RELAY_READ_PARKING")); err == nil {
+		cfg.ReadParking = v
+	}
 	return cfg
 }
 
