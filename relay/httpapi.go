@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/relay-project/relay/relay/internal/httpapi"
@@ -48,8 +49,37 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		s.serveWebSocket(w, r)
 		return
 	}
-	s.api.ServeHTTP(w, r)
+	rec := &statusRecorder{ResponseWriter: w}
+	s.api.ServeHTTP(rec, r)
+	if rec.code == 0 {
+		rec.code = http.StatusOK
+	}
+	s.metrics.HTTPRequests.WithLabelValues(s.api.Route(r), strconv.Itoa(rec.code)).Inc()
 }
+
+// statusRecorder remembers the status an API handler answered with, for
+// relay_http_requests_total.
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusRecorder) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusRecorder) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Authorize implements httpapi.Backend: a static authority token for the
 // protocol in "Authorization: Bearer", or an authority address. A request

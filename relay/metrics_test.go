@@ -1,9 +1,13 @@
 package relay_test
 
 import (
+	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
+
+	"github.com/relay-project/relay/relay"
 )
 
 // metric returns the value of one sample line of /metrics, e.g.
@@ -53,5 +57,44 @@ func TestMetrics(t *testing.T) {
 	}
 	if regexp.MustCompile(`channel="|client="|"c"`).MatchString(body) {
 		t.Errorf("a label carries a channel name or client id")
+	}
+}
+
+// TestHTTPAPIRequestsAreCounted: every HTTP API answer is counted in
+// relay_http_requests_total by route and status, the refusals the limits
+// tables point at included; a path the API does not serve counts as
+// "other", so the label stays bounded.
+func TestHTTPAPIRequestsAreCounted(t *testing.T) {
+	r := startRelay(t, func(c *relay.Config) { c.AuthorityIPs = []string{"none"} })
+	base := "http://" + r.Addr
+	post := func(path, body string) int {
+		resp, err := http.Post(base+path, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post("/v1/tokens", `{"channel":"c","protocol":"p","clientmode":0,"extra":{}}`); code != 401 {
+		t.Fatalf("unauthorised mint: %d", code)
+	}
+	if code := post("/v1/tokens", `{"channel":"c","protocol":"p","clientmode":0,"extra":{}}`); code != 401 {
+		t.Fatalf("unauthorised mint: %d", code)
+	}
+	if code, _ := httpGetAll(t, base+"/v1/openapi.json"); code != 200 {
+		t.Fatalf("openapi.json: %d", code)
+	}
+	if code, _ := httpGetAll(t, base+"/v1/nope/"+strings.Repeat("x", 20)); code != 404 {
+		t.Fatalf("unknown path: %d", code)
+	}
+	_, body := httpGetAll(t, base+"/metrics")
+	for sample, want := range map[string]float64{
+		`relay_http_requests_total{code="401",route="/v1/tokens"}`:       2,
+		`relay_http_requests_total{code="200",route="/v1/openapi.json"}`: 1,
+		`relay_http_requests_total{code="404",route="other"}`:            1,
+	} {
+		if got := metric(t, body, sample); got != want {
+			t.Errorf("%s = %v, want %v", sample, got, want)
+		}
 	}
 }

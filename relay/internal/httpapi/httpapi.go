@@ -206,6 +206,16 @@ func (h *Handler) BodyFields(path string) []string {
 	return append([]string(nil), h.fields[path]...)
 }
 
+// Route names r's API route for metrics: its path when the API serves it,
+// "other" for any other path (so the label has a fixed set of values).
+func (h *Handler) Route(r *http.Request) string {
+	p := strings.TrimSuffix(r.URL.Path, "/")
+	if _, ok := h.routes[p]; ok {
+		return p
+	}
+	return "other"
+}
+
 // ServeHTTP routes a request under /v1/.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ms, ok := h.routes[strings.TrimSuffix(r.URL.Path, "/")]
