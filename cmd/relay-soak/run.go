@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -117,7 +118,7 @@ func (s *soak) closed(who string, err error) {
 	key := "none"
 	if st != -1 {
 		var ce websocket.CloseError
-		_ = asCloseError(err, &ce)
+		errors.As(err, &ce)
 		key = fmt.Sprintf("%d %s", st, ce.Reason)
 		if !documentedCloses[int(st)] {
 			s.fail("%s closed with undocumented code %d (%q)", who, st, ce.Reason)
@@ -352,22 +353,6 @@ func send(ctx context.Context, ws *websocket.Conn, msg string) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	return ws.Write(ctx, websocket.MessageText, []byte(msg))
-}
-
-// asCloseError is errors.As for a close error.
-func asCloseError(err error, ce *websocket.CloseError) bool {
-	for e := err; e != nil; {
-		if c, ok := e.(websocket.CloseError); ok {
-			*ce = c
-			return true
-		}
-		u, ok := e.(interface{ Unwrap() error })
-		if !ok {
-			return false
-		}
-		e = u.Unwrap()
-	}
-	return false
 }
 
 // isClosed reports whether err means the connection ended.
