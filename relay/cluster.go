@@ -37,6 +37,7 @@ func (s *Server) joinCluster(mem *hub.Memory, reg prometheus.Registerer) error {
 		Connected: func() float64 { return boolGauge(node.Connected()) },
 		LiveNodes: func() float64 { return float64(node.LiveNodes()) },
 		Deaths:    func() float64 { return float64(node.Deaths()) },
+		Lapses:    func() float64 { return float64(node.Lapses()) },
 		EventsIn:  func(k string) float64 { return float64(broker.Stats().In[k]) },
 		EventsOut: func(k string) float64 { return float64(broker.Stats().Out[k]) },
 		Gaps:      func() float64 { return float64(broker.Stats().Gaps) },

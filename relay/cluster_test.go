@@ -273,7 +273,9 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 // (cluster gap: rejoin) and rejoin, each told JOINED once, and a channel
 // with only local members is left alone.
 func TestClusterNATSLossAndReturn(t *testing.T) {
-	srv, rs := startCluster(t, 2, nil)
+	// A lease that cannot lapse during the outage, however slow the
+	// machine: a lapse closes every member (TestClusterLeaseLapse).
+	srv, rs := startCluster(t, 2, func(c *relay.Config) { c.ClusterNodeTTL = time.Minute })
 	a := authority(t, rs[0])
 	join(t, a, "room", "chat", "")
 	b := authority(t, rs[1])
@@ -324,6 +326,73 @@ func TestClusterNATSLossAndReturn(t *testing.T) {
 		t.Fatalf("want JOINED of %s, got %v", id(b2j), m)
 	}
 	a2.ExpectNone(300 * time.Millisecond)
+}
+
+// One instance cut off from NATS for longer than the node TTL, while the
+// other stays connected: the other reports its members LEFT within the
+// bound, and a token one of them held can be claimed there. When the cut
+// instance is back it finds its lease expired and closes every member
+// (shared and local-only channels alike) with 1013 (cluster gap: rejoin),
+// counted; nobody is told LEFT twice, the token stays with its new holder,
+// and a member that rejoins is announced once.
+func TestClusterLeaseLapse(t *testing.T) {
+	srv, rs := startCluster(t, 1, nil)
+	cut := srv.Proxy(t)
+	rs = append(rs, startRelay(t, func(c *relay.Config) { c.NATSURL, c.ClusterNodeTTL = cut.URL(), nodeTTL }))
+	eventually(t, 5*time.Second, "instance B ready", func() bool { return readyz(t, rs[1]) == http.StatusOK })
+	a := authority(t, rs[0])
+	aID := id(join(t, a, "room", "chat", ""))
+	tok := grant(t, a, "room", "chat", 1, `{"n":1}`, false)
+	g := guest(t, rs[1])
+	gID := id(join(t, g, "room", "chat", tok))
+	a.NextMap() // JOINED of g
+	solo := authority(t, rs[1])
+	join(t, solo, "solo", "chat", "")
+
+	cut.Cut()
+	start := time.Now()
+	if m := a.NextMap(); m["cmd"] != "LEFT" || id(m) != gID {
+		t.Fatalf("want LEFT of the cut-off guest, got %v", m)
+	}
+	within(t, "LEFT of the cut-off instance's member", time.Since(start), 0, nodeTTL+2*time.Second)
+	// The token its holder can no longer release is free here.
+	thief := guest(t, rs[0])
+	thiefID := id(join(t, thief, "room", "chat", tok))
+	if m := a.NextMap(); m["cmd"] != "JOINED" || id(m) != thiefID {
+		t.Fatalf("want JOINED of the new holder, got %v", m)
+	}
+
+	cut.Heal()
+	for who, m := range map[string]*relaytest.Client{"guest": g, "local-only member": solo} {
+		m.Closed(15 * time.Second)
+		if err := m.Err(); websocket.CloseStatus(err) != 1013 || !strings.Contains(err.Error(), "cluster gap: rejoin") {
+			t.Fatalf("%s on the cut-off instance: closed with %v, want 1013 cluster gap: rejoin", who, err)
+		}
+	}
+	eventually(t, 10*time.Second, "/readyz 200 on instance B", func() bool { return readyz(t, rs[1]) == http.StatusOK })
+	if got := gauge(t, rs[1], "relay_cluster_lease_lapses_total"); got != 1 {
+		t.Fatalf("relay_cluster_lease_lapses_total %v, want 1", got)
+	}
+	if got := gauge(t, rs[0], "relay_cluster_lease_lapses_total"); got != 0 {
+		t.Fatalf("the connected instance: relay_cluster_lease_lapses_total %v, want 0", got)
+	}
+
+	// The old holder comes back through the same URL: the token is the
+	// new holder's (a refused token is access_denied, as in DRC).
+	g2 := guest(t, rs[1])
+	g2.Send(`{"cmd":"JOIN","channel":"room","protocol":"chat","token":"` + tok + `"}`)
+	expectError(t, g2, 0, "access_denied")
+	b := authority(t, rs[1])
+	bj := join(t, b, "room", "chat", "")
+	if got, want := clientIDs(bj), sortedIDs(aID, thiefID, id(bj)); got != want {
+		t.Fatalf("a member joining the returned instance lists %s, want %s", got, want)
+	}
+	for _, m := range []*relaytest.Client{a, thief} {
+		if got := m.NextMap(); got["cmd"] != "JOINED" || id(got) != id(bj) {
+			t.Fatalf("want JOINED of the returned instance's member, got %v", got)
+		}
+		m.ExpectNone(300 * time.Millisecond) // no second LEFT of the guest, no second JOINED
+	}
 }
 
 // A connection age limit closes a connection with 1012 before a platform

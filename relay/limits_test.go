@@ -191,11 +191,14 @@ func TestJoinTimeout(t *testing.T) {
 
 	// The member stays while it is in a channel, then gets the same grace.
 	time.Sleep(2 * timeout)
+	// The grace starts when the relay handles the LEAVE, after the send
+	// and before LEFT comes back: timed from the send, the close is never
+	// early.
+	left := time.Now()
 	member.Send(`{"cmd":"LEAVE","channel":1}`)
 	if m := member.NextMap(); m["cmd"] != "LEFT" {
 		t.Fatalf("LEAVE: %v", m)
 	}
-	left := time.Now()
 	if err := member.Closed(5 * time.Second); relaytest.CloseStatus(err) != protocol.StatusPolicyViolation {
 		t.Fatalf("member closed with %v, want 1008", err)
 	}

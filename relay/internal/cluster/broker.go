@@ -87,6 +87,12 @@ type link struct {
 
 	last map[uint64]origin // by node; the dispatcher's alone
 
+	// shared is set when the NATS connection is lost while the channel
+	// has members elsewhere: events may be lost both ways, whatever the
+	// channel looks like once the connection is back (the others' members
+	// may have been removed meanwhile as lost).
+	shared atomic.Bool
+
 	rmu      sync.Mutex                // a leaf lock: taken under the hub's channel lock
 	retained map[string]retain.Message // by cmd: the channel's retained messages
 }
@@ -116,7 +122,9 @@ func NewBroker(n *Node, h *hub.Memory) (*Broker, error) {
 		h.NodeLost(node)
 		b.sweep(node)
 	})
+	n.onDisconnect(b.markShared)
 	n.onReconnect(b.resync)
+	n.onLapse(b.gapAll)
 	b.done.Add(1)
 	go b.dispatch()
 	return b, nil
@@ -145,9 +153,17 @@ func (b *Broker) sweep(node uint64) {
 			b.n.log.Warn("sweeping a lost instance's member records failed", "node", node, "err", err)
 			return
 		}
+		// Only records written before the lease ended, and unchanged
+		// since they were read: an instance that took its lease again
+		// (it was out of reach, not dead) writes its members anew.
+		died, _ := b.n.DiedAt(node)
 		n := 0
 		for k := range keys.Keys() {
-			if b.n.members.Delete(ctx, k) == nil {
+			e, err := b.n.members.Get(ctx, k)
+			if err != nil || !e.Created().Before(died) {
+				continue
+			}
+			if b.n.members.Delete(ctx, k, jetstream.LastRevision(e.Revision())) == nil {
 				n++
 			}
 		}
@@ -401,23 +417,50 @@ func (b *Broker) Forget(ctx context.Context, ch *hub.Channel, id int64) error {
 	return unavailable(err)
 }
 
-// resync runs after a reconnect. Events of a channel that has members on
-// other instances may have been lost both ways while NATS was out of
-// reach, so its local members are closed with 1013 and rejoin (their
-// leaves and joins are then announced normally). A channel with only local
-// members had nobody to miss: its records are written again.
-func (b *Broker) resync() {
+func (b *Broker) links() []*link {
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	links := make([]*link, 0, len(b.byKey))
 	for _, l := range b.byKey {
 		links = append(links, l)
 	}
-	b.mu.Unlock()
-	for _, l := range links {
+	return links
+}
+
+// markShared runs when the NATS connection is lost: it notes which
+// channels had members elsewhere at that moment.
+func (b *Broker) markShared() {
+	for _, l := range b.links() {
+		if b.h.HasRemote(l.ch) {
+			l.shared.Store(true)
+		}
+	}
+}
+
+// gapAll runs when this instance finds its lease expired: the others have
+// reported every member here LEFT, so every member is closed with 1013
+// (cluster gap: rejoin), rejoins and is announced again.
+func (b *Broker) gapAll() {
+	for _, l := range b.links() {
+		b.gaps.Add(1)
+		b.h.Gap(l.ch)
+	}
+}
+
+// resync runs after a reconnect. Events of a channel that had members on
+// other instances when the connection was lost, or has some now, may have
+// been lost both ways while NATS was out of reach, so its local members
+// are closed with 1013 and rejoin (their leaves and joins are then
+// announced normally). A channel with only local members had nobody to
+// miss: its records are written again.
+func (b *Broker) resync() {
+	for _, l := range b.links() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		shared := l.shared.Swap(false)
 		remote, err := b.readMembers(ctx, l.key)
 		b.resyncs.Add(1)
-		if err != nil || len(remote) > 0 || b.h.HasRemote(l.ch) {
+		if err != nil || shared || len(remote) > 0 || b.h.HasRemote(l.ch) {
+			b.gaps.Add(1)
 			b.h.Gap(l.ch)
 		} else {
 			for _, m := range b.h.LocalMembers(l.ch) {

@@ -108,16 +108,24 @@ type Node struct {
 	id    uint64 // this instance's node number, never reused
 	epoch uint64 // revision of the lease's creation
 	rev   atomic.Uint64
+	lease []byte // the lease's value
+
+	// leaseMu serialises renewals (the ticker's and the one after a
+	// reconnect), so neither sees the other's new revision as a lapse.
+	leaseMu sync.Mutex
 
 	up     atomic.Bool // setup done: the fields it sets may be read
 	leased atomic.Bool // the lease was renewed within the TTL
 	loaded atomic.Bool // the live set was read once
 	deaths atomic.Uint64
+	lapses atomic.Uint64
 
 	mu    sync.Mutex
 	ups   []func()                      // called once setup is done
 	lost  []func(node uint64)           // called when another instance's lease ends
 	back  []func()                      // called (in order, on one goroutine) after a reconnect
+	gone  []func()                      // called on NATS's goroutine when the connection is lost
+	lapse []func()                      // called when this instance's own lease was found ended
 	retry []func(context.Context) error // writes that failed while NATS was out of reach
 	live  map[uint64]bool               // node numbers with a lease
 	death map[uint64]time.Time          // when a lease was seen to end
@@ -148,7 +156,15 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		// replay stale events. A publish fails fast instead.
 		nats.ReconnectBufSize(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { n.log.Warn("NATS connection lost", "err", err) }),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			n.log.Warn("NATS connection lost", "err", err)
+			n.mu.Lock()
+			hooks := n.gone
+			n.mu.Unlock()
+			for _, f := range hooks {
+				f()
+			}
+		}),
 		nats.ReconnectHandler(func(c *nats.Conn) {
 			n.log.Info("NATS reconnected", "server", c.ConnectedUrlRedacted())
 			n.reconnected()
@@ -235,8 +251,8 @@ func (n *Node) setup(ctx context.Context) error {
 	if n.id, err = n.increment(ctx, "next-node", func(old uint64) uint64 { return old + 1 }); err != nil {
 		return fmt.Errorf("cluster: taking a node number: %w", err)
 	}
-	lease, _ := json.Marshal(leaseRecord{Version: n.cfg.Version, Started: n.now().UTC()})
-	if n.epoch, err = n.nodes.Create(ctx, nodeKey(n.id), lease); err != nil {
+	n.lease, _ = json.Marshal(leaseRecord{Version: n.cfg.Version, Started: n.now().UTC()})
+	if n.epoch, err = n.nodes.Create(ctx, nodeKey(n.id), n.lease); err != nil {
 		return fmt.Errorf("%w: taking the lease: %w", ErrUnavailable, err)
 	}
 	n.rev.Store(n.epoch)
@@ -258,7 +274,7 @@ func (n *Node) setup(ctx context.Context) error {
 	hooks := n.ups
 	n.mu.Unlock()
 	go n.watchNodes(w)
-	go n.renew(lease)
+	go n.renew()
 	for _, f := range hooks {
 		f()
 	}
@@ -328,11 +344,8 @@ func (n *Node) increment(ctx context.Context, key string, next func(old uint64) 
 	}
 }
 
-// renew rewrites the lease every third of the TTL. A lease found changed
-// or gone (it expired while NATS was out of reach, so the others have
-// reported this instance's members LEFT) is taken again, and readiness
-// follows.
-func (n *Node) renew(lease []byte) {
+// renew rewrites the lease every third of the TTL; readiness follows.
+func (n *Node) renew() {
 	defer n.done.Done()
 	t := time.NewTicker(n.cfg.NodeTTL / 3)
 	defer t.Stop()
@@ -344,12 +357,7 @@ func (n *Node) renew(lease []byte) {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.NodeTTL/3)
-		rev, err := n.nodes.Update(ctx, nodeKey(n.id), lease, n.rev.Load())
-		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyNotFound) {
-			if rev, err = n.nodes.Create(ctx, nodeKey(n.id), lease); err == nil {
-				n.log.Warn("the cluster lease had expired; taken again", "node", n.id)
-			}
-		}
+		err := n.renewOnce(ctx)
 		cancel()
 		if err != nil {
 			if n.now().Sub(last) >= n.cfg.NodeTTL {
@@ -358,10 +366,38 @@ func (n *Node) renew(lease []byte) {
 			n.log.Warn("renewing the cluster lease failed", "node", n.id, "err", err)
 			continue
 		}
-		n.rev.Store(rev)
-		n.leased.Store(true)
 		last = n.now()
 	}
+}
+
+// renewOnce rewrites the lease. A lease found changed or gone expired
+// while this instance could not renew it: the others have reported its
+// members LEFT and ignore its events until it takes the lease again. The
+// lapse hooks run first (they close every member, so that each rejoins
+// and is announced again), then the lease is taken again.
+func (n *Node) renewOnce(ctx context.Context) error {
+	n.leaseMu.Lock()
+	defer n.leaseMu.Unlock()
+	rev, err := n.nodes.Update(ctx, nodeKey(n.id), n.lease, n.rev.Load())
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyNotFound) {
+		n.log.Warn("the cluster lease had expired: closing every member so that each rejoins", "node", n.id)
+		n.lapses.Add(1)
+		n.mu.Lock()
+		hooks := n.lapse
+		n.mu.Unlock()
+		for _, f := range hooks {
+			f()
+		}
+		if rev, err = n.nodes.Create(ctx, nodeKey(n.id), n.lease); err == nil {
+			n.log.Info("cluster lease taken again", "node", n.id)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	n.rev.Store(rev)
+	n.leased.Store(true)
+	return nil
 }
 
 // watchNodes keeps the live set.
@@ -423,6 +459,22 @@ func (n *Node) onReconnect(f func()) {
 	n.mu.Unlock()
 }
 
+// onDisconnect registers f to run when the NATS connection is lost, on
+// NATS's callback goroutine: f must not wait on NATS.
+func (n *Node) onDisconnect(f func()) {
+	n.mu.Lock()
+	n.gone = append(n.gone, f)
+	n.mu.Unlock()
+}
+
+// onLapse registers f to run when this instance finds that its own lease
+// expired, before it takes the lease again.
+func (n *Node) onLapse(f func()) {
+	n.mu.Lock()
+	n.lapse = append(n.lapse, f)
+	n.mu.Unlock()
+}
+
 // later queues a write that failed while NATS was out of reach, to be
 // retried after the next reconnect.
 func (n *Node) later(f func(context.Context) error) {
@@ -431,8 +483,10 @@ func (n *Node) later(f func(context.Context) error) {
 	n.mu.Unlock()
 }
 
-// reconnected retries the failed writes, then runs the reconnect hooks,
-// on a goroutine of its own (not NATS's callback goroutine).
+// reconnected renews the lease (so a lapse during the outage is handled
+// before anything else), retries the failed writes, then runs the
+// reconnect hooks, on a goroutine of its own (not NATS's callback
+// goroutine).
 func (n *Node) reconnected() {
 	select {
 	case <-n.stop:
@@ -448,6 +502,11 @@ func (n *Node) reconnected() {
 		n.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.NodeTTL)
 		defer cancel()
+		if n.up.Load() {
+			if err := n.renewOnce(ctx); err != nil {
+				n.log.Warn("renewing the cluster lease after the reconnect failed", "node", n.id, "err", err)
+			}
+		}
 		for _, f := range retry {
 			if err := f(ctx); err != nil {
 				n.log.Warn("a write retried after the reconnect failed", "err", err)
@@ -461,6 +520,10 @@ func (n *Node) reconnected() {
 
 // Deaths returns how many other instances' leases ended since start.
 func (n *Node) Deaths() uint64 { return n.deaths.Load() }
+
+// Lapses returns how many times this instance found its own lease expired
+// (NATS out of its reach for longer than the node TTL).
+func (n *Node) Lapses() uint64 { return n.lapses.Load() }
 
 // since reports the latency of operation op begun at start.
 func (n *Node) since(op string, start time.Time) {

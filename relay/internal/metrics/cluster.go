@@ -11,6 +11,7 @@ type ClusterGauges struct {
 	Connected func() float64 // 1 while the NATS connection is up
 	LiveNodes func() float64
 	Deaths    func() float64
+	Lapses    func() float64
 	EventsIn  func(kind string) float64
 	EventsOut func(kind string) float64
 	Gaps      func() float64
@@ -29,6 +30,7 @@ func RegisterCluster(reg prometheus.Registerer, g ClusterGauges) func(op string,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "relay_cluster_nats_connected", Help: "1 while the NATS connection is up, else 0."}, g.Connected),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "relay_cluster_live_instances", Help: "Relay instances holding a lease, this one included."}, g.LiveNodes),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "relay_cluster_instance_deaths_total", Help: "Other instances whose lease ended (their members were reported LEFT)."}, g.Deaths),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "relay_cluster_lease_lapses_total", Help: "Times this instance found its own lease expired (NATS out of its reach longer than RELAY_CLUSTER_NODE_TTL): every member here was closed with 1013 to rejoin."}, g.Lapses),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "relay_cluster_gaps_total", Help: "Channels whose events from another instance were lost (their local members closed with 1013)."}, g.Gaps),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "relay_cluster_resyncs_total", Help: "Channels resynchronised after a NATS reconnect."}, g.Resyncs),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "relay_cluster_lost_total", Help: "Events this instance could not publish (NATS out of reach)."}, g.Lost),
