@@ -123,7 +123,9 @@ func (s *Server) publishCluster(ctx context.Context, p httpapi.Publication, ch *
 	if ch != nil {
 		s.mem.Deliver(ch, ev)
 	}
-	s.broker.Publish(p.Channel, p.Protocol, ev, retained)
+	if err := s.broker.Publish(p.Channel, p.Protocol, ev, retained); err != nil {
+		return httpapi.Published{}, unavailableError(err) // nobody here got it either
+	}
 	out.Delivered = len(members)
 	if p.To >= 0 {
 		out.Delivered = 1

@@ -87,6 +87,11 @@ type link struct {
 
 	last map[uint64]origin // by node; the dispatcher's alone
 
+	// fresh is set when events of the link were dropped and its members
+	// closed: the dispatcher forgets the senders' sequences rather than
+	// close the rejoining members for the same loss.
+	fresh atomic.Bool
+
 	// shared is set when the NATS connection is lost while the channel
 	// has members elsewhere: events may be lost both ways, whatever the
 	// channel looks like once the connection is back (the others' members
@@ -99,14 +104,20 @@ type link struct {
 
 type origin struct{ link, seq uint64 }
 
-// inboxSize is how many events can wait for the dispatcher; past it NATS
-// drops them (counted as a gap by sequence).
+// inboxSize is how many events can wait for the dispatcher by default;
+// past it NATS drops them, and the slow-consumer report closes the
+// channel's members (a sequence check alone would miss an HTTP publish
+// from an instance with no member there, which carries no sequence).
 const inboxSize = 1 << 16
 
 // NewBroker links h to the cluster; set it as h.Broker before h is used.
 // The node's lost instances are removed from h's channels.
 func NewBroker(n *Node, h *hub.Memory) (*Broker, error) {
-	b := &Broker{n: n, h: h, in: make(chan *nats.Msg, inboxSize), subs: map[*nats.Subscription]*link{}, byKey: map[string]*link{}, stop: make(chan struct{})}
+	size := n.cfg.EventInbox
+	if size <= 0 {
+		size = inboxSize
+	}
+	b := &Broker{n: n, h: h, in: make(chan *nats.Msg, size), subs: map[*nats.Subscription]*link{}, byKey: map[string]*link{}, stop: make(chan struct{})}
 	n.onUp(func() {
 		// Requests to this instance, once it has a node number.
 		sub, err := n.nc.Subscribe(n.cfg.Prefix+".n."+nodeKey(n.id), b.serveRequest)
@@ -125,6 +136,7 @@ func NewBroker(n *Node, h *hub.Memory) (*Broker, error) {
 	n.onDisconnect(b.markShared)
 	n.onReconnect(b.resync)
 	n.onLapse(b.gapAll)
+	n.onSlow(b.dropped)
 	b.done.Add(1)
 	go b.dispatch()
 	return b, nil
@@ -292,8 +304,11 @@ func (b *Broker) RetainedOf(ch *hub.Channel) []retain.Message {
 // channel (name, protocol), whether or not this instance has members
 // there; retained, when not nil, is the message as retained, which every
 // instance subscribed to the channel caches for its joiners. The caller
-// delivers to the local members.
-func (b *Broker) Publish(name, protocol string, ev hub.Event, retained *retain.Message) {
+// delivers to the local members. It fails only when this instance is not
+// subscribed to the channel and the publish could not be sent (NATS out
+// of reach): a subscribed channel's sequence tells the receivers of a
+// loss, an unsubscribed one's would not.
+func (b *Broker) Publish(name, protocol string, ev hub.Event, retained *retain.Message) error {
 	key := ChannelKey(name, protocol)
 	b.mu.Lock()
 	l := b.byKey[key]
@@ -303,11 +318,12 @@ func (b *Broker) Publish(name, protocol string, ev hub.Event, retained *retain.M
 			l.keepRetained(*retained)
 		}
 		b.announce(l, ev, retained)
-		return
+		return nil
 	}
-	// Not subscribed here: sent outside any sequence (link 0), so a loss
-	// cannot be detected.
-	b.publish(b.n.cfg.Prefix+".c."+key, ev.Kind, appendEnvelope(nil, b.n.id, 0, 0, ev, retained))
+	// Not subscribed here: sent outside any sequence (link 0). A receiver
+	// that drops it is told by NATS (the slow-consumer report); a send
+	// that fails is reported to the caller.
+	return unavailable(b.publish(b.n.cfg.Prefix+".c."+key, ev.Kind, appendEnvelope(nil, b.n.id, 0, 0, ev, retained)))
 }
 
 // Members returns the members of channel (name, protocol) on the other
@@ -437,6 +453,22 @@ func (b *Broker) markShared() {
 	}
 }
 
+// dropped runs when NATS drops events of sub because the dispatcher is
+// behind: whatever they were (sequenced or not), the channel's members may
+// have missed them.
+func (b *Broker) dropped(sub *nats.Subscription) {
+	b.mu.Lock()
+	l := b.subs[sub]
+	b.mu.Unlock()
+	if l == nil {
+		return
+	}
+	b.n.log.Warn("cluster events dropped (this instance is behind): closing the channel's members")
+	l.fresh.Store(true)
+	b.gaps.Add(1)
+	b.h.Gap(l.ch)
+}
+
 // gapAll runs when this instance finds its lease expired: the others have
 // reported every member here LEFT, so every member is closed with 1013
 // (cluster gap: rejoin), rejoins and is announced again.
@@ -489,14 +521,15 @@ func (b *Broker) announce(l *link, ev hub.Event, retained *retain.Message) {
 	b.publish(l.subject, ev.Kind, appendEnvelope(make([]byte, 0, 48+len(ev.Tail)+len(ev.Info.Extra)), b.n.id, l.id, l.seq, ev, retained))
 }
 
-func (b *Broker) publish(subject string, kind hub.EventKind, data []byte) {
+func (b *Broker) publish(subject string, kind hub.EventKind, data []byte) error {
 	if err := b.n.nc.Publish(subject, data); err != nil {
 		b.drops.Add(1)
-		return
+		return err
 	}
 	if kind <= hub.EventMessage {
 		b.evOut[kind].Add(1)
 	}
+	return nil
 }
 
 // SetExtra implements hub.Broker: a request to the member's home
@@ -585,6 +618,9 @@ func (b *Broker) dispatch() {
 			continue
 		}
 		b.evIn[ev.Kind].Add(1)
+		if l.fresh.Swap(false) {
+			clear(l.last)
+		}
 		if linkID != 0 {
 			if prev, ok := l.last[node]; ok && prev.link == linkID && seq != prev.seq+1 {
 				b.gaps.Add(1)

@@ -70,6 +70,10 @@ type Config struct {
 	// OnNodeLost is called (on the watcher's goroutine) when another
 	// instance's lease expires or is deleted.
 	OnNodeLost func(node uint64)
+	// EventInbox is how many events from other instances may wait for
+	// the broker's dispatcher; past it NATS drops them and the channel's
+	// members are closed with 1013. 0 means 65536.
+	EventInbox int
 	// Observe, when set, gets the latency of every shared-state
 	// operation, by operation name (for metrics).
 	Observe func(op string, d time.Duration)
@@ -114,9 +118,10 @@ type Node struct {
 	// reconnect), so neither sees the other's new revision as a lapse.
 	leaseMu sync.Mutex
 
-	up     atomic.Bool // setup done: the fields it sets may be read
-	leased atomic.Bool // the lease was renewed within the TTL
-	loaded atomic.Bool // the live set was read once
+	up     atomic.Bool   // setup done: the fields it sets may be read
+	leased atomic.Bool   // the lease was renewed within the TTL
+	loaded atomic.Bool   // the live set was read once
+	read   chan struct{} // closed when loaded is first set
 	deaths atomic.Uint64
 	lapses atomic.Uint64
 
@@ -126,6 +131,7 @@ type Node struct {
 	back  []func()                      // called (in order, on one goroutine) after a reconnect
 	gone  []func()                      // called on NATS's goroutine when the connection is lost
 	lapse []func()                      // called when this instance's own lease was found ended
+	slow  []func(*nats.Subscription)    // called on NATS's goroutine when a subscription dropped messages
 	retry []func(context.Context) error // writes that failed while NATS was out of reach
 	live  map[uint64]bool               // node numbers with a lease
 	death map[uint64]time.Time          // when a lease was seen to end
@@ -142,7 +148,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, now: cfg.Now, live: map[uint64]bool{}, death: map[uint64]time.Time{}, stop: make(chan struct{})}
+	n := &Node{cfg: cfg, log: cfg.Logger, now: cfg.Now, live: map[uint64]bool{}, death: map[uint64]time.Time{}, stop: make(chan struct{}), read: make(chan struct{})}
+	n.lost = append(n.lost, n.freeTokensOf)
 	if n.log == nil {
 		n.log = slog.Default()
 	}
@@ -163,6 +170,18 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 			n.mu.Unlock()
 			for _, f := range hooks {
 				f()
+			}
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			if !errors.Is(err, nats.ErrSlowConsumer) || sub == nil {
+				n.log.Warn("NATS error", "err", err)
+				return
+			}
+			n.mu.Lock()
+			hooks := n.slow
+			n.mu.Unlock()
+			for _, f := range hooks {
+				f(sub)
 			}
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) {
@@ -277,6 +296,12 @@ func (n *Node) setup(ctx context.Context) error {
 	go n.renew()
 	for _, f := range hooks {
 		f()
+	}
+	// Ready when Start returns, NATS willing: a readiness probe right
+	// after start should not see a live set still being read.
+	select {
+	case <-n.read:
+	case <-ctx.Done():
 	}
 	n.log.Info("joined the cluster", "node", n.id, "server", n.nc.ConnectedUrlRedacted())
 	return nil
@@ -412,7 +437,9 @@ func (n *Node) watchNodes(w jetstream.KeyWatcher) {
 		case e = <-w.Updates():
 		}
 		if e == nil {
-			n.loaded.Store(true) // the initial values are in
+			if !n.loaded.Swap(true) { // the initial values are in
+				close(n.read)
+			}
 			continue
 		}
 		id, err := strconv.ParseUint(e.Key(), 10, 64)
@@ -464,6 +491,14 @@ func (n *Node) onReconnect(f func()) {
 func (n *Node) onDisconnect(f func()) {
 	n.mu.Lock()
 	n.gone = append(n.gone, f)
+	n.mu.Unlock()
+}
+
+// onSlow registers f to run, on NATS's callback goroutine, when sub
+// starts dropping messages because its receiver is behind.
+func (n *Node) onSlow(f func(sub *nats.Subscription)) {
+	n.mu.Lock()
+	n.slow = append(n.slow, f)
 	n.mu.Unlock()
 }
 

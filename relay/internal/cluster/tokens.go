@@ -28,7 +28,11 @@ import (
 //
 // A token held by a member of an instance whose lease ended (it died
 // without releasing) counts as released at the moment the lease was seen
-// to end, so it is claimable within the rejoin window from then.
+// to end, so it is claimable within the rejoin window from then, with the
+// grant it was claimed with (the dead instance took the member's later
+// SET_EXTRA with it). The lowest live instance then rewrites such tokens
+// as free, so their keys expire like any released token's instead of
+// living forever.
 type Tokens struct{ n *Node }
 
 var _ token.Store = Tokens{}
@@ -237,4 +241,71 @@ func (n *Node) casWithTTL(ctx context.Context, bucket, key string, val []byte, r
 		return fmt.Errorf("%w: %w", err, jetstream.ErrKeyRevisionMismatch)
 	}
 	return err
+}
+
+// freeTokensOf runs when another instance's lease ends: on the lowest live
+// instance, it rewrites the tokens node's members held as released at the
+// lease's end, each by compare-and-set (a claim landing meanwhile wins),
+// with a key TTL past the rejoin window. It reads every token key once,
+// off the watcher's goroutine.
+func (n *Node) freeTokensOf(node uint64) {
+	died, dead := n.DiedAt(node)
+	if !dead || !n.lowestLive() {
+		return
+	}
+	n.mu.Lock()
+	select {
+	case <-n.stop:
+		n.mu.Unlock()
+		return
+	default:
+	}
+	n.done.Add(1)
+	n.mu.Unlock()
+	go func() {
+		defer n.done.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		freed, err := Tokens{n}.freeHeldBy(ctx, node, died)
+		if err != nil {
+			n.log.Warn("freeing a lost instance's tokens failed; they stay claimable until their rejoin window ends", "node", node, "freed", freed, "err", err)
+			return
+		}
+		n.log.Info("freed a lost instance's tokens", "node", node, "tokens", freed)
+	}()
+}
+
+func (t Tokens) freeHeldBy(ctx context.Context, node uint64, died time.Time) (int, error) {
+	keys, err := t.n.tokens.ListKeys(ctx)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrNoKeysFound) {
+			return 0, nil
+		}
+		return 0, err
+	}
+	defer keys.Stop()
+	freed := 0
+	for k := range keys.Keys() {
+		e, err := t.n.tokens.Get(ctx, k)
+		if err != nil {
+			continue // gone meanwhile
+		}
+		var rec tokenRecord
+		if json.Unmarshal(e.Value(), &rec) != nil || rec.Holder == 0 || rec.Node != node {
+			continue
+		}
+		deadline := died.Add(t.n.cfg.Rejoin)
+		rec.Holder, rec.Node, rec.Deadline = 0, 0, deadline.UnixNano()
+		val, err := json.Marshal(&rec)
+		if err != nil {
+			continue
+		}
+		ttl := max(deadline.Sub(t.n.now()), 0) + gcSlack
+		if err := t.n.casWithTTL(ctx, t.n.cfg.Prefix+"_tokens", k, val, e.Revision(), ttl); err == nil {
+			freed++
+		} else if ctx.Err() != nil {
+			return freed, ctx.Err()
+		}
+	}
+	return freed, nil
 }

@@ -2,11 +2,15 @@ package cluster_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/relay-project/relay/relay/internal/cluster"
 	"github.com/relay-project/relay/relay/internal/cluster/natstest"
@@ -164,5 +168,58 @@ func TestTokenStoreDownIsNotARefusal(t *testing.T) {
 	}
 	if d := time.Since(start); d > 3*time.Second {
 		t.Fatalf("claim with NATS down took %s", d)
+	}
+}
+
+// A token whose holder's instance died, and that nobody claims again, does
+// not stay in the bucket for ever: the survivor rewrites it as released at
+// the lease's end, with a key TTL, like any token released by its member.
+func TestTokenOfADeadInstanceIsCollected(t *testing.T) {
+	srv := natstest.Start(t)
+	a := startNode(t, testConfig(srv))
+	b := startNode(t, testConfig(srv))
+	ctx := context.Background()
+	held, _, _ := a.Tokens().Mint(ctx, token.Grant{Channel: "c", Protocol: "p", Mode: 2}, time.Minute)
+	if _, err := b.Tokens().Claim(ctx, held, "c", "p", 5); err != nil {
+		t.Fatal(err)
+	}
+	other, _, _ := a.Tokens().Mint(ctx, token.Grant{Channel: "c", Protocol: "p", Mode: 2}, time.Minute)
+	if _, err := a.Tokens().Claim(ctx, other, "c", "p", 6); err != nil {
+		t.Fatal(err)
+	}
+
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	stream, err := js.Stream(ctx, "KV_t_tokens")
+	if err != nil {
+		t.Fatal(err)
+	}
+	record := func(tok string) (holder any, ttl string) {
+		m, err := stream.GetLastMsgForSubject(ctx, "$KV.t_tokens."+tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rec map[string]any
+		json.Unmarshal(m.Data, &rec)
+		return rec["h"], m.Header.Get("Nats-TTL")
+	}
+	if h, ttl := record(held); h == nil || ttl != "" {
+		t.Fatalf("held token before the crash: holder %v, TTL %q; want a holder and no TTL", h, ttl)
+	}
+
+	b.Crash()
+	waitFor(t, testConfig(srv).NodeTTL+10*time.Second, "the dead instance's token rewritten as released", func() bool {
+		h, ttl := record(held)
+		return h == nil && ttl != ""
+	})
+	if h, ttl := record(other); h == nil || ttl != "" {
+		t.Fatalf("a live instance's member's token: holder %v, TTL %q; want it untouched", h, ttl)
+	}
+	if _, err := a.Tokens().Claim(ctx, held, "c", "p", 7); err != nil {
+		t.Fatalf("claim inside the rejoin window after the collection: %v", err)
 	}
 }

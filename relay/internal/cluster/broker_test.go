@@ -1,0 +1,68 @@
+package cluster_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/relay-project/relay/relay/internal/cluster"
+	"github.com/relay-project/relay/relay/internal/cluster/natstest"
+	"github.com/relay-project/relay/relay/internal/hub"
+	"github.com/relay-project/relay/relay/protocol"
+)
+
+// slowMember takes a while over every frame, as a busy instance would,
+// and records whether it was closed for a gap.
+type slowMember struct {
+	recorder
+	gap atomic.Bool
+}
+
+func (m *slowMember) Send(f hub.Frame) bool {
+	time.Sleep(100 * time.Microsecond)
+	return m.recorder.Send(f)
+}
+func (m *slowMember) CloseGap() { m.gap.Store(true) }
+
+// Events dropped because an instance is behind are never hidden, even an
+// HTTP publish through an instance with no member in the channel (which
+// carries no sequence number to check): the channel's members there are
+// closed with 1013, and the gap is counted.
+func TestDroppedEventsCloseTheMembers(t *testing.T) {
+	srv := natstest.Start(t)
+	from := startNode(t, testConfig(srv))
+	pub, err := cluster.NewBroker(from, hub.NewMemory(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pub.Close)
+	cfg := testConfig(srv)
+	cfg.EventInbox = 16
+	behind := startNode(t, cfg)
+	h := hub.NewMemory(0)
+	b, err := cluster.NewBroker(behind, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	h.Broker = b
+	m := &slowMember{recorder: recorder{id: 1}}
+	waitFor(t, 5*time.Second, "the instance ready", behind.Ready)
+	if _, _, err := h.Join(context.Background(), m, "c", "p", protocol.MemberInfo{Mode: 2}, "", false, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	const sent = 2000
+	for range sent {
+		pub.Publish("c", "p", hub.Event{Kind: hub.EventMessage, To: -1, Tail: []byte(`"cmd":"x"}`)}, nil)
+	}
+	waitFor(t, 10*time.Second, "the member closed for the dropped events", m.gap.Load)
+	if got := b.Stats().Gaps; got < 1 {
+		t.Fatalf("gaps counted: %d, want at least 1", got)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if got := m.count(); got >= sent {
+		t.Fatalf("the member got %d of %d: nothing was dropped, the test proves nothing", got, sent)
+	}
+}
