@@ -66,3 +66,40 @@ func TestDroppedEventsCloseTheMembers(t *testing.T) {
 		t.Fatalf("the member got %d of %d: nothing was dropped, the test proves nothing", got, sent)
 	}
 }
+
+// An instance's own events are not sent back to it: broadcasting into a
+// channel shared with another instance costs the sender one message out
+// per event and nothing in.
+func TestOwnEventsAreNotEchoed(t *testing.T) {
+	srv := natstest.Start(t)
+	var nodes []*cluster.Node
+	var hubs []*hub.Memory
+	var chans []*hub.Channel
+	for i := range 2 {
+		node := startNode(t, testConfig(srv))
+		h := hub.NewMemory(0)
+		b, err := cluster.NewBroker(node, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(b.Close)
+		h.Broker = b
+		ch, _, err := h.Join(context.Background(), &recorder{id: int64(i + 1)}, "c", "p", protocol.MemberInfo{Auth: true, Mode: 2}, "", false, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes, hubs, chans = append(nodes, node), append(hubs, h), append(chans, ch)
+	}
+	in0, out0 := nodes[0].Messages()
+	const sent = 500
+	frame := []byte(`{"channel":1,"success":true,"from":1,"cmd":"x"}`)
+	tail := len(`{"channel":1,"success":true,"from":1,`)
+	for range sent {
+		hubs[0].Broadcast(chans[0], false, hub.Message{Frame: hub.Frame{Data: frame}, From: 1, Tail: tail})
+	}
+	waitFor(t, 5*time.Second, "every event out", func() bool { _, out := nodes[0].Messages(); return out-out0 >= sent })
+	time.Sleep(100 * time.Millisecond)
+	if in, _ := nodes[0].Messages(); in-in0 > sent/10 {
+		t.Fatalf("the sender received %d messages while sending %d events: its own came back", in-in0, sent)
+	}
+}

@@ -158,6 +158,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	opts := []nats.Option{
 		nats.Name("relay"),
+		// An instance skips its own events anyway: the server need not
+		// send them back (one message less per event and instance).
+		nats.NoEcho(),
 		nats.MaxReconnects(-1),
 		// Never buffer publishes while disconnected: a reconnect would
 		// replay stale events. A publish fails fast instead.
@@ -603,6 +606,13 @@ func (n *Node) LiveNodes() int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return len(n.live)
+}
+
+// Messages returns how many messages this instance's NATS connection has
+// received and sent.
+func (n *Node) Messages() (in, out uint64) {
+	st := n.nc.Stats()
+	return st.InMsgs, st.OutMsgs
 }
 
 // Connected reports whether the NATS connection is up.
