@@ -351,6 +351,8 @@ func TestClusterLeaseLapse(t *testing.T) {
 
 	cut.Cut()
 	start := time.Now()
+	// The guest goes on talking: its instance's sends fail meanwhile.
+	g.Send(`{"channel":1,"cmd":"unheard","to":-1}`)
 	if m := a.NextMap(); m["cmd"] != "LEFT" || id(m) != gID {
 		t.Fatalf("want LEFT of the cut-off guest, got %v", m)
 	}

@@ -102,7 +102,12 @@ type link struct {
 	retained map[string]retain.Message // by cmd: the channel's retained messages
 }
 
-type origin struct{ link, seq uint64 }
+// origin is the last event seen from one instance on a link: its
+// subscription, sequence number, and how many times its lease had ended
+// by then (an instance back from a lapse starts a new life: the events it
+// could not send while it was cut off, and that everyone was told LEFT
+// for, are not a gap).
+type origin struct{ link, seq, life uint64 }
 
 // inboxSize is how many events can wait for the dispatcher by default;
 // past it NATS drops them, and the slow-consumer report closes the
@@ -621,18 +626,17 @@ func (b *Broker) dispatch() {
 		if l.fresh.Swap(false) {
 			clear(l.last)
 		}
+		live, life, died := b.n.lifeOf(node)
+		if !live && died {
+			continue // fenced: its members were reported LEFT
+		}
 		if linkID != 0 {
-			if prev, ok := l.last[node]; ok && prev.link == linkID && seq != prev.seq+1 {
+			if prev, ok := l.last[node]; ok && prev.link == linkID && prev.life == life && seq != prev.seq+1 {
 				b.gaps.Add(1)
 				b.n.log.Warn("cluster events lost: closing the channel's members", "from", node, "missed", seq-prev.seq-1)
 				b.h.Gap(l.ch)
 			}
-			l.last[node] = origin{linkID, seq}
-		}
-		if !b.n.Live(node) {
-			if _, dead := b.n.DiedAt(node); dead {
-				continue // fenced: its members were reported LEFT
-			}
+			l.last[node] = origin{linkID, seq, life}
 		}
 		if retained != nil {
 			l.keepRetained(*retained) // before delivery: a joiner gets it one way or the other

@@ -135,6 +135,7 @@ type Node struct {
 	retry []func(context.Context) error // writes that failed while NATS was out of reach
 	live  map[uint64]bool               // node numbers with a lease
 	death map[uint64]time.Time          // when a lease was seen to end
+	ended map[uint64]uint64             // how many times a lease was seen to end
 	stop  chan struct{}
 	done  sync.WaitGroup
 
@@ -148,7 +149,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, now: cfg.Now, live: map[uint64]bool{}, death: map[uint64]time.Time{}, stop: make(chan struct{}), read: make(chan struct{})}
+	n := &Node{cfg: cfg, log: cfg.Logger, now: cfg.Now, live: map[uint64]bool{}, death: map[uint64]time.Time{}, ended: map[uint64]uint64{}, stop: make(chan struct{}), read: make(chan struct{})}
 	n.lost = append(n.lost, n.freeTokensOf)
 	if n.log == nil {
 		n.log = slog.Default()
@@ -457,6 +458,9 @@ func (n *Node) watchNodes(w jetstream.KeyWatcher) {
 		} else {
 			delete(n.live, id)
 			n.death[id] = e.Created()
+			if was {
+				n.ended[id]++
+			}
 		}
 		n.mu.Unlock()
 		if was && e.Operation() != jetstream.KeyValuePut && id != n.id {
@@ -586,6 +590,15 @@ func (n *Node) DiedAt(node uint64) (time.Time, bool) {
 	defer n.mu.Unlock()
 	t, ok := n.death[node]
 	return t, ok
+}
+
+// lifeOf reports, under one lock, whether node holds a lease, how many
+// times its lease was seen to end, and whether it is dead now.
+func (n *Node) lifeOf(node uint64) (live bool, life uint64, dead bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	_, dead = n.death[node]
+	return n.live[node], n.ended[node], dead
 }
 
 // lowestLive reports whether this instance has the lowest node number of
