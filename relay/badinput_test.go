@@ -228,8 +228,8 @@ var badInputs = []badInput{
 		return b
 	}, want: want{close: protocol.StatusPolicyViolation}},
 	{name: "trickled message", run: func(t *testing.T, e *badEnv, c *rawConn) {
+		start := time.Now() // before the write: the relay's clock starts when the frame arrives
 		c.write(frame(false, opText, []byte(`{"cmd":`)))
-		start := time.Now()
 		if code, _ := c.closeCode(5 * time.Second); code != protocol.StatusPolicyViolation {
 			t.Fatalf("closed with %d, want 1008", code)
 		}
