@@ -117,10 +117,10 @@ type Config struct {
 	// ClientRate is the sustained number of messages per second one
 	// connection may send (every WebSocket message and ping counts); 0
 	// disables the limit.
-	ClientRate int `env:"RELAY_CLIENT_RATE" envDefault:"100" help:"Messages (and pings) per second one connection may send, sustained; past it (and RELAY_CLIENT_BURST) a message is dropped with errorcode rate_limited, and a client that keeps sending is closed with 1008 rate_limited. 0 disables it."`
+	ClientRate int `env:"RELAY_CLIENT_RATE" envDefault:"100" help:"Messages (and pings) per second one connection may send, sustained; past it (and RELAY_CLIENT_BURST) a message is dropped with errorcode rate_limited (it takes no token, so the client still gets its rate through), and a client that keeps sending faster than three times the rate is closed with 1008 rate_limited. 0 disables it."`
 	// ClientBurst is how many messages one connection may send at once
 	// above ClientRate.
-	ClientBurst int `env:"RELAY_CLIENT_BURST" envDefault:"300" help:"Messages one connection may send at once before RELAY_CLIENT_RATE applies; a refused client that sends this many more is closed."`
+	ClientBurst int `env:"RELAY_CLIENT_BURST" envDefault:"300" help:"Messages one connection may send at once before RELAY_CLIENT_RATE applies; a client whose refused messages (forgiven at twice the rate) pile up past this many is closed."`
 	// ClientRateAuthorities applies ClientRate to authorities too. By
 	// default a connection that has proved authority is not limited: a
 	// backend publishing thousands of messages a second is normal.

@@ -276,6 +276,102 @@ func TestRateLimit(t *testing.T) {
 	waitFor(t, func() bool { return r.Stats().Closed[protocol.CloseRateLimited] == 1 })
 }
 
+// TestRateLimitOverRate: a client that keeps sending at twice its rate is
+// refused the excess but still gets its rate through, steadily, and stays
+// connected: a refused message takes no token. One that keeps sending at
+// five times its rate is closed with 1008.
+func TestRateLimitOverRate(t *testing.T) {
+	const rate, burst = 50, 10
+	r := startRelay(t, func(c *relay.Config) {
+		c.ClientRate = rate
+		c.ClientBurst = burst
+	})
+	f := newFeed(t, r, "c")
+
+	const run = 3 * time.Second
+	p := sendPaced(t, r, 2*rate, run)
+	if p.closeErr != nil {
+		t.Fatalf("closed with %v after %v (%d+%d delivered, %d refused)", p.closeErr, p.closedAfter, p.early, p.late, p.refused)
+	}
+	// After the first second the burst is spent: what gets through is the
+	// rate, about 50 a second for the remaining two (and a half, for the
+	// last answers in flight).
+	if lo, hi := int(0.7*rate*(run-time.Second).Seconds()), int(rate*(run+500*time.Millisecond-time.Second).Seconds())+2; p.late < lo || p.late > hi {
+		t.Fatalf("%d delivered after the first second, want %d..%d (%d in the first, %d refused)", p.late, lo, hi, p.early, p.refused)
+	}
+	if most := burst + rate + 2; p.early > most {
+		t.Fatalf("%d delivered in the first second, want at most %d", p.early, most)
+	}
+	if p.refused < rate {
+		t.Fatalf("%d refused, want about %d", p.refused, rate*int(run.Seconds()))
+	}
+	f.check(50)
+	if n := r.Stats().Closed[protocol.CloseRateLimited]; n != 0 {
+		t.Fatalf("%d closed for the rate", n)
+	}
+
+	// At five times the rate refusals pile up faster than they are
+	// forgiven (twice the rate): a burst's worth takes 0.1 s once the
+	// tokens are spent.
+	p = sendPaced(t, r, 5*rate, run)
+	if relaytest.CloseStatus(p.closeErr) != protocol.StatusPolicyViolation || !strings.Contains(p.closeErr.Error(), protocol.CloseRateLimited.Text()) {
+		t.Fatalf("at five times the rate: closed with %v, want 1008 %q", p.closeErr, protocol.CloseRateLimited.Text())
+	}
+	within(t, "at five times the rate, closed", p.closedAfter, 0, 2*time.Second)
+	f.check(50)
+}
+
+// pacedResult is what a client sending at a steady pace saw.
+type pacedResult struct {
+	early, late, refused int // delivered in the first second and after it; refused
+	closeErr             error
+	closedAfter          time.Duration
+}
+
+// sendPaced joins a new guest to channel "c" and has it broadcast perSecond
+// messages a second for run (then wait half a second more for answers),
+// unless the relay closes it first.
+func sendPaced(t *testing.T, r *relaytest.Relay, perSecond int, run time.Duration) pacedResult {
+	t.Helper()
+	c := guest(t, r)
+	join(t, c, "c", "p", grant(t, authority(t, r), "c", "p", 2, `{}`, false))
+	start := time.Now()
+	go func() {
+		// Paced by the clock, not by sleeps, so the average stays at
+		// perSecond however late the goroutine is scheduled.
+		sent := 0
+		for time.Since(start) < run {
+			for target := int(time.Since(start).Seconds() * float64(perSecond)); sent < target; sent++ {
+				if err := c.Conn().Write(t.Context(), websocket.MessageText, fmt.Appendf(nil, `{"cmd":"F","channel":1,"to":-1,"i":%d}`, sent)); err != nil {
+					return
+				}
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	var p pacedResult
+	for end := time.After(run + 500*time.Millisecond); ; {
+		select {
+		case fr, ok := <-c.Frames():
+			if !ok {
+				p.closeErr, p.closedAfter = c.Err(), time.Since(start)
+				return p
+			}
+			switch {
+			case bytes.Contains(fr.Data, []byte(`"cmd":"F"`)) && time.Since(start) < time.Second:
+				p.early++
+			case bytes.Contains(fr.Data, []byte(`"cmd":"F"`)):
+				p.late++
+			case bytes.Contains(fr.Data, []byte(`"errorcode":"rate_limited"`)):
+				p.refused++
+			}
+		case <-end:
+			c.Conn().CloseNow()
+			return p
+		}
+	}
+}
+
 // TestPingTimeoutCloseFrame: a client that does not answer the keepalive
 // ping gets a 1001 close frame, not a cut connection.
 func TestPingTimeoutCloseFrame(t *testing.T) {
