@@ -2,10 +2,6 @@ package main
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"net"
-	"net/http"
 	"testing"
 	"time"
 
@@ -30,27 +26,8 @@ func clusterTarget(t *testing.T, n int) target {
 	var insts []target
 	for range n {
 		cfg := relay.DefaultConfig()
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 		cfg.NATSURL = ns.ClientURL()
-		srv, err := relay.New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		hs := &http.Server{Handler: srv}
-		go hs.Serve(ln)
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := srv.Shutdown(ctx); err != nil {
-				t.Errorf("relay shutdown: %v", err)
-			}
-			hs.Shutdown(ctx)
-		})
-		insts = append(insts, target{name: "relay", addr: ln.Addr().String(), path: "/"})
+		insts = append(insts, serveRelay(t, cfg))
 	}
 	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() }) // after the relays (cleanups run last first)
 	tgt := insts[0]
