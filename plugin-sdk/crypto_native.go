@@ -14,6 +14,16 @@ import (
 	"math/big"
 )
 
+// This is a second copy of the host's rules (relay/internal/plugin/crypto.go
+// in the relay module), on purpose: the SDK is a module without
+// dependencies, so it cannot import the host, and the relay module does not
+// depend on the SDK (go install of the relay would then need the SDK
+// published at a matching version). The vectors in
+// testdata/signature_vectors.json keep the two in agreement: this module's
+// TestSignatureVectors checks this copy against them, and the host's
+// TestVerifySignatureVectors runs the same file through a real guest.
+// Change a rule in both copies and in the vectors.
+
 // VerifySignature checks sig, a JWS signature made with algorithm alg over
 // msg, against a public key in PKIX DER. Outside a wasm host (unit tests of
 // plugin logic) it runs in the process, with the host's rules.

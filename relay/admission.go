@@ -69,7 +69,8 @@ func addrKey(a netip.Addr) netip.Prefix {
 // refusal (503 for RELAY_MAX_CONNECTIONS or the descriptor reserve, 429
 // for RELAY_MAX_CONNECTIONS_PER_ADDR, with Retry-After) and returns nil.
 // A client from an authority address (the operator's backend) is counted
-// but never refused by either cap: otherwise connections from anywhere
+// against RELAY_MAX_CONNECTIONS but never refused by it, and not counted
+// per address (it would use up the allowance of a /64 it shares): otherwise connections from anywhere
 // that fill RELAY_MAX_CONNECTIONS would lock out the backend that mints
 // every other client's tokens over a WebSocket (the PHP SDK's flow).
 func (s *Server) admit(w http.ResponseWriter, client auth.Client) (release func()) {

@@ -232,6 +232,29 @@ func TestConnectionLimits(t *testing.T) {
 			}
 		}
 	})
+	t.Run("an authority address is not counted per address", func(t *testing.T) {
+		// Its connections take nothing from the allowance of the IPv6 /64
+		// it shares with other hosts (SECURITY.md: the per-address cap
+		// never applies to an authority address).
+		r := startRelay(t, func(c *relay.Config) {
+			c.MaxConnectionsPerAddr = 1
+			c.TrustedProxies = []string{"127.0.0.5"}
+			c.AuthorityIPs = append(c.AuthorityIPs, "2001:db8::1")
+		})
+		backend := http.Header{"X-Forwarded-For": {"2001:db8::1"}}
+		neighbour := http.Header{"X-Forwarded-For": {"2001:db8::2"}}
+		for i := range 3 {
+			if code, _ := dialStatus(t, r, "127.0.0.5", backend); code != http.StatusSwitchingProtocols {
+				t.Fatalf("authority connection %d: %d", i+1, code)
+			}
+		}
+		if code, _ := dialStatus(t, r, "127.0.0.5", neighbour); code != http.StatusSwitchingProtocols {
+			t.Fatalf("a guest in the authority's /64: %d", code)
+		}
+		if code, _ := dialStatus(t, r, "127.0.0.5", neighbour); code != http.StatusTooManyRequests {
+			t.Fatalf("its second connection: %d, want 429", code)
+		}
+	})
 	t.Run("per address", func(t *testing.T) {
 		r := startRelay(t, func(c *relay.Config) { c.MaxConnectionsPerAddr = 2; c.LimitLoopback = true })
 		guest(t, r)

@@ -117,15 +117,19 @@ type Config struct {
 	// ClientRate is the sustained number of messages per second one
 	// connection may send (every WebSocket message and ping counts); 0
 	// disables the limit.
-	ClientRate int `env:"RELAY_CLIENT_RATE" envDefault:"100" help:"Messages (and pings) per second one connection may send, sustained; past it (and RELAY_CLIENT_BURST) a message is dropped with errorcode rate_limited, and a client that keeps sending is closed with 1008 rate_limited. 0 disables it."`
+	ClientRate int `env:"RELAY_CLIENT_RATE" envDefault:"100" help:"Messages (and pings) per second one connection may send, sustained; past it (and RELAY_CLIENT_BURST) a message is dropped with errorcode rate_limited (it takes no token, so the client still gets its rate through), and a client that keeps sending faster than three times the rate is closed with 1008 rate_limited. 0 disables it."`
 	// ClientBurst is how many messages one connection may send at once
 	// above ClientRate.
-	ClientBurst int `env:"RELAY_CLIENT_BURST" envDefault:"300" help:"Messages one connection may send at once before RELAY_CLIENT_RATE applies; a refused client that sends this many more is closed."`
+	ClientBurst int `env:"RELAY_CLIENT_BURST" envDefault:"300" help:"Messages one connection may send at once before RELAY_CLIENT_RATE applies; a client whose refused messages (forgiven at twice the rate) pile up past this many is closed."`
 	// ClientRateAuthorities applies ClientRate to authorities too. By
 	// default a connection that has proved authority is not limited: a
 	// backend publishing thousands of messages a second is normal.
 	ClientRateAuthorities bool `env:"RELAY_CLIENT_RATE_AUTHORITIES" envDefault:"false" help:"Apply RELAY_CLIENT_RATE to authorities too (by default a connection from an authority address, with an authority token or an authority membership is not rate limited)."`
 
+	// HTTPHeaderTimeout bounds reading one HTTP request's headers, on the
+	// server cmd/relay builds (http.Server.ReadHeaderTimeout): it is how
+	// long a connection that never sends a request is held.
+	HTTPHeaderTimeout time.Duration `env:"RELAY_HTTP_HEADER_TIMEOUT" envDefault:"10s" help:"Longest the headers of one HTTP request (the WebSocket handshake included) may take to arrive, from the connection's start or the end of the previous request; a connection that sends none in time is closed without an answer, so this bounds what a silent TCP connection holds (cmd/relay's http.Server ReadHeaderTimeout; the shorter of this and RELAY_HTTP_READ_TIMEOUT applies)."`
 	// HTTPReadTimeout bounds reading one HTTP request, headers and body,
 	// on the server cmd/relay builds (http.Server.ReadTimeout).
 	HTTPReadTimeout time.Duration `env:"RELAY_HTTP_READ_TIMEOUT" envDefault:"10s" help:"Longest reading one HTTP request (headers and body) may take; a slower HTTP API body gets 408 request_timeout and the connection is closed (cmd/relay's http.Server ReadTimeout; a WebSocket is exempt once upgraded)."`
@@ -342,6 +346,7 @@ func (c *Config) Validate() error {
 		{"RELAY_PING_INTERVAL", c.PingInterval},
 		{"RELAY_SHUTDOWN_TIMEOUT", c.ShutdownTimeout},
 		{"RELAY_MESSAGE_TIMEOUT", c.MessageTimeout},
+		{"RELAY_HTTP_HEADER_TIMEOUT", c.HTTPHeaderTimeout},
 		{"RELAY_HTTP_READ_TIMEOUT", c.HTTPReadTimeout},
 		{"RELAY_HTTP_IDLE_TIMEOUT", c.HTTPIdleTimeout},
 	}

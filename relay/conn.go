@@ -66,7 +66,8 @@ type conn struct {
 	msgTimer   *time.Timer // bounds a message that waits for the network; nil otherwise
 	msgWaited  bool        // the current message waited for the network: msgTimer runs
 	msgHeld    int64       // bytes of the current message charged to Server.unfinished
-	rateTokens float64     // messages the client may send now (negative: refused messages owed)
+	rateTokens float64     // messages the client may send now, 0..RELAY_CLIENT_BURST
+	rateOwed   float64     // refused messages not yet forgiven; past RELAY_CLIENT_BURST the client is closed
 	rateLast   time.Duration
 
 	// Plugin scratch (plugins.go), owned by the read loop.

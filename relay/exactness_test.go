@@ -164,25 +164,13 @@ func TestUnsupportedWebSocketVersion(t *testing.T) {
 // request), and the ops handler serves them.
 func TestMetricsOnTheirOwnPort(t *testing.T) {
 	r := startRelay(t, func(c *relay.Config) { c.MetricsAddr = "127.0.0.1:0" })
-	resp, err := http.Get("http://" + r.Addr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(body), "RELAY_METRICS_ADDR") {
-		t.Fatalf("GET /metrics on the main port: HTTP %d %q, want 404 naming RELAY_METRICS_ADDR", resp.StatusCode, body)
+	if code, body := httpGetAll(t, "http://"+r.Addr+"/metrics"); code != http.StatusNotFound || !strings.Contains(body, "RELAY_METRICS_ADDR") {
+		t.Fatalf("GET /metrics on the main port: HTTP %d %q, want 404 naming RELAY_METRICS_ADDR", code, body)
 	}
 	ops := httptest.NewServer(r.OpsHandler())
 	defer ops.Close()
-	resp, err = http.Get(ops.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "relay_connections") {
-		t.Fatalf("GET /metrics on the ops handler: HTTP %d", resp.StatusCode)
+	if code, body := httpGetAll(t, ops.URL+"/metrics"); code != http.StatusOK || !strings.Contains(body, "relay_connections") {
+		t.Fatalf("GET /metrics on the ops handler: HTTP %d", code)
 	}
 }
 

@@ -9,6 +9,10 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/relay-project/relay/relay/internal/metrics"
 )
 
 // fdLogEvery is how often the descriptor condition is logged while it
@@ -27,6 +31,7 @@ type fdGuard struct {
 	reserve int
 	base    int // descriptors open when the guard started
 	open    atomic.Int64
+	silent  prometheus.Counter // connections whose first read timed out with nothing read
 
 	// unix nanoseconds of the last log line, for each condition
 	lastRefusal, lastExhausted atomic.Int64
@@ -40,7 +45,8 @@ type fdGuard struct {
 // which shares the count), before serving; cmd/relay does.
 func (s *Server) GuardListener(ln net.Listener) net.Listener {
 	s.fdOnce.Do(func() {
-		s.fds = &fdGuard{log: s.log, limit: fileLimit(), reserve: s.cfg.FDReserve, base: openFiles()}
+		s.fds = &fdGuard{log: s.log, limit: fileLimit(), reserve: s.cfg.FDReserve, base: openFiles(),
+			silent: s.metrics.Refused.WithLabelValues(metrics.RefusedSilent)}
 		if s.fds.limit > 0 {
 			s.log.Info("file descriptors", "limit", s.fds.limit, "open", s.fds.base, "reserve", s.fds.reserve)
 		}
@@ -97,10 +103,27 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 }
 
 // countedConn gives its descriptor back to the count once, when closed.
+// It also counts a connection that sent nothing before its first read
+// timed out: on a new connection the only deadline is net/http's header
+// timeout (RELAY_HTTP_HEADER_TIMEOUT), so that is a silent connection
+// closed by it.
 type countedConn struct {
 	net.Conn
 	g      *fdGuard
 	closed sync.Once
+	spoke  atomic.Bool // a read has returned bytes
+}
+
+func (c *countedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if !c.spoke.Load() {
+		if n > 0 {
+			c.spoke.Store(true)
+		} else if errors.Is(err, os.ErrDeadlineExceeded) && c.spoke.CompareAndSwap(false, true) {
+			c.g.silent.Inc()
+		}
+	}
+	return n, err
 }
 
 func (c *countedConn) Close() error {

@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -340,18 +339,13 @@ func TestJWTAuthKeyRotation(t *testing.T) {
 				time.Sleep(100 * time.Millisecond)
 			}
 		}
-		resp, err := http.Get("http://" + r.Addr + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		_, body := httpGetAll(t, "http://"+r.Addr+"/metrics")
 		for _, want := range []string{
 			`relay_plugin_resource_fetches_total{outcome="changed",plugin="jwt-auth",resource="` + srv.URL + `"} 2`,
 			`relay_plugin_resource_fetches_total{outcome="error",plugin="jwt-auth",resource="` + srv.URL + `"}`,
 			`relay_plugin_resource_age_seconds{plugin="jwt-auth",resource="` + srv.URL + `"}`,
 		} {
-			if !strings.Contains(string(body), want) {
+			if !strings.Contains(body, want) {
 				t.Errorf("metrics lack %s", want)
 			}
 		}

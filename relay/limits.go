@@ -179,21 +179,32 @@ func (c *conn) pingReceived() bool {
 	return allowed
 }
 
+// refusalForgiveness is how many times RELAY_CLIENT_RATE refused messages
+// are forgiven per second. A client sending up to 1+refusalForgiveness
+// times its rate is refused the excess and stays; one sending faster piles
+// up refusals and is closed once it owes a burst.
+const refusalForgiveness = 2
+
 // takeRateToken charges one message to the connection's token bucket:
 // RELAY_CLIENT_BURST tokens, refilled at RELAY_CLIENT_RATE per second. A
-// message without a token is refused and still charged, so the bucket goes
-// into debt; a client that owes a whole burst kept sending while refused,
-// and is disconnected (abuse).
+// message without a token is refused and takes none, so a client steadily
+// over its rate still gets its rate through. Refusals are owed instead:
+// forgiven at refusalForgiveness times the rate, and a client that owes a
+// whole burst kept sending far past its rate while refused, and is
+// disconnected (abuse).
 func (c *conn) takeRateToken() (allowed, abuse bool) {
 	now := time.Since(c.srv.started)
 	burst := float64(c.srv.cfg.ClientBurst)
-	c.rateTokens = min(burst, c.rateTokens+(now-c.rateLast).Seconds()*float64(c.srv.cfg.ClientRate))
+	refill := (now - c.rateLast).Seconds() * float64(c.srv.cfg.ClientRate)
 	c.rateLast = now
-	c.rateTokens--
-	if c.rateTokens >= 0 {
+	c.rateTokens = min(burst, c.rateTokens+refill)
+	c.rateOwed = max(0, c.rateOwed-refill*refusalForgiveness)
+	if c.rateTokens >= 1 {
+		c.rateTokens--
 		return true, false
 	}
-	if c.rateTokens < -burst {
+	c.rateOwed++
+	if c.rateOwed > burst {
 		c.debug("rate limit exceeded; closing", "rate", c.srv.cfg.ClientRate, "burst", c.srv.cfg.ClientBurst)
 		return false, true
 	}

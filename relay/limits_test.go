@@ -224,44 +224,10 @@ func TestRateLimit(t *testing.T) {
 		c.ClientBurst = burst
 	})
 	f := newFeed(t, r, "c")
-	flood := guest(t, r)
-	join(t, flood, "c", "p", grant(t, authority(t, r), "c", "p", 2, `{}`, false))
 	f.check(500) // 500 at once from an authority: exempt
 
-	start := time.Now()
-	var delivered, refused int
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := 0; i < 5000; i++ {
-			if err := flood.Conn().Write(t.Context(), websocket.MessageText, fmt.Appendf(nil, `{"cmd":"F","channel":1,"to":-1,"i":%d}`, i)); err != nil {
-				return
-			}
-		}
-	}()
-	var closeErr error
-	for closeErr == nil {
-		select {
-		case fr, ok := <-flood.Frames():
-			if !ok {
-				closeErr = flood.Err()
-				break
-			}
-			switch {
-			case bytes.Contains(fr.Data, []byte(`"cmd":"F"`)):
-				delivered++
-			case bytes.Contains(fr.Data, []byte(`"errorcode":"rate_limited"`)):
-				refused++
-			case bytes.Contains(fr.Data, []byte(`"cmd":"SEQ"`)):
-			default:
-				t.Fatalf("flooder got %s", fr.Data)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("flooder still open after %d delivered, %d refused", delivered, refused)
-		}
-	}
-	<-done
-	elapsed := time.Since(start)
+	p := sendPaced(t, r, 1_000_000, 5*time.Second) // as fast as it can
+	delivered, refused, closeErr, elapsed := p.early+p.late, p.refused, p.closeErr, p.closedAfter
 	if relaytest.CloseStatus(closeErr) != protocol.StatusPolicyViolation || !strings.Contains(closeErr.Error(), protocol.CloseRateLimited.Text()) {
 		t.Fatalf("flooder closed with %v, want 1008 %q", closeErr, protocol.CloseRateLimited.Text())
 	}
@@ -269,11 +235,109 @@ func TestRateLimit(t *testing.T) {
 	if most := burst + int(elapsed.Seconds()*rate) + 1; delivered < burst-1 || delivered > most {
 		t.Fatalf("%d of the flood delivered in %v, want %d..%d (%d refused, %v)", delivered, elapsed, burst, most, refused, closeErr)
 	}
-	if refused < 1 || refused > burst+1 {
-		t.Fatalf("%d rate_limited answers, want 1..%d", refused, burst+1)
+	// A burst's worth of refusals closes it, plus what was forgiven
+	// meanwhile (twice the rate).
+	if most := burst + 1 + int(elapsed.Seconds()*2*rate) + 1; refused < 1 || refused > most {
+		t.Fatalf("%d rate_limited answers in %v, want 1..%d", refused, elapsed, most)
 	}
 	f.check(50)
 	waitFor(t, func() bool { return r.Stats().Closed[protocol.CloseRateLimited] == 1 })
+}
+
+// TestRateLimitOverRate: a client that keeps sending at twice its rate is
+// refused the excess but still gets its rate through, steadily, and stays
+// connected: a refused message takes no token. One that keeps sending at
+// five times its rate is closed with 1008.
+func TestRateLimitOverRate(t *testing.T) {
+	const rate, burst = 50, 10
+	r := startRelay(t, func(c *relay.Config) {
+		c.ClientRate = rate
+		c.ClientBurst = burst
+	})
+	f := newFeed(t, r, "c")
+
+	const run = 3 * time.Second
+	p := sendPaced(t, r, 2*rate, run)
+	if p.closeErr != nil {
+		t.Fatalf("closed with %v after %v (%d+%d delivered, %d refused)", p.closeErr, p.closedAfter, p.early, p.late, p.refused)
+	}
+	// After the first second the burst is spent: what gets through is the
+	// rate, about 50 a second for the remaining two (and a half, for the
+	// last answers in flight).
+	if lo, hi := int(0.7*rate*(run-time.Second).Seconds()), int(rate*(run+500*time.Millisecond-time.Second).Seconds())+2; p.late < lo || p.late > hi {
+		t.Fatalf("%d delivered after the first second, want %d..%d (%d in the first, %d refused)", p.late, lo, hi, p.early, p.refused)
+	}
+	if most := burst + rate + 2; p.early > most {
+		t.Fatalf("%d delivered in the first second, want at most %d", p.early, most)
+	}
+	if p.refused < rate {
+		t.Fatalf("%d refused, want about %d", p.refused, rate*int(run.Seconds()))
+	}
+	f.check(50)
+	if n := r.Stats().Closed[protocol.CloseRateLimited]; n != 0 {
+		t.Fatalf("%d closed for the rate", n)
+	}
+
+	// At five times the rate refusals pile up faster than they are
+	// forgiven (twice the rate): a burst's worth takes 0.1 s once the
+	// tokens are spent.
+	p = sendPaced(t, r, 5*rate, run)
+	if relaytest.CloseStatus(p.closeErr) != protocol.StatusPolicyViolation || !strings.Contains(p.closeErr.Error(), protocol.CloseRateLimited.Text()) {
+		t.Fatalf("at five times the rate: closed with %v, want 1008 %q", p.closeErr, protocol.CloseRateLimited.Text())
+	}
+	within(t, "at five times the rate, closed", p.closedAfter, 0, 2*time.Second)
+	f.check(50)
+}
+
+// pacedResult is what a client sending at a steady pace saw.
+type pacedResult struct {
+	early, late, refused int // delivered in the first second and after it; refused
+	closeErr             error
+	closedAfter          time.Duration
+}
+
+// sendPaced joins a new guest to channel "c" and has it broadcast perSecond
+// messages a second for run (then wait half a second more for answers),
+// unless the relay closes it first.
+func sendPaced(t *testing.T, r *relaytest.Relay, perSecond int, run time.Duration) pacedResult {
+	t.Helper()
+	c := guest(t, r)
+	join(t, c, "c", "p", grant(t, authority(t, r), "c", "p", 2, `{}`, false))
+	start := time.Now()
+	go func() {
+		// Paced by the clock, not by sleeps, so the average stays at
+		// perSecond however late the goroutine is scheduled.
+		sent := 0
+		for time.Since(start) < run {
+			for target := int(time.Since(start).Seconds() * float64(perSecond)); sent < target; sent++ {
+				if err := c.Conn().Write(t.Context(), websocket.MessageText, fmt.Appendf(nil, `{"cmd":"F","channel":1,"to":-1,"i":%d}`, sent)); err != nil {
+					return
+				}
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	var p pacedResult
+	for end := time.After(run + 500*time.Millisecond); ; {
+		select {
+		case fr, ok := <-c.Frames():
+			if !ok {
+				p.closeErr, p.closedAfter = c.Err(), time.Since(start)
+				return p
+			}
+			switch {
+			case bytes.Contains(fr.Data, []byte(`"cmd":"F"`)) && time.Since(start) < time.Second:
+				p.early++
+			case bytes.Contains(fr.Data, []byte(`"cmd":"F"`)):
+				p.late++
+			case bytes.Contains(fr.Data, []byte(`"errorcode":"rate_limited"`)):
+				p.refused++
+			}
+		case <-end:
+			c.Conn().CloseNow()
+			return p
+		}
+	}
 }
 
 // TestPingTimeoutCloseFrame: a client that does not answer the keepalive
@@ -292,28 +356,10 @@ func TestPingTimeoutCloseFrame(t *testing.T) {
 	f.check(10)
 }
 
-// lockedBuffer is a log destination tests can read while the relay writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestSlowConsumerLoggedOnce: a slow consumer is logged (and closed) once,
 // however many broadcasts overflow its queue before the close.
 func TestSlowConsumerLoggedOnce(t *testing.T) {
-	var logs lockedBuffer
+	var logs relaytest.LogBuffer
 	r := startRelay(t, func(c *relay.Config) {
 		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 		c.OutboundQueueBytes = 64 << 10

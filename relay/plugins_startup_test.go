@@ -1,13 +1,11 @@
 package relay_test
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 
@@ -16,27 +14,9 @@ import (
 	"github.com/relay-project/relay/relay/internal/relaytest"
 )
 
-// logCapture is a relay log kept for assertions.
-type logCapture struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logCapture) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logCapture) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // captureLog sends cfg's log to the returned buffer.
-func captureLog(cfg *relay.Config) *logCapture {
-	logs := &logCapture{}
+func captureLog(cfg *relay.Config) *relaytest.LogBuffer {
+	logs := &relaytest.LogBuffer{}
 	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	return logs
 }
@@ -54,7 +34,7 @@ func logLine(logs, msg string) string {
 // The start-up log says what each plugin does, so a plugin that loads
 // but does less than its author meant is seen in the first line.
 func TestPluginsLoadedLogListsHooks(t *testing.T) {
-	var logs *logCapture
+	var logs *relaytest.LogBuffer
 	startRelay(t, func(cfg *relay.Config) {
 		withPlugins(t, cfg, map[string]string{
 			"message-guard": `{"protocols":{"chat":{"commands":["say"]}}}`,
@@ -129,7 +109,7 @@ func TestUnwritablePluginCacheStillServes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var logs *logCapture
+			var logs *relaytest.LogBuffer
 			dir := tt.cache(t)
 			r := startRelay(t, func(cfg *relay.Config) {
 				withPlugins(t, cfg, map[string]string{

@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -188,12 +187,7 @@ func TestMisbehavingPluginKeepsTheRelayServing(t *testing.T) {
 		b.NextMap()
 	}
 	// Operators see every call in the metrics, by plugin, hook and outcome.
-	resp, err := http.Get("http://" + r.Addr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_, body := httpGetAll(t, "http://"+r.Addr+"/metrics")
 	for _, want := range []string{
 		`relay_plugin_calls_total{hook="filter-message",outcome="timeout",plugin="chaos"} 1`,
 		`relay_plugin_calls_total{hook="filter-message",outcome="error",plugin="chaos"} 2`,
@@ -202,7 +196,7 @@ func TestMisbehavingPluginKeepsTheRelayServing(t *testing.T) {
 		`relay_request_errors_total{errorcode="plugin_timeout",request="message"} 1`,
 		`relay_plugin_call_seconds_count{hook="filter-message",plugin="chaos"} 12`,
 	} {
-		if !strings.Contains(string(body), want) {
+		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}

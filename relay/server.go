@@ -34,7 +34,8 @@ import (
 // GET /healthz and GET /readyz answer probes. GET /sdk/relay.js (also
 // relay.mjs and relay.d.ts) serves the browser SDK; see package jsclient.
 //
-// Serve it from an http.Server with ReadHeaderTimeout, ReadTimeout
+// Serve it from an http.Server with ReadHeaderTimeout
+// (Config.HTTPHeaderTimeout, at most Config.HTTPReadTimeout), ReadTimeout
 // (Config.HTTPReadTimeout) and IdleTimeout (Config.HTTPIdleTimeout) set, as
 // cmd/relay does: the Server bounds what a WebSocket may hold, the
 // http.Server what a plain HTTP client may. The deadlines an upgraded

@@ -5,7 +5,6 @@ package relay_test
 // DNS rebinding, start-up warnings, and names that do not decode exactly.
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -13,7 +12,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,37 +19,9 @@ import (
 	"github.com/relay-project/relay/relay/internal/relaytest"
 )
 
-// logBuffer collects a relay's JSON log lines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// lines returns the logged lines that contain every one of subs.
-func (b *logBuffer) lines(subs ...string) []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []string
-	for line := range strings.SplitSeq(b.buf.String(), "\n") {
-		ok := line != ""
-		for _, s := range subs {
-			ok = ok && strings.Contains(line, s)
-		}
-		if ok {
-			out = append(out, line)
-		}
-	}
-	return out
-}
-
-func (b *logBuffer) logger() *slog.Logger {
-	return slog.New(slog.NewJSONHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
+// jsonLog is a debug-level JSON logger writing to logs.
+func jsonLog(logs *relaytest.LogBuffer) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // httpCall sends one HTTP request to r from local with the given Host ("":
@@ -148,7 +118,7 @@ func TestForwardedAddressRules(t *testing.T) {
 		{"Fly-Client-IP", "Fly-Client-IP", platform},
 	} {
 		t.Run(header.name+"/"+header.config, func(t *testing.T) {
-			logs := &logBuffer{}
+			logs := &relaytest.LogBuffer{}
 			r := startRelay(t, func(c *relay.Config) {
 				// The sidecar's own loopback address is an authority, as
 				// loopback is by default: the case where failing open to
@@ -156,7 +126,7 @@ func TestForwardedAddressRules(t *testing.T) {
 				c.AuthorityIPs = []string{authAddr, sidecar, "::1", backend}
 				c.TrustedProxies = []string{sidecar}
 				c.ClientIPHeader = header.config
-				c.Logger = logs.logger()
+				c.Logger = jsonLog(logs)
 			})
 			for _, tc := range header.cases {
 				t.Run(tc.name, func(t *testing.T) {
@@ -205,7 +175,7 @@ func TestForwardedAddressRules(t *testing.T) {
 			if counted != float64(2*unusable) {
 				t.Errorf("%v unusable values counted, want %d (%d cases, a WebSocket and an HTTP request each)", counted, 2*unusable, unusable)
 			}
-			if got := logs.lines(unknownLn); len(got) != 1 {
+			if got := logs.Lines(unknownLn); len(got) != 1 {
 				t.Errorf("%d log lines about unusable forwarded values, want 1 per minute:\n%s", len(got), strings.Join(got, "\n"))
 			} else if !strings.Contains(strings.ToLower(got[0]), strings.ToLower(header.name)) || !strings.Contains(got[0], `"reason":"missing"`) {
 				t.Errorf("the log line names neither the header nor the reason: %s", got[0])
@@ -241,8 +211,8 @@ func TestUndeclaredProxyWarns(t *testing.T) {
 		"X-Real-Ip":       {"X-Real-Ip": {"203.0.113.9"}},
 	}
 
-	logs := &logBuffer{}
-	r := startRelay(t, func(c *relay.Config) { c.Logger = logs.logger() })
+	logs := &relaytest.LogBuffer{}
+	r := startRelay(t, func(c *relay.Config) { c.Logger = jsonLog(logs) })
 	for header, h := range proxied {
 		// The behaviour is the documented one: the peer is the client.
 		if !isAuthorityFrom(t, r, authAddr, h) || !mintsFrom(t, r, authAddr, h) {
@@ -259,7 +229,7 @@ func TestUndeclaredProxyWarns(t *testing.T) {
 			t.Errorf("%s: counted %v after requests without the header or from a guest, want still 2", header, n)
 		}
 	}
-	if got := logs.lines(line); len(got) != 1 {
+	if got := logs.Lines(line); len(got) != 1 {
 		t.Errorf("%d log lines about an undeclared proxy, want 1 per minute:\n%s", len(got), strings.Join(got, "\n"))
 	} else if !strings.Contains(got[0], "RELAY_TRUSTED_PROXIES") || !strings.Contains(got[0], `"peer":"`+authAddr+`"`) {
 		t.Errorf("the log line names neither the peer nor the fix: %s", got[0])
@@ -271,11 +241,11 @@ func TestUndeclaredProxyWarns(t *testing.T) {
 		"trusted proxy": func(c *relay.Config) { c.TrustedProxies = []string{authAddr} },
 		"none":          func(c *relay.Config) { c.AuthorityIPs = []string{"none"} },
 	} {
-		logs := &logBuffer{}
-		r := startRelay(t, func(c *relay.Config) { mutate(c); c.Logger = logs.logger() })
+		logs := &relaytest.LogBuffer{}
+		r := startRelay(t, func(c *relay.Config) { mutate(c); c.Logger = jsonLog(logs) })
 		isAuthorityFrom(t, r, authAddr, proxied["X-Forwarded-For"])
-		if n := counted(t, r, "X-Forwarded-For"); n != 0 || len(logs.lines(line)) != 0 {
-			t.Errorf("%s: counted %v and logged %d lines, want none", name, n, len(logs.lines(line)))
+		if n := counted(t, r, "X-Forwarded-For"); n != 0 || len(logs.Lines(line)) != 0 {
+			t.Errorf("%s: counted %v and logged %d lines, want none", name, n, len(logs.Lines(line)))
 		}
 	}
 }
@@ -347,9 +317,9 @@ func TestUnknownAddressCountedWithToken(t *testing.T) {
 // address, and not "a trusted proxy that forwarded nothing": nothing is
 // counted or logged as such.
 func TestUnixSocketPeer(t *testing.T) {
-	logs := &logBuffer{}
+	logs := &relaytest.LogBuffer{}
 	cfg := relaytest.Config(t)
-	cfg.Logger = logs.logger()
+	cfg.Logger = jsonLog(logs)
 	cfg.TrustedProxies = []string{"127.0.0.1"}
 	srv, err := relay.New(cfg)
 	if err != nil {
@@ -384,7 +354,7 @@ func TestUnixSocketPeer(t *testing.T) {
 	if _, metrics := get("/metrics"); strings.Contains(metrics, "relay_client_address_unknown_total{") {
 		t.Errorf("a Unix socket peer was counted as a trusted proxy's unusable address:\n%s", metrics)
 	}
-	if got := logs.lines("a trusted proxy forwarded no usable client address"); len(got) != 0 {
+	if got := logs.Lines("a trusted proxy forwarded no usable client address"); len(got) != 0 {
 		t.Errorf("a Unix socket peer was logged as a trusted proxy's unusable address: %s", got[0])
 	}
 }
@@ -461,10 +431,10 @@ func TestDNSRebindingCannotReadPresence(t *testing.T) {
 }
 
 func TestStartupWarnsAboutTrustMistakes(t *testing.T) {
-	start := func(mutate func(*relay.Config)) *logBuffer {
-		logs := &logBuffer{}
+	start := func(mutate func(*relay.Config)) *relaytest.LogBuffer {
+		logs := &relaytest.LogBuffer{}
 		cfg := relaytest.Config(t)
-		cfg.Logger = logs.logger()
+		cfg.Logger = jsonLog(logs)
 		mutate(&cfg)
 		relaytest.Start(t, cfg, "")
 		return logs
@@ -481,15 +451,15 @@ func TestStartupWarnsAboutTrustMistakes(t *testing.T) {
 		{"as wide as a private /8", `"RELAY_TRUSTED_PROXIES":"fd00:10:244::/56"`, "RELAY_AUTHORITY_IPS"},
 		{"every browser origin may connect", `"RELAY_ORIGINS":"*"`, "RELAY_AUTHORITY_IPS"},
 	} {
-		if got := logs.lines(append([]string{`"level":"WARN"`}, want...)...); len(got) != 1 {
-			t.Errorf("%d warnings with %q, want 1; the log:\n%s", len(got), want, strings.Join(logs.lines(""), "\n"))
+		if got := logs.Lines(append([]string{`"level":"WARN"`}, want...)...); len(got) != 1 {
+			t.Errorf("%d warnings with %q, want 1; the log:\n%s", len(got), want, strings.Join(logs.Lines(""), "\n"))
 		}
 	}
 	// A pattern that matches every site is the same mistake as "*".
 	for _, any := range []string{"http://*", "*://*", "https://*:*"} {
 		logs := start(func(c *relay.Config) { c.Origins = []string{"https://app.example.com", any} })
-		if got := logs.lines(`"level":"WARN"`, "every browser origin may connect", `"RELAY_ORIGINS":"`+any+`"`); len(got) != 1 {
-			t.Errorf("RELAY_ORIGINS with %s: %d warnings, want 1; the log:\n%s", any, len(got), strings.Join(logs.lines(""), "\n"))
+		if got := logs.Lines(`"level":"WARN"`, "every browser origin may connect", `"RELAY_ORIGINS":"`+any+`"`); len(got) != 1 {
+			t.Errorf("RELAY_ORIGINS with %s: %d warnings, want 1; the log:\n%s", any, len(got), strings.Join(logs.Lines(""), "\n"))
 		}
 	}
 	// With address authority off, none of these can make anyone an
@@ -508,7 +478,7 @@ func TestStartupWarnsAboutTrustMistakes(t *testing.T) {
 			c.TrustedProxies = []string{"10.0.3.7", "10.0.4.0/24", "fd00:10:244::12", "fd00:10:244:1::/120"}
 		},
 	} {
-		if got := start(mutate).lines(`"level":"WARN"`); len(got) != 0 {
+		if got := start(mutate).Lines(`"level":"WARN"`); len(got) != 0 {
 			t.Errorf("%s: unexpected warnings:\n%s", name, strings.Join(got, "\n"))
 		}
 	}

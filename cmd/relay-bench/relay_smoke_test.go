@@ -16,7 +16,13 @@ import (
 // returns it as a smoke-test target.
 func relayTargets(t *testing.T) []target {
 	t.Helper()
-	cfg := relay.DefaultConfig()
+	return []target{serveRelay(t, relay.DefaultConfig())}
+}
+
+// serveRelay serves a relay for cfg (logging nothing) on a free loopback
+// port until the test ends, and returns it as a target.
+func serveRelay(t *testing.T, cfg relay.Config) target {
+	t.Helper()
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv, err := relay.New(cfg)
 	if err != nil {
@@ -36,5 +42,5 @@ func relayTargets(t *testing.T) []target {
 		}
 		hs.Shutdown(ctx)
 	})
-	return []target{{name: "relay", addr: ln.Addr().String(), path: "/"}}
+	return target{name: "relay", addr: ln.Addr().String(), path: "/"}
 }

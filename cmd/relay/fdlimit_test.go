@@ -48,7 +48,7 @@ func TestDescriptorLimit(t *testing.T) {
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = []string{"RELAY_TEST_NOFILE=" + strconv.Itoa(limit), "RELAY_TEST_EXEC=" + buildRelay(t),
 		fmt.Sprintf("PORT=%d", port), "RELAY_HOST=127.0.0.1"}
-	logs := &syncBuffer{}
+	logs := &lockedBuffer{}
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

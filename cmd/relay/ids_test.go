@@ -21,7 +21,7 @@ func TestClientIDsAreNotReusedAfterRestart(t *testing.T) {
 	run := func() []int64 {
 		cmd := exec.Command(bin)
 		cmd.Env = []string{fmt.Sprintf("PORT=%d", port), "RELAY_HOST=127.0.0.1"}
-		var logs syncBuffer // the child writes while a failing test reads
+		var logs lockedBuffer // the child writes while a failing test reads
 		cmd.Stderr = &logs
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)

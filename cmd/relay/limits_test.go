@@ -10,31 +10,12 @@ import (
 	"net/http"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 )
-
-// lockedBuffer collects a process's log while it runs.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // startProcess runs the relay binary with env on a free loopback port and
 // waits until it is ready.
@@ -168,6 +149,93 @@ func closedWithin(t *testing.T, c net.Conn, limit time.Duration) time.Duration {
 	return time.Since(start)
 }
 
+// TestHTTPHeaderTimeout: a TCP connection that never sends a request, or
+// sends its headers a byte at a time, is closed RELAY_HTTP_HEADER_TIMEOUT
+// after it opened, while a client that sends its request is served.
+func TestHTTPHeaderTimeout(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	_, addr, _ := startProcess(t, "RELAY_HTTP_HEADER_TIMEOUT=300ms")
+
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	silent := dial()
+	trickle := dial()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		// A header line a byte every 50 ms: never whole in time.
+		header := fmt.Sprintf("GET /healthz HTTP/1.1\r\nHost: %s\r\nX-Slow: %s", addr, strings.Repeat("a", 100))
+		for i := range len(header) {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			if _, err := trickle.Write([]byte{header[i]}); err != nil {
+				return
+			}
+		}
+	}()
+	// How long after the dial each was closed; 5 s or more: still open.
+	start := time.Now()
+	closedAfter := func(c net.Conn) <-chan time.Duration {
+		d := make(chan time.Duration, 1)
+		go func() {
+			c.SetReadDeadline(start.Add(5 * time.Second))
+			io.Copy(io.Discard, c)
+			d <- time.Since(start)
+		}()
+		return d
+	}
+	silentClosed, trickleClosed := closedAfter(silent), closedAfter(trickle)
+
+	// Served meanwhile: a request sent at once, on a connection opened
+	// before the others are closed, and a WebSocket.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := http.Get("http://" + addr + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("/healthz beside the silent connections: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	ws, _, err := websocket.Dial(ctx, "ws://"+addr+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	// Both were closed about the timeout after they opened, not at once
+	// and not at the 10 s default.
+	for what, ch := range map[string]<-chan time.Duration{"a connection that sends nothing": silentClosed, "headers that trickle": trickleClosed} {
+		if d := <-ch; d < timeout-50*time.Millisecond || d > timeout+time.Second {
+			t.Errorf("%s: closed %v after the dial, want about %v", what, d, timeout)
+		}
+	}
+
+	// Counted: the connection that sent nothing (headers that trickle
+	// sent something, and are not).
+	resp, err = http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Contains(body, []byte(`relay_refused_total{reason="silent_connection"} 1`+"\n")) {
+		t.Errorf("/metrics lacks relay_refused_total{reason=\"silent_connection\"} 1:\n%s", grepLines(body, "relay_refused_total"))
+	}
+
+	// The header timeout has long passed for the WebSocket's handshake.
+	ws.Write(ctx, websocket.MessageText, []byte(`{"cmd":"JOIN","channel":"c","protocol":"p"}`))
+	if _, data, err := ws.Read(ctx); err != nil || !strings.Contains(string(data), `"cmd":"JOINED"`) {
+		t.Fatalf("WebSocket after the header timeout: %s %v", data, err)
+	}
+}
+
 // TestHTTPTimeouts: cmd/relay's HTTP server closes a request whose body
 // trickles (RELAY_HTTP_READ_TIMEOUT) and a keep-alive connection left idle
 // (RELAY_HTTP_IDLE_TIMEOUT); a WebSocket outlives both.
@@ -194,6 +262,17 @@ func TestHTTPTimeouts(t *testing.T) {
 		t.Fatalf("slow body held %v", d)
 	}
 
+	// RELAY_HTTP_READ_TIMEOUT bounds the headers too, although the
+	// header timeout (10 s) is longer.
+	silent, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	if d := closedWithin(t, silent, 5*time.Second); d > timeout+time.Second {
+		t.Fatalf("a connection that sent nothing held %v", d)
+	}
+
 	idle, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -217,4 +296,15 @@ func TestHTTPTimeouts(t *testing.T) {
 	if _, data, err := ws.Read(ctx); err != nil || !strings.Contains(string(data), `"cmd":"JOINED"`) {
 		t.Fatalf("WebSocket after the HTTP timeouts: %s %v", data, err)
 	}
+}
+
+// grepLines returns the lines of b that contain s.
+func grepLines(b []byte, s string) string {
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, s) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

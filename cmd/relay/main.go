@@ -133,8 +133,12 @@ func run() error {
 	// net/http reads at most MaxHeaderBytes (plus 4 KB of slack) of
 	// header fields and answers 431 beyond; the relay then applies
 	// RELAY_MAX_HEADER_BYTES exactly. Its own errors go to the JSON log.
+	// The headers get the shorter of their own timeout and the whole
+	// request's: net/http would otherwise give them ReadHeaderTimeout
+	// even when ReadTimeout is shorter.
 	httpLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second,
+	headerTimeout := min(cfg.HTTPHeaderTimeout, cfg.HTTPReadTimeout)
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: headerTimeout,
 		ReadTimeout: cfg.HTTPReadTimeout, IdleTimeout: cfg.HTTPIdleTimeout,
 		MaxHeaderBytes: cfg.MaxHeaderBytes, ErrorLog: httpLog}
 	go func() { serveErr <- hs.Serve(srv.GuardListener(ln)) }()
@@ -144,7 +148,7 @@ func run() error {
 		if err != nil {
 			return fmt.Errorf("relay: listen on RELAY_METRICS_ADDR=%s: %w", cfg.MetricsAddr, err)
 		}
-		ops = &http.Server{Handler: srv.OpsHandler(), ReadHeaderTimeout: 10 * time.Second,
+		ops = &http.Server{Handler: srv.OpsHandler(), ReadHeaderTimeout: headerTimeout,
 			ReadTimeout: cfg.HTTPReadTimeout, IdleTimeout: cfg.HTTPIdleTimeout,
 			MaxHeaderBytes: cfg.MaxHeaderBytes, ErrorLog: httpLog}
 		go func() { serveErr <- ops.Serve(srv.GuardListener(oln)) }()

@@ -144,7 +144,7 @@ func TestMisspeltVariablesWarn(t *testing.T) {
 	cmd.Env = []string{fmt.Sprintf("PORT=%d", port), "RELAY_HOST=127.0.0.1", "RELAY_LOG_FORMAT=text",
 		"RELAY_ORIGIN=https://app.example", "RELAY_PLUGIN=/plugins/jwt-auth.wasm", "relay_token_ttl=5s",
 		"RELAY_PLUGIN_CONFIG_JWT_AUTH={}", "RELAY_COMPLETELY_DIFFERENT=1"}
-	var logs syncBuffer
+	var logs lockedBuffer
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -173,19 +173,20 @@ func TestMisspeltVariablesWarn(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer a child process writes while the test reads.
-type syncBuffer struct {
+// lockedBuffer collects a child process's output while it runs: the
+// process writes while the test reads.
+type lockedBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *lockedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()

@@ -25,8 +25,6 @@ const (
 	// CloseServerRestart: the relay is shutting down; reconnect, possibly to
 	// another instance (1012).
 	CloseServerRestart
-	// CloseProtocolError: the client broke the WebSocket protocol (1002).
-	CloseProtocolError
 	// CloseMessageTimeout: a message the client started did not arrive
 	// whole within RELAY_MESSAGE_TIMEOUT (1008).
 	CloseMessageTimeout
@@ -54,7 +52,9 @@ const (
 const NumCloseReasons = int(CloseMaxAge) + 1
 
 // WebSocket close status codes the relay sends (RFC 6455 and the IANA
-// registry).
+// registry). StatusProtocolError (broken framing) is sent by the WebSocket
+// library itself, which reports no more than an error to the relay; such a
+// connection ends as CloseClientGone, so it has no close reason of its own.
 const (
 	StatusNormal          = 1000
 	StatusGoingAway       = 1001
@@ -76,7 +76,6 @@ var closeReasons = [...]struct {
 	CloseWriteTimeout:  {"write_timeout", StatusPolicyViolation, "slow consumer: write timed out"},
 	ClosePingTimeout:   {"ping_timeout", StatusGoingAway, "keepalive ping not answered"},
 	CloseServerRestart: {"server_restart", StatusServiceRestart, "server restart: reconnect"},
-	CloseProtocolError: {"protocol_error", StatusProtocolError, "protocol error"},
 
 	CloseMessageTimeout:   {"message_timeout", StatusPolicyViolation, "message took too long to arrive"},
 	CloseUnfinishedBudget: {"unfinished_budget", StatusTryAgainLater, "relay busy: too many unfinished messages; try again later"},

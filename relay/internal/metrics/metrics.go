@@ -42,6 +42,7 @@ const (
 	RefusedConnections     = "max_connections"          // 503: RELAY_MAX_CONNECTIONS
 	RefusedConnectionsAddr = "max_connections_per_addr" // 429: RELAY_MAX_CONNECTIONS_PER_ADDR
 	RefusedDescriptors     = "descriptors"              // 503: fewer than RELAY_FD_RESERVE descriptors left
+	RefusedSilent          = "silent_connection"        // closed unanswered: no byte of a request within RELAY_HTTP_HEADER_TIMEOUT (cmd/relay's listener)
 	RefusedTokenStoreFull  = "token_store_full"         // GRANT, POST /v1/tokens: RELAY_TOKEN_MAX_COUNT or RELAY_TOKEN_MAX_BYTES
 )
 

@@ -22,6 +22,11 @@ import (
 // back-edge) an RS256 verification costs about 3 ms and an ES384 one 10 to
 // 50 ms; here they cost tens of microseconds. It is pure computation over
 // bytes the guest passes, bounded by the key size limits below.
+//
+// plugin-sdk/crypto_native.go repeats these rules for plugin code tested
+// natively (plain go test, no host); it explains why there are two copies.
+// plugin-sdk/testdata/signature_vectors.json holds the cases both must
+// answer alike (TestVerifySignatureVectors here, TestSignatureVectors there).
 
 // RSA moduli accepted by relay.verify_signature.
 const (

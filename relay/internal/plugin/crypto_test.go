@@ -11,10 +11,14 @@ import (
 	"crypto/sha512"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/relay-project/relay/relay/internal/plugin"
+	"github.com/relay-project/relay/relay/internal/plugin/plugintest"
 )
 
 // relay.verify_signature, through the SDK in a real guest.
@@ -79,6 +83,42 @@ func TestVerifySignatureImport(t *testing.T) {
 			code, out := ask(h, "verify", strings.Join([]string{c.alg, b64(c.key), b64(c.msg), b64(sig)}, " "))
 			if code != c.code || (c.out != "" && out != c.out) {
 				t.Fatalf("got %s %q, want %s %q", code, out, c.code, c.out)
+			}
+		})
+	}
+}
+
+// TestVerifySignatureVectors runs the SDK's signature vectors
+// (plugin-sdk/testdata/signature_vectors.json) through a real guest, so
+// relay.verify_signature answers each exactly as the SDK's native fallback
+// does under plain go test (TestSignatureVectors in plugin-sdk reads the
+// same file). The two copies of the rules stay in agreement through it.
+func TestVerifySignatureVectors(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(plugintest.RepoRoot(t), "plugin-sdk", "testdata", "signature_vectors.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vectors []struct {
+		Name, Alg, Want string
+		Key, Msg, Sig   []byte
+	}
+	if err := json.Unmarshal(b, &vectors); err != nil {
+		t.Fatal(err)
+	}
+	if len(vectors) < 50 {
+		t.Fatalf("only %d vectors", len(vectors))
+	}
+	h, _ := resourceHost(t, plugin.ResourceConfig{}, "")
+	b64 := base64.RawURLEncoding.EncodeToString
+	for _, v := range vectors {
+		t.Run(v.Name, func(t *testing.T) {
+			code, out := ask(h, "verify", strings.Join([]string{v.Alg, b64(v.Key), b64(v.Msg), b64(v.Sig)}, " "))
+			got := code
+			if code == "ok" {
+				got = map[string]string{"true": "valid", "false": "invalid"}[out]
+			}
+			if got != v.Want {
+				t.Errorf("got %s %q, want %s", code, out, v.Want)
 			}
 		})
 	}

@@ -1,7 +1,6 @@
 package plugin_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,29 +15,12 @@ import (
 
 	"github.com/relay-project/relay/relay/internal/plugin"
 	"github.com/relay-project/relay/relay/internal/plugin/plugintest"
+	"github.com/relay-project/relay/relay/internal/relaytest"
 )
 
-// logBuffer collects log output for assertions.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func load(t testing.TB, cfg plugin.Config) (*plugin.Host, *logBuffer) {
+func load(t testing.TB, cfg plugin.Config) (*plugin.Host, *relaytest.LogBuffer) {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &relaytest.LogBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if cfg.CacheDir == "" {
 		cfg.CacheDir = plugintest.CacheDir(t)

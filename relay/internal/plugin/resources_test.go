@@ -15,6 +15,7 @@ import (
 
 	"github.com/relay-project/relay/relay/internal/plugin"
 	"github.com/relay-project/relay/relay/internal/plugin/plugintest"
+	"github.com/relay-project/relay/relay/internal/relaytest"
 )
 
 // idp is an HTTP server standing in for an identity provider's JWKS
@@ -79,7 +80,7 @@ func eventually(t *testing.T, what string, f func() bool) {
 	}
 }
 
-func resourceHost(t *testing.T, rc plugin.ResourceConfig, config string, urls ...string) (*plugin.Host, *logBuffer) {
+func resourceHost(t *testing.T, rc plugin.ResourceConfig, config string, urls ...string) (*plugin.Host, *relaytest.LogBuffer) {
 	t.Helper()
 	return load(t, plugin.Config{Resources: rc, Plugins: []plugin.Spec{{
 		Name: "res", Path: plugintest.Guest(t, "resources"), Config: []byte(config), Resources: urls}}})

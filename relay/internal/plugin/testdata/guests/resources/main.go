@@ -56,8 +56,9 @@ func init() {
 			// A destination outside memory is refused, not written.
 			return sdk.Deny("ok", strconv.FormatInt(rawResource(url, 0xfffffff0, 64), 10)), nil
 		case "verify":
-			// verify <alg> <key> <msg> <sig>, each of the last three in base64url.
-			f := strings.Fields(url)
+			// verify <alg> <key> <msg> <sig>, each of the last three in
+			// base64url; split on single spaces, so any of them may be empty.
+			f := strings.Split(url, " ")
 			var b [3][]byte
 			for i := range b {
 				b[i], _ = base64.RawURLEncoding.DecodeString(f[i+1])
