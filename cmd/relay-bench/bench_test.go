@@ -172,6 +172,9 @@ func TestParseFlagsBounds(t *testing.T) {
 		{"nosuch"},
 		{"-limit=false", "fanout"},
 		{"-plugin", "x.wasm", "fanout"},
+		{"-peer", "centrifugo", "idle"},
+		{"-url", "ws://127.0.0.1:8000/connection/websocket", "-peer", "centrifugo", "fanout"},
+		{"-url", "ws://127.0.0.1:8000/", "-peer", "nosuch", "idle"},
 	} {
 		if _, err := parseFlags(args); err == nil {
 			t.Errorf("%v accepted", args)

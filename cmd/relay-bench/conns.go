@@ -129,6 +129,12 @@ func closeMembers(ms []*member) {
 // within wait: the proof that a connection is still joined end to end.
 func countFinal(pub *publisher, ms []*member, clk clock, wait time.Duration) (alive, got int) {
 	_ = pub.broadcastOne(1, clk, 64)
+	return awaitFinal(ms, wait)
+}
+
+// awaitFinal counts the members that got the end-of-run message, waiting at
+// most wait for every one still alive to get it.
+func awaitFinal(ms []*member, wait time.Duration) (alive, got int) {
 	deadline := time.Now().Add(wait)
 	for {
 		alive, got = 0, 0
@@ -178,6 +184,13 @@ func ensureFiles(tgt target, k int, res *result) error {
 	return nil
 }
 
+// idleJoin is how one protocol joins the idle members and proves at the
+// end that they are still joined.
+type idleJoin struct {
+	connect func(ctx context.Context) ([]*member, error)
+	final   func(ms []*member) (alive, got int, err error) // members still joined, and those that got the end-of-run message
+}
+
 // runIdle joins K idle members and reports the server's RSS growth per
 // connection.
 func runIdle(ctx context.Context, tgt target, o connOptions, res *result) error {
@@ -187,6 +200,9 @@ func runIdle(ctx context.Context, tgt target, o connOptions, res *result) error 
 	if err := ensureFiles(tgt, o.K, res); err != nil {
 		return err
 	}
+	if tgt.proto == "centrifugo" {
+		return measureIdle(ctx, tgt, o, res, centrifugoIdle(tgt, o))
+	}
 	clk := clock{base: time.Now()}
 	name := fmt.Sprintf("bench-idle-%d", time.Now().UnixNano())
 	pub, err := newPublisher(ctx, tgt, name, 1024)
@@ -194,6 +210,21 @@ func runIdle(ctx context.Context, tgt target, o connOptions, res *result) error 
 		return err
 	}
 	defer pub.ws.close()
+	return measureIdle(ctx, tgt, o, res, idleJoin{
+		connect: func(ctx context.Context) ([]*member, error) {
+			pub.mint(ctx, o.K)
+			return connectMembers(ctx, tgt, pub, name, o, nil)
+		},
+		final: func(ms []*member) (int, int, error) {
+			alive, got := countFinal(pub, ms, clk, 10*time.Second)
+			return alive, got, nil
+		},
+	})
+}
+
+// measureIdle reads the server's RSS, joins the members with j, lets the
+// server settle, reads the RSS again and checks the members with j.final.
+func measureIdle(ctx context.Context, tgt target, o connOptions, res *result, j idleJoin) error {
 	settle := o.Settle
 	if settle <= 0 {
 		settle = 2 * time.Second
@@ -207,8 +238,7 @@ func runIdle(ctx context.Context, tgt target, o connOptions, res *result) error 
 		runtime.ReadMemStats(&ms0)
 	}
 	start := time.Now()
-	pub.mint(ctx, o.K)
-	ms, err := connectMembers(ctx, tgt, pub, name, o, nil)
+	ms, err := j.connect(ctx)
 	defer closeMembers(ms)
 	if err != nil {
 		return err
@@ -238,10 +268,10 @@ func runIdle(ctx context.Context, tgt target, o connOptions, res *result) error 
 		res.RSSGrowthKB = rss1 - rss0
 		res.RSSPerConnKB = float64(int64(float64(rss1-rss0)/float64(o.K)*100)) / 100
 	}
-	alive, got := countFinal(pub, ms, clk, 10*time.Second)
+	alive, got, err := j.final(ms)
 	res.Held, res.Survived = alive, got
 	res.Loss = int64(o.K - got)
-	return nil
+	return err
 }
 
 // writeHeapProfile writes this process's live heap (after a GC) to path.

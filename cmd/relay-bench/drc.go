@@ -25,6 +25,10 @@ type target struct {
 	path string // HTTP path of the WebSocket endpoint
 	pid  int    // server process id for /proc readings; 0 = unknown
 
+	origin string // Origin header of every handshake (-origin); "" = none
+	proto  string // protocol of a -url target (-peer): "drc" ("" too) or "centrifugo"
+	apiKey string // centrifugo: X-API-Key of its HTTP API; "" = insecure API
+
 	// Cluster mode: the other instances members are spread over (the
 	// publisher stays on this one), and the NATS server they share.
 	peers   []target
@@ -228,7 +232,7 @@ type publisher struct {
 // reader. ahead bounds how many grant tokens may be minted and not yet used.
 func newPublisher(ctx context.Context, tgt target, name string, ahead int) (*publisher, error) {
 	d := &net.Dialer{Timeout: 10 * time.Second}
-	ws, err := dialWS(ctx, d, tgt.addr, tgt.path, 64<<10)
+	ws, err := dialWS(ctx, d, tgt.addr, tgt.path, tgt.origin, 64<<10)
 	if err != nil {
 		return nil, err
 	}
@@ -408,7 +412,7 @@ const joinTimeout = 15 * time.Second
 func joinMember(ctx context.Context, d *net.Dialer, tgt target, name, token string, rbuf int) (*wsConn, error) {
 	ctx, cancel := context.WithTimeout(ctx, joinTimeout)
 	defer cancel()
-	ws, err := dialWS(ctx, d, tgt.addr, tgt.path, rbuf)
+	ws, err := dialWS(ctx, d, tgt.addr, tgt.path, tgt.origin, rbuf)
 	if err != nil {
 		return nil, err
 	}

@@ -139,6 +139,10 @@ type config struct {
 	scenario string
 	relayURL string
 	pid      string
+	urlName  string
+	origin   string
+	peer     string
+	apiKey   string
 	relayBin multiFlag
 	insts    []int
 	inprocRl bool
@@ -220,6 +224,10 @@ func parseFlags(args []string) (*config, error) {
 	var insts string
 	fs.StringVar(&c.relayURL, "url", "", "relay WebSocket URL on loopback, e.g. ws://127.0.0.1:7328/; several comma-separated: instances of one cluster, members spread over them (empty: do not run against a relay)")
 	fs.StringVar(&c.pid, "pid", "", "relay process id, for CPU and RSS from /proc (comma-separated, one per -url)")
+	fs.StringVar(&c.urlName, "name", "relay", "name of the -url target in the results (e.g. php-drc, centrifugo)")
+	fs.StringVar(&c.origin, "origin", "", "Origin header sent on every handshake to the -url target (the PHP DRC server refuses handshakes without one); empty: none")
+	fs.StringVar(&c.peer, "peer", "drc", "protocol the -url target speaks: drc (the relay, the PHP DRC server) or centrifugo (idle only: connect + subscribe in Centrifugo's JSON protocol, final publish through its HTTP API)")
+	fs.StringVar(&c.apiKey, "api-key", "", "-peer centrifugo: X-API-Key of its HTTP API (empty: the API is configured insecure)")
 	fs.Var(&c.relayBin, "relay-bin", "start this relay binary on a free loopback port for the run (instead of -url); repeatable as NAME=PATH to compare binaries side by side (the last is the one under test: -instances and -plugin run it)")
 	fs.StringVar(&insts, "instances", "", "with -relay-bin: also run against clusters of these sizes (comma-separated, e.g. 1,3): that many instances of the last -relay-bin on one child nats-server, members spread over them")
 	fs.BoolVar(&c.inprocRl, "relay-inproc", false, "also run against a relay inside this process (for -cpuprofile of both sides; no server CPU/RSS)")
@@ -266,6 +274,15 @@ func parseFlags(args []string) (*config, error) {
 	}
 	if c.relayURL != "" && len(c.relayBin) > 0 {
 		return nil, errors.New("-url and -relay-bin are exclusive")
+	}
+	switch c.peer {
+	case "drc":
+	case "centrifugo":
+		if c.relayURL == "" || c.scenario != "idle" {
+			return nil, errors.New("-peer centrifugo needs -url and runs the idle scenario only")
+		}
+	default:
+		return nil, fmt.Errorf("-peer %q: want drc or centrifugo", c.peer)
 	}
 	if c.plugin != "" && len(c.relayBin) == 0 {
 		return nil, errors.New("-plugin needs -relay-bin (the tool starts the relay twice: without and with the plugin)")
@@ -383,6 +400,13 @@ func startTargets(ctx context.Context, c *config, log io.Writer) ([]server, erro
 		t, err := urlTargets(c.relayURL, c.pid)
 		if err != nil {
 			return fail(err)
+		}
+		if len(t.peers) == 0 {
+			t.name = c.urlName
+		}
+		t.origin, t.proto, t.apiKey = c.origin, c.peer, c.apiKey
+		for i := range t.peers {
+			t.peers[i].origin = c.origin
 		}
 		ss = append(ss, server{tgt: t, stop: func() {}})
 	}

@@ -56,8 +56,10 @@ type wsConn struct {
 }
 
 // dialWS opens a TCP connection with d to addr (host:port, loopback only;
-// the caller checks) and performs the WebSocket handshake for path.
-func dialWS(ctx context.Context, d *net.Dialer, addr, path string, rbuf int) (*wsConn, error) {
+// the caller checks) and performs the WebSocket handshake for path, with an
+// Origin header when origin is set (the PHP DRC server refuses a handshake
+// without one; the relay and the limit server need none).
+func dialWS(ctx context.Context, d *net.Dialer, addr, path, origin string, rbuf int) (*wsConn, error) {
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
@@ -67,7 +69,11 @@ func dialWS(ctx context.Context, d *net.Dialer, addr, path string, rbuf int) (*w
 	}
 	req := "GET " + path + " HTTP/1.1\r\nHost: " + addr +
 		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + clientKey +
-		"\r\nSec-WebSocket-Version: 13\r\n\r\n"
+		"\r\nSec-WebSocket-Version: 13\r\n"
+	if origin != "" {
+		req += "Origin: " + origin + "\r\n"
+	}
+	req += "\r\n"
 	if _, err := io.WriteString(c, req); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("handshake write: %w", err)
