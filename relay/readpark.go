@@ -1,6 +1,10 @@
 package relay
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/relay-project/relay/relay/internal/plugin"
+)
 
 // Read parking (readpark_linux.go): an idle connection holds no goroutine.
 // Its socket waits on an epoll set (one per process, shared by every
@@ -89,4 +93,36 @@ func (t *frameTracker) feed(b []byte) {
 // end of a message (or of a control frame between messages).
 func (t *frameTracker) betweenMessages() bool {
 	return t.hn == 0 && t.payload == 0 && !t.fragmented
+}
+
+// beforeWaiting is called with each request of a parked connection before
+// it runs: one that may wait (mayWait) is handed off the pool. The step
+// gives up its pool worker (a replacement starts if others wait) and goes
+// on as the connection's own goroutine until the connection parks again,
+// so the connection's next message is still read only once this one is
+// done, and sixteen slow plugin calls or NATS round trips cannot hold up
+// every other connection.
+func (c *conn) beforeWaiting() {
+	if c.park != nil && c.srv.mayWait(c.kind) {
+		c.park.leavePool()
+	}
+}
+
+// mayWait reports whether a request of kind may wait on something other
+// than the CPU: a plugin call (up to RELAY_PLUGIN_TIMEOUT) or, in cluster
+// mode, a round trip to NATS (the shared token store, member records, a
+// remote member's SET_EXTRA). A broadcast without a filter-message plugin
+// only publishes (which never waits), so it stays on the pool.
+func (s *Server) mayWait(kind int) bool {
+	switch kind {
+	case kindMessage:
+		return s.plugins.Enabled(plugin.FilterMessage)
+	case kindJoin:
+		return s.node != nil || s.plugins.Enabled(plugin.AuthorizeJoin)
+	case kindGrant:
+		return s.node != nil || s.plugins.Enabled(plugin.OnTokenCreate)
+	case kindSetExtra, kindLeave:
+		return s.node != nil
+	}
+	return false
 }

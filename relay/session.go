@@ -72,6 +72,7 @@ func (c *conn) handle(data []byte, binary bool) {
 		c.kind = kindMessage
 	}
 	c.srv.reqs[c.kind].Inc()
+	c.beforeWaiting() // readpark.go
 	switch c.kind {
 	case kindGrant:
 		c.grant(req, binary)
