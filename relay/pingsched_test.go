@@ -15,9 +15,11 @@ import (
 // that end leave the schedule without disturbing the others.
 func TestEveryConnectionIsPingedEachInterval(t *testing.T) {
 	bothReaders(t, func(t *testing.T, parking bool) {
-		const interval = 300 * time.Millisecond
+		// Long enough that the test answers every ping within it under
+		// -race on a loaded machine, reading the connections in turn.
+		const interval = time.Second
 		r := parkingRelay(t, parking, func(c *relay.Config) { c.PingInterval = interval })
-		const k = 300
+		const k = 200
 		conns := make([]*rawWS, k)
 		for i := range conns {
 			conns[i] = dialRaw(t, r)
