@@ -65,21 +65,23 @@ func addrKey(a netip.Addr) netip.Prefix {
 }
 
 // admit reserves a connection slot for a WebSocket from client before the
-// upgrade. It returns the function that gives the slot back, or writes the
-// refusal (503 for RELAY_MAX_CONNECTIONS or the descriptor reserve, 429
-// for RELAY_MAX_CONNECTIONS_PER_ADDR, with Retry-After) and returns nil.
+// upgrade; unadmit gives it back, with perAddr as admit returned it. On a
+// refusal it writes the answer (503 for RELAY_MAX_CONNECTIONS or the
+// descriptor reserve, 429 for RELAY_MAX_CONNECTIONS_PER_ADDR, with
+// Retry-After) and returns ok false. (Not a release closure: a connection
+// would hold its 64 bytes for its whole life.)
 // A client from an authority address (the operator's backend) is counted
 // against RELAY_MAX_CONNECTIONS but never refused by it, and not counted
 // per address (it would use up the allowance of a /64 it shares): otherwise connections from anywhere
 // that fill RELAY_MAX_CONNECTIONS would lock out the backend that mints
 // every other client's tokens over a WebSocket (the PHP SDK's flow).
-func (s *Server) admit(w http.ResponseWriter, client auth.Client) (release func()) {
+func (s *Server) admit(w http.ResponseWriter, client auth.Client) (perAddr, ok bool) {
 	addr := client.Addr // the zero address when unknown: such clients share one count
-	refuse := func(status int, reason, msg string) func() {
+	refuse := func(status int, reason, msg string) (bool, bool) {
 		s.metrics.Refused.WithLabelValues(reason).Inc()
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
 		http.Error(w, "relay: "+msg, status)
-		return nil
+		return false, false
 	}
 	if !s.fds.roomForWebSocket() {
 		return refuse(http.StatusServiceUnavailable, metrics.RefusedDescriptors, "out of file descriptors; try again later")
@@ -87,7 +89,7 @@ func (s *Server) admit(w http.ResponseWriter, client auth.Client) (release func(
 	// Loopback is exempt only as the socket peer: a forwarded loopback
 	// value is a claim, not this machine.
 	operator := s.auths.ByAddrAnyProtocol(client)
-	perAddr := s.cfg.MaxConnectionsPerAddr > 0 && !operator && (s.cfg.LimitLoopback || client.Forwarded || !addr.IsLoopback())
+	perAddr = s.cfg.MaxConnectionsPerAddr > 0 && !operator && (s.cfg.LimitLoopback || client.Forwarded || !addr.IsLoopback())
 	key := addrKey(addr)
 	s.admitMu.Lock()
 	defer s.admitMu.Unlock()
@@ -101,14 +103,18 @@ func (s *Server) admit(w http.ResponseWriter, client auth.Client) (release func(
 	if perAddr {
 		s.perAddr[key]++
 	}
-	return func() {
-		s.admitMu.Lock()
-		defer s.admitMu.Unlock()
-		s.admitted--
-		if perAddr {
-			if s.perAddr[key]--; s.perAddr[key] == 0 {
-				delete(s.perAddr, key)
-			}
+	return perAddr, true
+}
+
+// unadmit gives back the slot admit reserved for client.
+func (s *Server) unadmit(client auth.Client, perAddr bool) {
+	s.admitMu.Lock()
+	defer s.admitMu.Unlock()
+	s.admitted--
+	if perAddr {
+		key := addrKey(client.Addr)
+		if s.perAddr[key]--; s.perAddr[key] == 0 {
+			delete(s.perAddr, key)
 		}
 	}
 }

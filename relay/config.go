@@ -95,11 +95,10 @@ type Config struct {
 	// at random) with 1012, before a platform's request timeout cuts it.
 	MaxConnectionAge time.Duration `env:"RELAY_MAX_CONNECTION_AGE" envDefault:"0s" help:"Close a WebSocket this old (less up to a tenth, at random, so clients do not reconnect together) with 1012, so the SDKs reconnect and rejoin with their tokens before the platform cuts it; set a few minutes under Cloud Run's request timeout. 0 turns it off."`
 	// ReadParking parks idle connections on an epoll set instead of a
-	// reader goroutine each (Linux; elsewhere it has no effect). Off by
-	// default for now: a parked connection's requests run on a bounded
-	// pool of workers, so a JOIN that waits on NATS or a slow plugin holds
-	// a worker (RATIONALE.md).
-	ReadParking bool `env:"RELAY_READ_PARKING" envDefault:"false" help:"Park idle connections on an epoll set (Linux) instead of holding a reader goroutine for each: about half the memory per idle connection. Off by default for now: a request that waits (a plugin call, a NATS round trip) holds one of a bounded pool of read workers."`
+	// reader goroutine each (Linux; elsewhere it has no effect). On by
+	// default; false keeps a reader goroutine per connection
+	// (RATIONALE.md).
+	ReadParking bool `env:"RELAY_READ_PARKING" envDefault:"true" help:"Park idle connections on an epoll set (Linux; elsewhere a reader goroutine per connection whatever this says) instead of holding a reader goroutine for each: about half the memory per idle connection. A request that may wait (a plugin call, a NATS round trip) runs off the bounded pool of read workers. false is the way back to a reader goroutine per connection."`
 	// ShutdownTimeout bounds a graceful shutdown (SIGTERM/SIGINT).
 	ShutdownTimeout time.Duration `env:"RELAY_SHUTDOWN_TIMEOUT" envDefault:"8s" help:"Longest a graceful shutdown may take: flush queues, close every client with 1012, exit."`
 	// MessageTimeout bounds how long a message may take to arrive once its
@@ -142,7 +141,7 @@ type Config struct {
 	// MaxHeaderFieldBytes caps one header field (name and value).
 	MaxHeaderFieldBytes int `env:"RELAY_MAX_HEADER_FIELD_BYTES" envDefault:"8192" help:"Most bytes one header field (name and value) may take; a larger one gets 431."`
 	// MaxConnections caps the WebSockets open at once; 0 disables.
-	MaxConnections int `env:"RELAY_MAX_CONNECTIONS" envDefault:"20000" help:"Most WebSockets open at once (about 15 KB each when idle: fits a 1 GB container with room for queues); past it a handshake gets 503 with Retry-After (never from an authority address). 0 disables."`
+	MaxConnections int `env:"RELAY_MAX_CONNECTIONS" envDefault:"20000" help:"Most WebSockets open at once (about 7 KB each when idle with read parking, 13 KB without: fits a 1 GB container with room for queues); past it a handshake gets 503 with Retry-After (never from an authority address). 0 disables."`
 	// MaxConnectionsPerAddr caps the WebSockets from one client address
 	// (an IPv4 address or an IPv6 /64); 0 disables.
 	MaxConnectionsPerAddr int `env:"RELAY_MAX_CONNECTIONS_PER_ADDR" envDefault:"1000" help:"Most WebSockets open at once from one client address (IPv4 address or IPv6 /64; generous for offices behind one NAT); past it a handshake gets 429 with Retry-After (never from an authority address). 0 disables."`

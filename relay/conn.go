@@ -33,46 +33,42 @@ import (
 // the WebSocket library into a corked socket, and uncorks: one write system
 // call per batch, however many messages it held.
 type conn struct {
-	id      int64
-	srv     *Server
-	ws      *websocket.Conn
-	sock    *corkConn
-	park    *parkedReader // nil: a reader goroutine (readLoop) serves the client
-	unadmit func()        // gives back the connection's admission slot, at its end
-	addr    auth.Client
-	origin  string
+	id     int64
+	srv    *Server
+	ws     *websocket.Conn
+	sock   *corkConn
+	park   *parkedReader // nil: a reader goroutine (readLoop) serves the client
+	addr   auth.Client
+	origin string
 
 	// Outbound queue. A client with nothing to write holds no writer
 	// goroutine and no buffers.
-	mu       sync.Mutex
-	queue    []hub.Frame   // waiting to be written
-	queued   int           // bytes in queue
-	writing  bool          // a writeLoop goroutine is running
-	spare    []hub.Frame   // the write loop's emptied batch slice, kept between runs
-	drained  chan struct{} // closed by writeLoop when the queue empties (shutdown waits on it)
-	closing  atomic.Bool   // no more frames are accepted
-	reason   protocol.CloseReason
-	pingStop *time.Timer
-	ageStop  *time.Timer // RELAY_MAX_CONNECTION_AGE; nil when off
+	mu      sync.Mutex
+	queue   []hub.Frame   // waiting to be written
+	queued  int           // bytes in queue
+	spare   []hub.Frame   // the write loop's emptied batch slice, kept between runs
+	drained chan struct{} // closed by writeLoop when the queue empties (shutdown waits on it)
+	closing atomic.Bool   // no more frames are accepted
+	writing bool          // a writeLoop goroutine is running (beside closing: no padding)
+	reason  protocol.CloseReason
+	ping    pingLink    // its place in Server.pings (pingsched.go); guarded by that
+	ageStop *time.Timer // RELAY_MAX_CONNECTION_AGE; nil when off
 
 	// Protocol state, owned by the read loop.
-	kind    int // the kind of request being handled, for metrics
-	chans   map[int64]*membership
-	nonAuth int // memberships without authority
+	kind    int           // the kind of request being handled, for metrics
+	chans   []*membership // a slice, not a map: a map of one channel cost ~190 bytes more
+	nonAuth int           // memberships without authority
 
 	// Limits (limits.go), owned by the read loop.
 	authority  bool        // proved authority: exempt from the join timeout and, by default, the rate limit
+	msgWaited  bool        // the current message waited for the network: msgTimer runs
+	perAddr    bool        // counted under its address by admit (admission.go)
 	joinTimer  *time.Timer // closes the connection while it is in no channel; nil otherwise
 	msgTimer   *time.Timer // bounds a message that waits for the network; nil otherwise
-	msgWaited  bool        // the current message waited for the network: msgTimer runs
 	msgHeld    int64       // bytes of the current message charged to Server.unfinished
 	rateTokens float64     // messages the client may send now, 0..RELAY_CLIENT_BURST
 	rateOwed   float64     // refused messages not yet forgiven; past RELAY_CLIENT_BURST the client is closed
 	rateLast   time.Duration
-
-	// Plugin scratch (plugins.go), owned by the read loop.
-	body      []byte           // the message body handed to filter-message
-	rewritten protocol.Request // a message rewritten by filter-message
 }
 
 var _ hub.Recipient = (*conn)(nil)
@@ -86,7 +82,6 @@ func newConn(s *Server, id int64, ws *websocket.Conn, sock *corkConn, park *park
 		park:   park,
 		addr:   addr,
 		origin: origin,
-		chans:  map[int64]*membership{},
 
 		authority:  s.auths.ByAddrAnyProtocol(addr),
 		rateTokens: float64(s.cfg.ClientBurst),
@@ -125,7 +120,7 @@ func (c *conn) ClientID() int64 { return c.id }
 func (c *conn) serve() {
 	c.debug("connected", "addr", c.addr, "origin", c.origin)
 	c.ws.SetReadLimit(-1) // readMessage enforces the limit with its own close reason
-	c.pingStop = time.AfterFunc(c.srv.cfg.PingInterval, c.keepalive)
+	c.srv.pings.add(c)
 	c.armJoinTimeout()
 	if age := c.srv.cfg.MaxConnectionAge; age > 0 {
 		c.ageStop = time.AfterFunc(jittered(age), c.retire)
@@ -140,12 +135,12 @@ func (c *conn) serve() {
 // end leaves every channel the client was in and finishes its connection.
 func (c *conn) end(reason protocol.CloseReason) {
 	defer c.srv.serving.Done()
-	defer c.unadmit() // the admission slot (admission.go)
-	c.pingStop.Stop()
+	defer c.srv.unadmit(c.addr, c.perAddr) // the admission slot (admission.go)
 	if c.ageStop != nil {
 		c.ageStop.Stop()
 	}
 	first := c.markClosing(reason)
+	c.srv.pings.remove(c) // after markClosing: a ping in flight does not reschedule it
 	// Leave before the close handshake, which may wait for the peer: the
 	// other members hear of the departure at once.
 	c.leaveAll()
@@ -472,8 +467,8 @@ func (c *conn) drain(ctx context.Context) {
 	}
 }
 
-// keepalive pings the client and schedules the next ping; a client that
-// does not answer within the interval is dropped.
+// keepalive pings the client and schedules the next ping (pingsched.go);
+// a client that does not answer within the interval is dropped.
 func (c *conn) keepalive() {
 	interval := c.srv.cfg.PingInterval
 	ctx, cancel := context.WithTimeout(context.Background(), interval)
@@ -487,16 +482,17 @@ func (c *conn) keepalive() {
 		c.closeWith(protocol.ClosePingTimeout)
 		return
 	}
-	c.pingStop.Reset(interval)
+	c.srv.pings.add(c)
 }
 
 // readBufferBytes is the size of each connection's read buffer.
 const readBufferBytes = 512
 
-// parkedWriteBufferBytes is a parked connection's control-frame writer:
-// enough for the relay's pings and close frames in one write; a larger
-// pong goes out in two.
-const parkedWriteBufferBytes = 64
+// parkedWriteBufferBytes is a parked connection's control-frame writer,
+// the smallest bufio allows (48 bytes less per connection than 64): the
+// relay's pings go out in one write, a close frame or a larger pong in two
+// (header, then payload).
+const parkedWriteBufferBytes = 16
 
 // hijackWriter hands the WebSocket library a corkable socket, so the write
 // loop decides when bytes reach the kernel.

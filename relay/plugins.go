@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/relay-project/relay/relay/internal/hub"
@@ -109,12 +110,23 @@ func (c *conn) authorizeJoin(req *protocol.Request, name, proto string, info pro
 	return info, true
 }
 
+// filterBodies recycles the message bodies handed to filter-message: a
+// connection keeps no buffer between messages (the host copies the body
+// into the guest, and a rewrite comes back in a buffer of its own).
+var filterBodies = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
 // filterMessage runs filter-message on an application message. It returns
-// the request to deliver (req itself, or a rewrite in c.rewritten), or nil
-// after dropping or refusing it.
+// the request to deliver (req itself, or its rewrite), or nil after
+// dropping or refusing it.
 func (c *conn) filterMessage(req *protocol.Request, m *membership, to int64, binary bool) *protocol.Request {
-	body := append(protocol.AppendFields(append(c.body[:0], '{'), req), '}')
-	c.body = body
+	bp := filterBodies.Get().(*[]byte)
+	body := append(protocol.AppendFields(append((*bp)[:0], '{'), req), '}')
+	defer func() {
+		if cap(body) <= 64<<10 { // do not keep a large message's buffer
+			*bp = body[:0]
+			filterBodies.Put(bp)
+		}
+	}()
 	info, _ := c.srv.hub.Member(m.ch, c.id)
 	out := c.srv.plugins.FilterMessage(context.Background(), &plugin.MessageRequest{
 		ChannelID: m.ch.ID, Channel: m.ch.Name, Protocol: m.ch.Protocol,
@@ -131,12 +143,13 @@ func (c *conn) filterMessage(req *protocol.Request, m *membership, to int64, bin
 	if !out.Rewritten {
 		return req
 	}
-	if err := decodeRewrite(out.Body, req.Cmd, &c.rewritten); err != nil {
+	rewritten := new(protocol.Request)
+	if err := decodeRewrite(out.Body, req.Cmd, rewritten); err != nil {
 		c.log().Error("plugin rewrite does not decode", "err", err)
 		c.replyCode(binary, m.ch.ID, string(protocol.CodePluginBadOutput), "")
 		return nil
 	}
-	return &c.rewritten
+	return rewritten
 }
 
 // decodeRewrite decodes a plugin's rewritten body (a JSON object, checked

@@ -1,6 +1,11 @@
 package relay
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/relay-project/relay/relay/internal/plugin"
+	"github.com/relay-project/relay/relay/protocol"
+)
 
 // Read parking (readpark_linux.go): an idle connection holds no goroutine.
 // Its socket waits on an epoll set (one per process, shared by every
@@ -32,7 +37,7 @@ const parkReadBufferBytes = readBufferBytes
 // wait for the rest off the pool).
 type frameTracker struct {
 	hdr        [14]byte // the current frame's header bytes seen so far
-	hn         int      // len of hdr in use; 0 between frames
+	hn         uint8    // len of hdr in use; 0 between frames
 	payload    uint64   // payload bytes of the current frame not yet seen
 	fragmented bool     // a data message's final frame has not been seen
 }
@@ -55,7 +60,7 @@ func (t *frameTracker) feed(b []byte) {
 		if t.hn < 2 {
 			continue
 		}
-		need := 2
+		need := uint8(2)
 		switch t.hdr[1] & 0x7f {
 		case 126:
 			need += 2
@@ -89,4 +94,37 @@ func (t *frameTracker) feed(b []byte) {
 // end of a message (or of a control frame between messages).
 func (t *frameTracker) betweenMessages() bool {
 	return t.hn == 0 && t.payload == 0 && !t.fragmented
+}
+
+// run serves a decoded request (serveRequest). On a parked connection, a
+// request that may wait (mayWait) is handed off the pool first: the step
+// gives up its pool worker (a replacement starts if others wait) and goes
+// on as the connection's own goroutine until the connection parks again,
+// so the connection's next message is still read only once this one is
+// done, and sixteen slow plugin calls or NATS round trips cannot hold up
+// every other connection.
+func (c *conn) run(req *protocol.Request, binary bool) {
+	if c.park != nil && c.srv.mayWait(c.kind) {
+		c.park.leavePool()
+	}
+	c.serveRequest(req, binary)
+}
+
+// mayWait reports whether a request of kind may wait on something other
+// than the CPU: a plugin call (up to RELAY_PLUGIN_TIMEOUT) or, in cluster
+// mode, a round trip to NATS (the shared token store, member records, a
+// remote member's SET_EXTRA). A broadcast without a filter-message plugin
+// only publishes (which never waits), so it stays on the pool.
+func (s *Server) mayWait(kind int) bool {
+	switch kind {
+	case kindMessage:
+		return s.plugins.Enabled(plugin.FilterMessage)
+	case kindJoin:
+		return s.node != nil || s.plugins.Enabled(plugin.AuthorizeJoin)
+	case kindGrant:
+		return s.node != nil || s.plugins.Enabled(plugin.OnTokenCreate)
+	case kindSetExtra, kindLeave:
+		return s.node != nil
+	}
+	return false
 }

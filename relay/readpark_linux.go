@@ -224,9 +224,8 @@ const (
 type parkedReader struct {
 	c   *conn
 	p   *poller
-	nc  net.Conn
-	raw syscall.RawConn
-	key uint32 // its slot in the poller, plus one
+	raw syscall.RawConn // the socket's (its net.Conn is c.sock.Conn)
+	key uint32          // its slot in the poller, plus one
 
 	state    atomic.Int32
 	stepping atomic.Bool // a step is running: reads do not block between messages
@@ -254,7 +253,7 @@ func newParkedReader(p *poller, nc net.Conn) *parkedReader {
 	if err != nil {
 		return nil
 	}
-	pr := &parkedReader{p: p, nc: nc, raw: raw}
+	pr := &parkedReader{p: p, raw: raw}
 	pr.state.Store(parkRunning)
 	return pr
 }
@@ -464,7 +463,7 @@ func (pn *parkedNet) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	if !pr.stepping.Load() {
-		return pr.nc.Read(p)
+		return pr.c.sock.Conn.Read(p)
 	}
 	n, err := pr.tryRead(p)
 	if err == errWouldBlock {
@@ -472,7 +471,7 @@ func (pn *parkedNet) Read(p []byte) (int, error) {
 			return 0, errParked
 		}
 		pr.leavePool()
-		n, err = pr.nc.Read(p)
+		n, err = pr.c.sock.Conn.Read(p)
 	}
 	return n, err
 }

@@ -29,4 +29,5 @@ func newParkedReader(*poller, net.Conn) *parkedReader { return nil }
 func (*parkedReader) start()                   {}
 func (*parkedReader) wake()                    {}
 func (*parkedReader) beforeBlockingWrite()     {}
+func (*parkedReader) leavePool()               {}
 func (*parkedReader) Read([]byte) (int, error) { return 0, io.EOF }

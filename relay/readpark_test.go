@@ -12,11 +12,15 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/relay-project/relay/relay"
+	"github.com/relay-project/relay/relay/internal/cluster/natstest"
+	"github.com/relay-project/relay/relay/internal/plugin/plugintest"
 	"github.com/relay-project/relay/relay/internal/relaytest"
 )
 
@@ -333,5 +337,198 @@ func TestGuardedListenerConnectionsPark(t *testing.T) {
 	_, body := httpGetAll(t, "http://"+ln.Addr().String()+"/metrics")
 	if got := metric(t, body, "relay_read_parked_connections"); got < k {
 		t.Fatalf("relay_read_parked_connections %v, want at least %d", got, k)
+	}
+}
+
+// TestWaitingRequestsDoNotStallOthers: 32 connections (twice the parked
+// readers' pool) each send a JOIN that an authorize-join plugin holds past
+// the plugin deadline; meanwhile joined connections' broadcasts, which
+// need no plugin, still round-trip at once. Before, with parking on, the
+// waiting JOINs held every pool worker and the broadcasts waited for them.
+func TestWaitingRequestsDoNotStallOthers(t *testing.T) {
+	bothReaders(t, func(t *testing.T, parking bool) {
+		const deadline = 2 * time.Second
+		r := parkingRelay(t, parking, func(cfg *relay.Config) {
+			cfg.PluginCacheDir = plugintest.CacheDir(t)
+			cfg.Plugins = []string{plugintest.Guest(t, "slowjoin")}
+			cfg.PluginConfigs = map[string]string{"slowjoin": ""}
+			cfg.PluginTimeout = deadline
+			cfg.PluginInstances = 4
+		})
+		s := joinSenders(t, r, 8)
+		blocked := waitingJoins(t, r, 32, `,"token":"3s"`)
+		s.expectFast(t, deadline*3/4, len(blocked), "JOINs waiting on a plugin")
+		for _, c := range blocked {
+			c.expectText(`"plugin_timeout"`)
+		}
+	})
+}
+
+// TestWaitingClusterRequestsDoNotStallOthers: the same with JOINs that
+// wait on NATS: the answers from NATS stop coming (the connection stays
+// up), so each JOIN of a new channel waits for its round trip's deadline,
+// while broadcasts in channels the instance already has are delivered
+// locally and published without waiting.
+func TestWaitingClusterRequestsDoNotStallOthers(t *testing.T) {
+	bothReaders(t, func(t *testing.T, parking bool) {
+		srv := natstest.Start(t)
+		proxy := startStallProxy(t, strings.TrimPrefix(srv.URL(), "nats://"))
+		r := startRelay(t, func(c *relay.Config) {
+			c.ReadParking = parking
+			c.NATSURL = "nats://" + proxy.addr()
+			c.ClusterNodeTTL = time.Minute // no lease lapse (1013 for all) while stalled
+		})
+		s := joinSenders(t, r, 8)
+		proxy.stall()
+		blocked := waitingJoins(t, r, 32, "")
+		s.expectFast(t, 2*time.Second, len(blocked), "JOINs waiting on NATS")
+		proxy.heal()
+		for _, c := range blocked {
+			c.next() // answered once NATS answers, or at the deadline
+		}
+	})
+}
+
+// stallProxy forwards TCP connections to a server; stall holds back the
+// server's bytes (the connections stay open) until heal.
+type stallProxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	held   chan struct{} // non-nil while stalled; closed by heal
+}
+
+func startStallProxy(t *testing.T, target string) *stallProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &stallProxy{ln: ln, target: target}
+	var conns []net.Conn
+	var mu sync.Mutex
+	t.Cleanup(func() {
+		ln.Close()
+		p.heal()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	go func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", target)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, in, out)
+			mu.Unlock()
+			go io.Copy(out, in)
+			go p.forward(in, out)
+		}
+	}()
+	return p
+}
+
+func (p *stallProxy) addr() string { return p.ln.Addr().String() }
+
+// forward copies the server's bytes to the client, waiting while stalled.
+func (p *stallProxy) forward(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		p.mu.Lock()
+		held := p.held
+		p.mu.Unlock()
+		if held != nil {
+			<-held
+		}
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			dst.Close()
+			return
+		}
+	}
+}
+
+func (p *stallProxy) stall() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.held == nil {
+		p.held = make(chan struct{})
+	}
+}
+
+func (p *stallProxy) heal() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.held != nil {
+		close(p.held)
+		p.held = nil
+	}
+}
+
+// senders are joined connections, each alone in its channel.
+type senders struct {
+	conns []*rawWS
+	chans []int
+}
+
+func joinSenders(t *testing.T, r *relaytest.Relay, k int) *senders {
+	s := &senders{conns: make([]*rawWS, k), chans: make([]int, k)}
+	for i := range s.conns {
+		s.conns[i] = dialRaw(t, r)
+		s.conns[i].write(clientFrame(1, fmt.Sprintf(`{"cmd":"JOIN","channel":"h%d","protocol":"p"}`, i)))
+		s.chans[i] = s.conns[i].joined()
+	}
+	return s
+}
+
+// waitingJoins opens k connections, sends a JOIN of a new channel (with
+// the extra fields given) on each, and gives the relay a moment to read
+// them all.
+func waitingJoins(t *testing.T, r *relaytest.Relay, k int, fields string) []*rawWS {
+	conns := make([]*rawWS, k)
+	for i := range conns {
+		conns[i] = dialRaw(t, r)
+	}
+	for i, c := range conns {
+		c.write(clientFrame(1, fmt.Sprintf(`{"cmd":"JOIN","channel":"w%d","protocol":"p"%s}`, i, fields)))
+	}
+	time.Sleep(100 * time.Millisecond)
+	return conns
+}
+
+// expectFast has the senders broadcast in turn for the window given and
+// fails if their round trips were slowed: the 99th percentile over a small
+// bound, or any one past a second (the waits beside take seconds).
+func (s *senders) expectFast(t *testing.T, window time.Duration, waiting int, what string) {
+	t.Helper()
+	var lat []time.Duration
+	for start := time.Now(); time.Since(start) < window; {
+		n := len(lat)
+		for i, c := range s.conns {
+			sent := time.Now()
+			c.write(clientFrame(1, fmt.Sprintf(`{"cmd":"X","channel":%d,"to":-1,"n":%d}`, s.chans[i], n)))
+			c.expectText(fmt.Sprintf(`"n":%d`, n))
+			lat = append(lat, time.Since(sent))
+		}
+	}
+	slices.Sort(lat)
+	p99, worst := lat[len(lat)*99/100], lat[len(lat)-1]
+	t.Logf("%d broadcasts beside %d %s: round trip p99 %v, worst %v", len(lat), waiting, what, p99, worst)
+	// Room for a shared machine's hiccups over thousands of round trips.
+	if bound := 100*time.Millisecond + schedulingSlack; p99 > bound || worst > time.Second {
+		t.Errorf("broadcasts were slowed beside %d %s: round trip p99 %v (want under %v), worst %v (want under 1s)", waiting, what, p99, bound, worst)
 	}
 }

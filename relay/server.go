@@ -82,6 +82,8 @@ type Server struct {
 	broker *cluster.Broker // under hub, with node
 	mem    *hub.Memory     // hub, for the broker's deliveries
 
+	pings pingSchedule // keepalive pings of every connection (pingsched.go)
+
 	mu      sync.Mutex
 	live    map[*conn]struct{} // connected WebSockets; guarded by mu
 	serving sync.WaitGroup     // one per connection, until its end
@@ -250,10 +252,11 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	addr := s.clientOf(r)
-	release := s.admit(w, addr)
-	if release == nil {
+	perAddr, ok := s.admit(w, addr)
+	if !ok {
 		return
 	}
+	release := func() { s.unadmit(addr, perAddr) }
 	id, err := s.ids.Next(r.Context())
 	if err != nil {
 		release()
@@ -291,7 +294,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	// own 4 KB writer alive until the handler returns, and the handler
 	// goroutine's deep stack with them, which was most of an idle
 	// connection's memory (BENCHMARKS.md, "Memory per idle connection").
-	c.unadmit = release
+	c.perAddr = perAddr
 	c.serve()
 }
 

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"errors"
+	"slices"
 	"sync"
 
 	"github.com/relay-project/relay/relay/internal/hub"
@@ -72,6 +73,11 @@ func (c *conn) handle(data []byte, binary bool) {
 		c.kind = kindMessage
 	}
 	c.srv.reqs[c.kind].Inc()
+	c.run(req, binary) // readpark.go: serveRequest, on or off the reader
+}
+
+// serveRequest runs a decoded request of kind c.kind.
+func (c *conn) serveRequest(req *protocol.Request, binary bool) {
 	switch c.kind {
 	case kindGrant:
 		c.grant(req, binary)
@@ -264,7 +270,7 @@ func (c *conn) join(req *protocol.Request, binary bool) {
 	if !info.Auth {
 		c.nonAuth++
 	}
-	c.chans[ch.ID] = &membership{ch: ch, auth: info.Auth, mode: info.Mode}
+	c.setMembership(&membership{ch: ch, auth: info.Auth, mode: info.Mode})
 	c.joinedChannel()
 	if info.Auth {
 		c.proveAuthority()
@@ -296,6 +302,27 @@ func (c *conn) memberOf(name, proto string) *membership {
 	return nil
 }
 
+// membership returns the client's membership of channel n, or nil.
+func (c *conn) membership(n int64) *membership {
+	for _, m := range c.chans {
+		if m.ch.ID == n {
+			return m
+		}
+	}
+	return nil
+}
+
+// setMembership adds m, or replaces the membership of the same channel.
+func (c *conn) setMembership(m *membership) {
+	for i, o := range c.chans {
+		if o.ch.ID == m.ch.ID {
+			c.chans[i] = m
+			return
+		}
+	}
+	c.chans = append(c.chans, m)
+}
+
 // channelOf resolves the request's channel number to one of the client's
 // memberships, answering the error itself when it cannot.
 func (c *conn) channelOf(req *protocol.Request, binary bool) *membership {
@@ -304,7 +331,7 @@ func (c *conn) channelOf(req *protocol.Request, binary bool) *membership {
 		c.replyError(binary, 0, code)
 		return nil
 	}
-	m := c.chans[n]
+	m := c.membership(n)
 	if m == nil {
 		c.replyError(binary, 0, protocol.CodeInvalidChannel)
 	}
@@ -371,7 +398,7 @@ func (c *conn) leaveChannel(m *membership, binary bool) {
 	if !m.auth {
 		c.nonAuth--
 	}
-	delete(c.chans, m.ch.ID)
+	c.chans = slices.DeleteFunc(c.chans, func(o *membership) bool { return o == m })
 	if len(c.chans) == 0 {
 		c.armJoinTimeout() // not once closing: leaveAll runs then
 	}
@@ -384,8 +411,8 @@ func grantOf(info protocol.MemberInfo) token.Grant {
 
 // leaveAll leaves every channel, as on disconnect.
 func (c *conn) leaveAll() {
-	for _, m := range c.chans {
-		c.leaveChannel(m, false)
+	for len(c.chans) > 0 {
+		c.leaveChannel(c.chans[len(c.chans)-1], false)
 	}
 }
 

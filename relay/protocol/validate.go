@@ -131,9 +131,10 @@ func Extra(r *Request) ([]byte, bool) {
 // CompactExtra returns a compact copy of a valid JSON object or array, with
 // an empty array turned into {}.
 func CompactExtra(raw []byte) []byte {
-	var buf bytes.Buffer
-	buf.Grow(len(raw))
-	if err := json.Compact(&buf, raw); err != nil {
+	// Exactly len(raw): a member keeps its extra for as long as it is
+	// joined, and Grow's 64-byte minimum was most of a small one's cost.
+	buf := bytes.NewBuffer(make([]byte, 0, len(raw)))
+	if err := json.Compact(buf, raw); err != nil {
 		return []byte("{}")
 	}
 	if buf.Len() == 2 && buf.Bytes()[0] == '[' {
