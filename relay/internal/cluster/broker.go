@@ -85,12 +85,8 @@ type link struct {
 	mu  sync.Mutex // orders seq and publish
 	seq uint64
 
-	last map[uint64]origin // by node; the dispatcher's alone
-
-	// fresh is set when events of the link were dropped and its members
-	// closed: the dispatcher forgets the senders' sequences rather than
-	// close the rejoining members for the same loss.
-	fresh atomic.Bool
+	last   map[uint64]origin // by node; the dispatcher's alone
+	fenced map[uint64]bool   // nodes whose events were ignored as dead's; the dispatcher's alone
 
 	// shared is set when the NATS connection is lost while the channel
 	// has members elsewhere: events may be lost both ways, whatever the
@@ -155,16 +151,26 @@ func (b *Broker) sweep(node uint64) {
 	if !b.n.lowestLive() {
 		return
 	}
+	b.mu.Lock() // Close closes stop under it: no Add after its Wait
 	select {
 	case <-b.stop:
+		b.mu.Unlock()
 		return
 	default:
 	}
 	b.done.Add(1)
+	b.mu.Unlock()
 	go func() {
 		defer b.done.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
+		go func() {
+			select {
+			case <-b.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
 		keys, err := b.n.members.ListKeysFiltered(ctx, "*."+nodeKey(node)+".*")
 		if err != nil {
 			b.n.log.Warn("sweeping a lost instance's member records failed", "node", node, "err", err)
@@ -196,8 +202,8 @@ func (b *Broker) Close() {
 		if b.req != nil {
 			b.req.Unsubscribe()
 		}
-		b.mu.Unlock()
 		close(b.stop)
+		b.mu.Unlock()
 		b.done.Wait()
 	})
 }
@@ -230,7 +236,7 @@ func (b *Broker) Subscribe(ctx context.Context, ch *hub.Channel) error {
 		return errDisconnected // fail fast rather than wait for a reconnect
 	}
 	key := ChannelKey(ch.Name, ch.Protocol)
-	l := &link{ch: ch, key: key, subject: b.n.cfg.Prefix + ".c." + key, id: b.nextLink.Add(1), last: map[uint64]origin{}}
+	l := &link{ch: ch, key: key, subject: b.n.cfg.Prefix + ".c." + key, id: b.nextLink.Add(1), last: map[uint64]origin{}, fenced: map[uint64]bool{}}
 	sub, err := b.n.nc.ChanSubscribe(l.subject, b.in)
 	if err != nil {
 		return unavailable(err)
@@ -328,6 +334,9 @@ func (b *Broker) Publish(name, protocol string, ev hub.Event, retained *retain.M
 	// Not subscribed here: sent outside any sequence (link 0). A receiver
 	// that drops it is told by NATS (the slow-consumer report); a send
 	// that fails is reported to the caller.
+	if b.n.Fenced() {
+		return fmt.Errorf("%w: this instance's lease lapsed", ErrUnavailable)
+	}
 	return unavailable(b.publish(b.n.cfg.Prefix+".c."+key, ev.Kind, appendEnvelope(nil, b.n.id, 0, 0, ev, retained)))
 }
 
@@ -469,18 +478,21 @@ func (b *Broker) dropped(sub *nats.Subscription) {
 		return
 	}
 	b.n.log.Warn("cluster events dropped (this instance is behind): closing the channel's members")
-	l.fresh.Store(true)
 	b.gaps.Add(1)
 	b.h.Gap(l.ch)
 }
 
 // gapAll runs when this instance finds its lease expired: the others have
 // reported every member here LEFT, so every member is closed with 1013
-// (cluster gap: rejoin), rejoins and is announced again.
+// (cluster gap: rejoin), rejoins and is announced again. It waits (a
+// second at most) for the channels to empty, so that the lease is not
+// taken again while members the others were told LEFT are still here.
 func (b *Broker) gapAll() {
 	for _, l := range b.links() {
-		b.gaps.Add(1)
 		b.h.Gap(l.ch)
+	}
+	for deadline := time.Now().Add(time.Second); len(b.links()) > 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -520,6 +532,9 @@ func (b *Broker) Announce(ch *hub.Channel, ev hub.Event) {
 }
 
 func (b *Broker) announce(l *link, ev hub.Event, retained *retain.Message) {
+	if b.n.Fenced() {
+		return // the others count this instance dead and were told its members LEFT
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.seq++
@@ -623,12 +638,19 @@ func (b *Broker) dispatch() {
 			continue
 		}
 		b.evIn[ev.Kind].Add(1)
-		if l.fresh.Swap(false) {
-			clear(l.last)
-		}
 		live, life, died := b.n.lifeOf(node)
 		if !live && died {
+			l.fenced[node] = true
 			continue // fenced: its members were reported LEFT
+		}
+		if l.fenced[node] {
+			// Events of a node back from a lapse arrived before its new
+			// lease was seen, and were ignored: members here may have
+			// missed them (a JOINED, say).
+			delete(l.fenced, node)
+			b.gaps.Add(1)
+			b.n.log.Warn("cluster events of an instance back from a lapse were ignored: closing the channel's members", "from", node)
+			b.h.Gap(l.ch)
 		}
 		if linkID != 0 {
 			if prev, ok := l.last[node]; ok && prev.link == linkID && prev.life == life && seq != prev.seq+1 {

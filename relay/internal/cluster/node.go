@@ -26,7 +26,9 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -46,7 +48,10 @@ import (
 // ErrUnavailable wraps every failure to reach the cluster's shared state.
 var ErrUnavailable = errors.New("cluster: NATS unavailable")
 
-var errDisconnected = fmt.Errorf("%w: not connected", ErrUnavailable)
+var (
+	errDisconnected = fmt.Errorf("%w: not connected", ErrUnavailable)
+	errClosed       = fmt.Errorf("%w: closed", ErrUnavailable)
+)
 
 // Config configures a Node.
 type Config struct {
@@ -110,13 +115,14 @@ type Node struct {
 	nodes, meta, tokens, members, retained jetstream.KeyValue
 
 	id    uint64 // this instance's node number, never reused
-	epoch uint64 // revision of the lease's creation
 	rev   atomic.Uint64
-	lease []byte // the lease's value
+	lease []byte // the lease's value, unique to this process
 
 	// leaseMu serialises renewals (the ticker's and the one after a
 	// reconnect), so neither sees the other's new revision as a lapse.
 	leaseMu sync.Mutex
+	lapsing bool        // under leaseMu: the lapse is handled, the lease not yet taken again
+	fenced  atomic.Bool // the others count this instance dead: announce nothing
 
 	up     atomic.Bool   // setup done: the fields it sets may be read
 	leased atomic.Bool   // the lease was renewed within the TTL
@@ -274,11 +280,12 @@ func (n *Node) setup(ctx context.Context) error {
 	if n.id, err = n.increment(ctx, "next-node", func(old uint64) uint64 { return old + 1 }); err != nil {
 		return fmt.Errorf("cluster: taking a node number: %w", err)
 	}
-	n.lease, _ = json.Marshal(leaseRecord{Version: n.cfg.Version, Started: n.now().UTC()})
-	if n.epoch, err = n.nodes.Create(ctx, nodeKey(n.id), n.lease); err != nil {
+	n.lease, _ = json.Marshal(leaseRecord{Version: n.cfg.Version, Started: n.now().UTC(), Nonce: rand.Text()})
+	rev, err := n.nodes.Create(ctx, nodeKey(n.id), n.lease)
+	if err != nil {
 		return fmt.Errorf("%w: taking the lease: %w", ErrUnavailable, err)
 	}
-	n.rev.Store(n.epoch)
+	n.rev.Store(rev)
 	n.leased.Store(true)
 	w, err := n.nodes.WatchAll(context.Background()) // lives past ctx
 	if err != nil {
@@ -306,6 +313,7 @@ func (n *Node) setup(ctx context.Context) error {
 	select {
 	case <-n.read:
 	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
 	}
 	n.log.Info("joined the cluster", "node", n.id, "server", n.nc.ConnectedUrlRedacted())
 	return nil
@@ -336,6 +344,10 @@ func (n *Node) joined() error {
 type leaseRecord struct {
 	Version string    `json:"version"`
 	Started time.Time `json:"started"`
+	// Nonce tells this process's lease from any other's under the same
+	// number (a renewal whose answer was lost, against a bucket NATS
+	// lost and numbered again).
+	Nonce string `json:"nonce"`
 }
 
 func nodeKey(id uint64) string { return strconv.FormatUint(id, 10) }
@@ -386,7 +398,7 @@ func (n *Node) renew() {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.NodeTTL/3)
-		err := n.renewOnce(ctx)
+		_, err := n.renewOnce(ctx)
 		cancel()
 		if err != nil {
 			if n.now().Sub(last) >= n.cfg.NodeTTL {
@@ -399,17 +411,50 @@ func (n *Node) renew() {
 	}
 }
 
-// renewOnce rewrites the lease. A lease found changed or gone expired
-// while this instance could not renew it: the others have reported its
-// members LEFT and ignore its events until it takes the lease again. The
-// lapse hooks run first (they close every member, so that each rejoins
-// and is announced again), then the lease is taken again.
-func (n *Node) renewOnce(ctx context.Context) error {
+// renewOnce rewrites the lease, and reports whether it found it lapsed.
+//
+// The revision moves under a renewal for two reasons: an earlier renewal
+// was stored but its answer lost (the key holds this process's value), or
+// the lease expired while this instance could not renew it (the key is
+// deleted). Then the others have reported this instance's members LEFT
+// and ignore its events. The lapse hooks run once (they close every
+// member, so that each rejoins and is announced again), nothing is
+// announced meanwhile, and the lease is taken again.
+func (n *Node) renewOnce(ctx context.Context) (lapsed bool, err error) {
 	n.leaseMu.Lock()
 	defer n.leaseMu.Unlock()
-	rev, err := n.nodes.Update(ctx, nodeKey(n.id), n.lease, n.rev.Load())
-	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyNotFound) {
+	select {
+	case <-n.stop:
+		return false, errClosed
+	default:
+	}
+	key := nodeKey(n.id)
+	if !n.lapsing {
+		rev, err := n.nodes.Update(ctx, key, n.lease, n.rev.Load())
+		if err == nil {
+			n.rev.Store(rev)
+			n.leased.Store(true)
+			return false, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			return false, err
+		}
+		e, err := n.nodes.Get(ctx, key)
+		switch {
+		case err == nil && bytes.Equal(e.Value(), n.lease):
+			n.rev.Store(e.Revision()) // our renewal, its answer lost
+			n.leased.Store(true)
+			return false, nil
+		case err == nil:
+			n.leased.Store(false)
+			return false, fmt.Errorf("%w: node %d's lease belongs to another instance (NATS lost its JetStream data?); restart this instance", ErrUnavailable, n.id)
+		case !errors.Is(err, jetstream.ErrKeyNotFound) && !errors.Is(err, jetstream.ErrKeyDeleted):
+			return false, err
+		}
 		n.log.Warn("the cluster lease had expired: closing every member so that each rejoins", "node", n.id)
+		n.lapsing, lapsed = true, true
+		n.fenced.Store(true)
+		n.leased.Store(false)
 		n.lapses.Add(1)
 		n.mu.Lock()
 		hooks := n.lapse
@@ -417,16 +462,17 @@ func (n *Node) renewOnce(ctx context.Context) error {
 		for _, f := range hooks {
 			f()
 		}
-		if rev, err = n.nodes.Create(ctx, nodeKey(n.id), n.lease); err == nil {
-			n.log.Info("cluster lease taken again", "node", n.id)
-		}
 	}
+	rev, err := n.nodes.Create(ctx, key, n.lease)
 	if err != nil {
-		return err
+		return lapsed, err
 	}
+	n.lapsing = false
+	n.fenced.Store(false)
 	n.rev.Store(rev)
 	n.leased.Store(true)
-	return nil
+	n.log.Info("cluster lease taken again", "node", n.id)
+	return lapsed, nil
 }
 
 // watchNodes keeps the live set.
@@ -528,25 +574,27 @@ func (n *Node) later(f func(context.Context) error) {
 // reconnected renews the lease (so a lapse during the outage is handled
 // before anything else), retries the failed writes, then runs the
 // reconnect hooks, on a goroutine of its own (not NATS's callback
-// goroutine).
+// goroutine). After a lapse the hooks are skipped: every member is being
+// closed already.
 func (n *Node) reconnected() {
-	select {
-	case <-n.stop:
+	if !n.goLocked() {
 		return
-	default:
 	}
-	n.done.Add(1)
 	go func() {
 		defer n.done.Done()
 		n.mu.Lock()
 		retry, hooks := n.retry, n.back
 		n.retry = nil
 		n.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.NodeTTL)
+		ctx, cancel := n.stopContext(n.cfg.NodeTTL)
 		defer cancel()
 		if n.up.Load() {
-			if err := n.renewOnce(ctx); err != nil {
+			lapsed, err := n.renewOnce(ctx)
+			if err != nil {
 				n.log.Warn("renewing the cluster lease after the reconnect failed", "node", n.id, "err", err)
+			}
+			if lapsed {
+				hooks = nil
 			}
 		}
 		for _, f := range retry {
@@ -559,6 +607,37 @@ func (n *Node) reconnected() {
 		}
 	}()
 }
+
+// goLocked counts a goroutine about to start in n.done, unless the node
+// is closing: under n.mu, so that Close's Wait never races an Add.
+func (n *Node) goLocked() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	select {
+	case <-n.stop:
+		return false
+	default:
+	}
+	n.done.Add(1)
+	return true
+}
+
+// stopContext is a context that ends after d or when the node closes.
+func (n *Node) stopContext(d time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	go func() {
+		select {
+		case <-n.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
+// Fenced reports whether the others count this instance dead (its lease
+// lapsed and is not taken again yet): its events would be ignored.
+func (n *Node) Fenced() bool { return n.fenced.Load() }
 
 // Deaths returns how many other instances' leases ended since start.
 func (n *Node) Deaths() uint64 { return n.deaths.Load() }

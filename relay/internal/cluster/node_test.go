@@ -3,9 +3,13 @@ package cluster_test
 import (
 	"context"
 	"log/slog"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/relay-project/relay/relay/internal/cluster"
 	"github.com/relay-project/relay/relay/internal/cluster/natstest"
@@ -142,4 +146,41 @@ func TestReadinessFollowsNATS(t *testing.T) {
 	waitFor(t, 5*time.Second, "not ready with NATS down", func() bool { return !n.Ready() })
 	srv.Restart()
 	waitFor(t, 10*time.Second, "ready after NATS is back", n.Ready)
+}
+
+// A renewal stored by NATS whose answer was lost moves the lease's
+// revision under the next renewal: that is not a lapse. The instance
+// keeps its lease and its members, and nobody sees it die.
+func TestLostRenewalAnswerIsNotALapse(t *testing.T) {
+	srv := natstest.Start(t)
+	a := startNode(t, testConfig(srv))
+	b := startNode(t, testConfig(srv))
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx := context.Background()
+	kv, err := js.KeyValue(ctx, "t_nodes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := strconv.FormatUint(a.ID(), 10)
+	for range 3 { // as if three renewals' answers were lost
+		e, err := kv.Get(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := kv.Update(ctx, key, e.Value(), e.Revision()); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(testConfig(srv).NodeTTL / 2)
+	}
+	if got := a.Lapses(); got != 0 {
+		t.Fatalf("lapses %d, want 0", got)
+	}
+	if !a.Ready() || b.Deaths() != 0 {
+		t.Fatalf("ready %v, deaths seen by the other %d: want ready and none", a.Ready(), b.Deaths())
+	}
 }

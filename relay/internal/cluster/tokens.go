@@ -253,18 +253,12 @@ func (n *Node) freeTokensOf(node uint64) {
 	if !dead || !n.lowestLive() {
 		return
 	}
-	n.mu.Lock()
-	select {
-	case <-n.stop:
-		n.mu.Unlock()
+	if !n.goLocked() {
 		return
-	default:
 	}
-	n.done.Add(1)
-	n.mu.Unlock()
 	go func() {
 		defer n.done.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		ctx, cancel := n.stopContext(2 * time.Minute)
 		defer cancel()
 		freed, err := Tokens{n}.freeHeldBy(ctx, node, died)
 		if err != nil {
@@ -290,9 +284,12 @@ func (t Tokens) freeHeldBy(ctx context.Context, node uint64, died time.Time) (in
 		if err != nil {
 			continue // gone meanwhile
 		}
+		if t.n.Live(node) {
+			return freed, nil // back from a lapse: its members release their own
+		}
 		var rec tokenRecord
-		if json.Unmarshal(e.Value(), &rec) != nil || rec.Holder == 0 || rec.Node != node {
-			continue
+		if json.Unmarshal(e.Value(), &rec) != nil || rec.Holder == 0 || rec.Node != node || !e.Created().Before(died) {
+			continue // not held there, or claimed since the lease ended
 		}
 		deadline := died.Add(t.n.cfg.Rejoin)
 		rec.Holder, rec.Node, rec.Deadline = 0, 0, deadline.UnixNano()

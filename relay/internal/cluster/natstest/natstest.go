@@ -75,7 +75,6 @@ func freePort(t testing.TB) int {
 // Proxy is a TCP proxy in front of the server, for one instance: cutting
 // it partitions that instance from NATS while the others stay connected.
 type Proxy struct {
-	t      testing.TB
 	ln     net.Listener
 	target string
 
@@ -91,7 +90,7 @@ func (s *Server) Proxy(t testing.TB) *Proxy {
 	if err != nil {
 		t.Fatalf("natstest: %v", err)
 	}
-	p := &Proxy{t: t, ln: ln, target: fmt.Sprintf("127.0.0.1:%d", s.port), conns: map[net.Conn]struct{}{}}
+	p := &Proxy{ln: ln, target: fmt.Sprintf("127.0.0.1:%d", s.port), conns: map[net.Conn]struct{}{}}
 	go p.serve()
 	t.Cleanup(func() {
 		ln.Close()
@@ -128,21 +127,22 @@ func (p *Proxy) serve() {
 		if err != nil {
 			return
 		}
-		p.mu.Lock()
-		cut := p.cut
-		p.mu.Unlock()
-		if cut {
-			in.Close()
-			continue
-		}
 		out, err := net.Dial("tcp", p.target)
 		if err != nil {
 			in.Close()
 			continue
 		}
 		p.mu.Lock()
-		p.conns[in], p.conns[out] = struct{}{}, struct{}{}
+		cut := p.cut // read with the registration: a Cut meanwhile is not missed
+		if !cut {
+			p.conns[in], p.conns[out] = struct{}{}, struct{}{}
+		}
 		p.mu.Unlock()
+		if cut {
+			in.Close()
+			out.Close()
+			continue
+		}
 		go p.pipe(in, out)
 		go p.pipe(out, in)
 	}
