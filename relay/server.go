@@ -267,7 +267,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 
 	var cork *corkConn
-	var c *conn // set before its read loop starts, the only reader of pings
+	c := newConn(s, id, addr, origin) // attached before its read loop starts, the only reader of pings
 	var park *parkedReader
 	var br *bufio.Reader
 	hw := hijackWriter{ResponseWriter: w, sock: &cork, br: &br}
@@ -293,7 +293,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		br.Reset(cork)
 	}
 	s.metrics.ConnectionsTotal.Inc()
-	c = newConn(s, id, ws, cork, park, addr, origin)
+	c.attach(ws, cork, park)
 	if !s.register(c) {
 		ws.Close(websocket.StatusCode(protocol.CloseServerRestart.Status()), protocol.CloseServerRestart.Text())
 		release()

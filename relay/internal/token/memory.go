@@ -47,12 +47,33 @@ type Memory struct {
 	sweeper    *time.Timer // runs sweepTick while the store holds tokens; nil when empty
 }
 
+// entry is one token. A joined member's token is held for as long as it
+// stays joined, so the entry is kept small: the grant's fields inline with
+// the small ones packed, and the deadline a Duration from Memory.base
+// rather than a time.Time, make 80 bytes where a Grant and a time.Time
+// made 112.
 type entry struct {
-	grant   Grant
-	expires time.Duration // claim deadline while free, since Memory.base (not a time.Time: 16 bytes less, a smaller size class)
-	holder  int64         // 0 while free
-	size    int64         // EntryBytes
+	channel, protocol string
+	extra             []byte
+	expires           time.Duration // claim deadline while free, since Memory.base
+	holder            int64         // 0 while free
+	size              int32         // EntryBytes at mint
+	mode              int8
+	makeAuth          bool
 }
+
+func newEntry(g Grant, expires time.Duration, size int64) *entry {
+	e := &entry{channel: g.Channel, protocol: g.Protocol, expires: expires, size: int32(size)}
+	e.set(g)
+	return e
+}
+
+func (e *entry) grant() Grant {
+	return Grant{Channel: e.channel, Protocol: e.protocol, Mode: int(e.mode), Extra: e.extra, MakeAuth: e.makeAuth}
+}
+
+// set stores what a member may change while it holds the token.
+func (e *entry) set(g Grant) { e.mode, e.extra, e.makeAuth = int8(g.Mode), g.Extra, g.MakeAuth }
 
 // sweepEvery is the fewest mints between two sweeps made by Mint (besides
 // the timer's): a sweep costs the store's size, so Mint sweeps after at
@@ -108,7 +129,7 @@ func (m *Memory) Mint(_ context.Context, g Grant, ttl time.Duration) (string, ti
 		return "", time.Time{}, ErrFull
 	}
 	exp := now.Add(ttl)
-	m.tokens[tok] = &entry{grant: g, expires: exp.Sub(m.base), size: size}
+	m.tokens[tok] = newEntry(g, exp.Sub(m.base), size)
 	m.bytes += size
 	if m.sweeper == nil {
 		m.sweeper = time.AfterFunc(m.every, m.sweepTick)
@@ -144,12 +165,12 @@ func (m *Memory) Claim(_ context.Context, tok, channel, protocol string, holder 
 	if !ok {
 		return Grant{}, ErrUnknown
 	}
-	if e.grant.Channel != channel || e.grant.Protocol != protocol {
+	if e.channel != channel || e.protocol != protocol {
 		return Grant{}, ErrWrongChannel
 	}
 	if e.holder != 0 {
 		if e.holder == holder {
-			return e.grant, nil
+			return e.grant(), nil
 		}
 		return Grant{}, ErrInUse
 	}
@@ -158,7 +179,7 @@ func (m *Memory) Claim(_ context.Context, tok, channel, protocol string, holder 
 		return Grant{}, ErrExpired
 	}
 	e.holder = holder
-	return e.grant, nil
+	return e.grant(), nil
 }
 
 // Release implements Store.
@@ -166,7 +187,7 @@ func (m *Memory) Release(_ context.Context, tok string, holder int64, current Gr
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if e, ok := m.tokens[tok]; ok && e.holder == holder {
-		e.grant.Mode, e.grant.Extra, e.grant.MakeAuth = current.Mode, current.Extra, current.MakeAuth
+		e.set(current)
 		e.holder = 0
 		e.expires = m.now().Add(m.rejoin).Sub(m.base)
 	}
@@ -206,5 +227,5 @@ func (m *Memory) sweepLocked(now time.Time) {
 
 func (m *Memory) deleteLocked(tok string, e *entry) {
 	delete(m.tokens, tok)
-	m.bytes -= e.size
+	m.bytes -= int64(e.size)
 }
