@@ -36,8 +36,7 @@ type conn struct {
 	id     int64
 	srv    *Server
 	ws     *websocket.Conn
-	sock   *corkConn
-	park   *parkedReader // nil: a reader goroutine (readLoop) serves the client
+	sock   *corkConn // sock.park nil: a reader goroutine (readLoop) serves the client
 	addr   auth.Client
 	origin string
 
@@ -50,19 +49,21 @@ type conn struct {
 	drained chan struct{} // closed by writeLoop when the queue empties (shutdown waits on it)
 	closing atomic.Bool   // no more frames are accepted
 	writing bool          // a writeLoop goroutine is running (beside closing: no padding)
-	reason  protocol.CloseReason
-	ping    pingLink    // its place in Server.pings (pingsched.go); guarded by that
-	ageStop *time.Timer // RELAY_MAX_CONNECTION_AGE; nil when off
+	reason  uint8         // a protocol.CloseReason; a byte, in closing's word
+	ping    pingLink      // its place in Server.pings (pingsched.go); guarded by that
+	ageStop *time.Timer   // RELAY_MAX_CONNECTION_AGE; nil when off
 
 	// Protocol state, owned by the read loop.
-	kind    int           // the kind of request being handled, for metrics
 	chans   []*membership // a slice, not a map: a map of one channel cost ~190 bytes more
-	nonAuth int           // memberships without authority
+	nonAuth int32         // memberships without authority
+	kind    uint8         // the kind of request being handled, for metrics
+	// Limits' flags (limits.go), here to share nonAuth's word: with the
+	// small fields packed, conn takes 288 bytes, not 320.
+	authority bool // proved authority: exempt from the join timeout and, by default, the rate limit
+	msgWaited bool // the current message waited for the network: msgTimer runs
+	perAddr   bool // counted under its address by admit (admission.go)
 
 	// Limits (limits.go), owned by the read loop.
-	authority  bool        // proved authority: exempt from the join timeout and, by default, the rate limit
-	msgWaited  bool        // the current message waited for the network: msgTimer runs
-	perAddr    bool        // counted under its address by admit (admission.go)
 	joinTimer  *time.Timer // closes the connection while it is in no channel; nil otherwise
 	msgTimer   *time.Timer // bounds a message that waits for the network; nil otherwise
 	msgHeld    int64       // bytes of the current message charged to Server.unfinished
@@ -73,13 +74,14 @@ type conn struct {
 
 var _ hub.Recipient = (*conn)(nil)
 
-func newConn(s *Server, id int64, ws *websocket.Conn, sock *corkConn, park *parkedReader, addr auth.Client, origin string) *conn {
-	c := &conn{
+// newConn returns a connection before its upgrade, so the WebSocket
+// library's ping callback can hold it directly (a callback reading a
+// variable set after the upgrade kept 8 more bytes per connection); attach
+// gives it its socket.
+func newConn(s *Server, id int64, addr auth.Client, origin string) *conn {
+	return &conn{
 		id:     id,
 		srv:    s,
-		ws:     ws,
-		sock:   sock,
-		park:   park,
 		addr:   addr,
 		origin: origin,
 
@@ -87,11 +89,15 @@ func newConn(s *Server, id int64, ws *websocket.Conn, sock *corkConn, park *park
 		rateTokens: float64(s.cfg.ClientBurst),
 		rateLast:   time.Since(s.started),
 	}
+}
+
+// attach gives c its upgraded connection, before its read loop starts.
+func (c *conn) attach(ws *websocket.Conn, sock *corkConn, park *parkedReader) {
+	c.ws, c.sock = ws, sock
 	sock.owner = c
 	if park != nil {
 		park.c = c
 	}
-	return c
 }
 
 // log returns the logger for this client's lines. It is built when a line
@@ -125,8 +131,8 @@ func (c *conn) serve() {
 	if age := c.srv.cfg.MaxConnectionAge; age > 0 {
 		c.ageStop = time.AfterFunc(jittered(age), c.retire)
 	}
-	if c.park != nil {
-		c.park.start()
+	if c.sock.park != nil {
+		c.sock.park.start()
 		return
 	}
 	go func() { c.end(c.readLoop()) }()
@@ -367,7 +373,7 @@ func (c *conn) markClosing(reason protocol.CloseReason) bool {
 	if c.closing.Load() {
 		return false
 	}
-	c.reason = reason
+	c.reason = uint8(reason)
 	c.closing.Store(true)
 	return true
 }
@@ -407,15 +413,15 @@ func (c *conn) closeSocket(reason protocol.CloseReason) {
 // wakeReader lets a parked connection see that its socket closed, so its
 // end runs (a reader goroutine sees it by itself).
 func (c *conn) wakeReader() {
-	if c.park != nil {
-		c.park.wake()
+	if c.sock.park != nil {
+		c.sock.park.wake()
 	}
 }
 
 func (c *conn) closeReason() protocol.CloseReason {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.reason
+	return protocol.CloseReason(c.reason)
 }
 
 // shutdown stops accepting frames, flushes what is queued, then closes
@@ -499,6 +505,7 @@ const parkedWriteBufferBytes = 16
 type hijackWriter struct {
 	http.ResponseWriter
 	sock **corkConn
+	br   **bufio.Reader // set to the reader handed to the library
 	park **parkedReader // nil: no parking; else set to the reader when the socket can park
 	p    *poller
 }
@@ -519,7 +526,8 @@ func (h hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	// be held outside the unfinished-messages budget.
 	if n := brw.Reader.Buffered(); n > 0 {
 		early, _ := brw.Reader.Peek(n)
-		cc.early = bytes.Clone(early)
+		b := bytes.Clone(early)
+		cc.early = &b
 	}
 	if h.park != nil {
 		// A parked connection reads through its parkedReader, which
@@ -527,17 +535,18 @@ func (h hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		// library requires above it is the smallest bufio allows.
 		if pr := newParkedReader(h.p, nc); pr != nil {
 			*h.park, cc.park = pr, pr
-			return cc, bufio.NewReadWriter(bufio.NewReaderSize(cc, 16), bufio.NewWriterSize(cc, parkedWriteBufferBytes)), nil
+			*h.br = bufio.NewReaderSize(cc, 16)
+			return cc, bufio.NewReadWriter(*h.br, bufio.NewWriterSize(cc, parkedWriteBufferBytes)), nil
 		}
 	}
 	// The WebSocket library reads through this buffer for the life of the
 	// connection. net/http's is 4 KB; readBufferBytes still takes a couple
 	// of small messages per read system call and saves 3.5 KB per
 	// connection (larger payloads are read straight into the message).
-	br := bufio.NewReaderSize(cc, readBufferBytes)
+	*h.br = bufio.NewReaderSize(cc, readBufferBytes)
 	// A small write buffer: corked writes are gathered in corkConn, and the
 	// only uncorked writes are control frames (at most 127 bytes).
-	return cc, bufio.NewReadWriter(br, bufio.NewWriterSize(cc, 256)), nil
+	return cc, bufio.NewReadWriter(*h.br, bufio.NewWriterSize(cc, 256)), nil
 }
 
 // corkConn gathers writes while corked and sends them in one system call
@@ -559,7 +568,10 @@ type corkConn struct {
 	inMessage atomic.Bool
 	owner     *conn
 
-	early []byte // bytes net/http read past the upgrade request, read first
+	// Bytes net/http read past the upgrade request, read first; nil
+	// nearly always, so a pointer: 16 bytes less per connection puts
+	// corkConn in a smaller size class (96 bytes, not 112).
+	early *[]byte
 }
 
 // Read reads the network, through the message limits mid-message.
@@ -571,7 +583,7 @@ func (c *corkConn) Read(p []byte) (int, error) {
 	if c.park != nil {
 		return c.park.Read(p)
 	}
-	if len(c.early) > 0 {
+	if c.early != nil {
 		return c.readEarly(p)
 	}
 	if c.inMessage.Load() && c.owner != nil {
@@ -583,15 +595,20 @@ func (c *corkConn) Read(p []byte) (int, error) {
 // readEarly returns bytes the client sent with its upgrade request,
 // charged mid-message like bytes from the network.
 func (c *corkConn) readEarly(p []byte) (int, error) {
-	n := copy(p, c.early)
-	c.early = c.early[n:]
-	if len(c.early) == 0 {
-		c.early = nil
-	}
+	n := c.takeEarly(p)
 	if c.inMessage.Load() && c.owner != nil && !c.owner.closing.Load() {
 		return c.owner.chargeUnfinished(n)
 	}
 	return n, nil
+}
+
+// takeEarly moves the early bytes it can into p; c.early must be set.
+func (c *corkConn) takeEarly(p []byte) int {
+	n := copy(p, *c.early)
+	if *c.early = (*c.early)[n:]; len(*c.early) == 0 {
+		c.early = nil
+	}
+	return n
 }
 
 // cut makes every read and write, including ones blocked now, fail after

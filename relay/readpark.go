@@ -38,8 +38,8 @@ const parkReadBufferBytes = readBufferBytes
 type frameTracker struct {
 	hdr        [14]byte // the current frame's header bytes seen so far
 	hn         uint8    // len of hdr in use; 0 between frames
+	fragmented bool     // a data message's final frame has not been seen (beside hn: 24 bytes, not 32)
 	payload    uint64   // payload bytes of the current frame not yet seen
-	fragmented bool     // a data message's final frame has not been seen
 }
 
 // feed advances the tracker over b, the next bytes handed to the library.
@@ -104,8 +104,8 @@ func (t *frameTracker) betweenMessages() bool {
 // done, and sixteen slow plugin calls or NATS round trips cannot hold up
 // every other connection.
 func (c *conn) run(req *protocol.Request, binary bool) {
-	if c.park != nil && c.srv.mayWait(c.kind) {
-		c.park.leavePool()
+	if c.sock.park != nil && c.srv.mayWait(int(c.kind)) {
+		c.sock.park.leavePool()
 	}
 	c.serveRequest(req, binary)
 }

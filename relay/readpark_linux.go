@@ -237,7 +237,7 @@ type parkedReader struct {
 	rmu   sync.Mutex
 	track frameTracker
 	buf   *[]byte // borrowed from parkBufs during a step; nil while parked
-	r, w  int
+	r, w  int32   // within buf (parkReadBufferBytes); int32 keeps parkedReader at 96 bytes
 }
 
 var parkBufs = sync.Pool{New: func() any { b := make([]byte, parkReadBufferBytes); return &b }}
@@ -272,7 +272,7 @@ func (pr *parkedReader) start() {
 		pr.key = uint32(len(p.slots))
 	}
 	p.mu.Unlock()
-	early := len(pr.c.sock.early) > 0
+	early := pr.c.sock.early != nil
 	if !early {
 		// Parked before it is registered: registering a readable socket
 		// reports it at once.
@@ -411,7 +411,7 @@ func (pr *parkedReader) Read(p []byte) (int, error) {
 	defer pr.rmu.Unlock()
 	if pr.r < pr.w {
 		n := copy(p, (*pr.buf)[pr.r:pr.w])
-		pr.r += n
+		pr.r += int32(n)
 		pr.track.feed(p[:n])
 		return n, nil
 	}
@@ -435,9 +435,9 @@ func (pr *parkedReader) Read(p []byte) (int, error) {
 		n, err = (*parkedNet)(pr).Read(dst)
 	}
 	if &dst[0] != &p[0] {
-		pr.w = n
+		pr.w = int32(n)
 		n = copy(p, (*pr.buf)[:n])
-		pr.r = n
+		pr.r = int32(n)
 	}
 	pr.track.feed(p[:n])
 	return n, err
@@ -453,14 +453,9 @@ type parkedNet parkedReader
 // closing connection's last step) it is an ordinary blocking read.
 func (pn *parkedNet) Read(p []byte) (int, error) {
 	pr := (*parkedReader)(pn)
-	if cc := pr.c.sock; len(cc.early) > 0 {
+	if cc := pr.c.sock; cc.early != nil {
 		// Bytes the client sent with its upgrade request come first.
-		n := copy(p, cc.early)
-		cc.early = cc.early[n:]
-		if len(cc.early) == 0 {
-			cc.early = nil
-		}
-		return n, nil
+		return cc.takeEarly(p), nil
 	}
 	if !pr.stepping.Load() {
 		return pr.c.sock.Conn.Read(p)

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"log/slog"
@@ -266,9 +267,10 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 
 	var cork *corkConn
-	var c *conn // set before its read loop starts, the only reader of pings
+	c := newConn(s, id, addr, origin) // attached before its read loop starts, the only reader of pings
 	var park *parkedReader
-	hw := hijackWriter{ResponseWriter: w, sock: &cork}
+	var br *bufio.Reader
+	hw := hijackWriter{ResponseWriter: w, sock: &cork, br: &br}
 	if p := s.parkPoller(); p != nil {
 		hw.park, hw.p = &park, p
 	}
@@ -282,8 +284,16 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		release()
 		return
 	}
+	// The library re-reads what the reader buffered before the hijack
+	// through an io.MultiReader it puts under the reader (golang/go#32314),
+	// 56 bytes kept for the connection's life. Hijack handed it a fresh
+	// reader (net/http's early bytes are in cork.early), so that prefix is
+	// empty and reading cork directly is the same stream.
+	if br.Buffered() == 0 {
+		br.Reset(cork)
+	}
 	s.metrics.ConnectionsTotal.Inc()
-	c = newConn(s, id, ws, cork, park, addr, origin)
+	c.attach(ws, cork, park)
 	if !s.register(c) {
 		ws.Close(websocket.StatusCode(protocol.CloseServerRestart.Status()), protocol.CloseServerRestart.Text())
 		release()

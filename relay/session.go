@@ -142,6 +142,12 @@ func (c *conn) grant(req *protocol.Request, binary bool) {
 		c.replyError(binary, 0, protocol.CodeAccessDenied)
 		return
 	}
+	if ch := c.srv.hub.Lookup(name, proto); ch != nil {
+		// The token is kept while its member stays joined: for a channel
+		// that exists, share its name strings instead of holding copies
+		// (48 bytes per member of a typical channel).
+		name, proto = ch.Name, ch.Protocol
+	}
 	g := token.Grant{Channel: name, Protocol: proto, Mode: mode, Extra: extra, MakeAuth: makeauth}
 	ctx, cancel := c.srv.opContext()
 	defer cancel()
@@ -180,7 +186,7 @@ func (c *conn) join(req *protocol.Request, binary bool) {
 	defer cancel()
 	current := c.memberOf(name, proto)
 	counted := current != nil && !current.auth // already counts toward the cap
-	atCap := func() bool { return !counted && c.nonAuth >= c.srv.cfg.MaxChannelsPerClient }
+	atCap := func() bool { return !counted && int(c.nonAuth) >= c.srv.cfg.MaxChannelsPerClient }
 	hooked := c.srv.plugins.Enabled(plugin.AuthorizeJoin)
 
 	// 1. Who joins.
