@@ -151,26 +151,13 @@ func (b *Broker) sweep(node uint64) {
 	if !b.n.lowestLive() {
 		return
 	}
-	b.mu.Lock() // Close closes stop under it: no Add after its Wait
-	select {
-	case <-b.stop:
-		b.mu.Unlock()
+	if !countUnlessStopped(&b.mu, b.stop, &b.done) {
 		return
-	default:
 	}
-	b.done.Add(1)
-	b.mu.Unlock()
 	go func() {
 		defer b.done.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := untilStopped(b.stop, 30*time.Second)
 		defer cancel()
-		go func() {
-			select {
-			case <-b.stop:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
 		keys, err := b.n.members.ListKeysFiltered(ctx, "*."+nodeKey(node)+".*")
 		if err != nil {
 			b.n.log.Warn("sweeping a lost instance's member records failed", "node", node, "err", err)

@@ -31,22 +31,10 @@ func (m *slowMember) CloseGap() { m.gap.Store(true) }
 // closed with 1013, and the gap is counted.
 func TestDroppedEventsCloseTheMembers(t *testing.T) {
 	srv := natstest.Start(t)
-	from := startNode(t, testConfig(srv))
-	pub, err := cluster.NewBroker(from, hub.NewMemory(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pub.Close)
+	_, _, pub := startHub(t, testConfig(srv))
 	cfg := testConfig(srv)
 	cfg.EventInbox = 16
-	behind := startNode(t, cfg)
-	h := hub.NewMemory(0)
-	b, err := cluster.NewBroker(behind, h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	h.Broker = b
+	behind, h, b := startHub(t, cfg)
 	m := &slowMember{recorder: recorder{id: 1}}
 	waitFor(t, 5*time.Second, "the instance ready", behind.Ready)
 	if _, _, err := h.Join(context.Background(), m, "c", "p", protocol.MemberInfo{Mode: 2}, "", false, nil); err != nil {
@@ -76,14 +64,7 @@ func TestOwnEventsAreNotEchoed(t *testing.T) {
 	var hubs []*hub.Memory
 	var chans []*hub.Channel
 	for i := range 2 {
-		node := startNode(t, testConfig(srv))
-		h := hub.NewMemory(0)
-		b, err := cluster.NewBroker(node, h)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(b.Close)
-		h.Broker = b
+		node, h, _ := startHub(t, testConfig(srv))
 		ch, _, err := h.Join(context.Background(), &recorder{id: int64(i + 1)}, "c", "p", protocol.MemberInfo{Auth: true, Mode: 2}, "", false, nil)
 		if err != nil {
 			t.Fatal(err)

@@ -175,10 +175,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			n.log.Warn("NATS connection lost", "err", err)
-			n.mu.Lock()
-			hooks := n.gone
-			n.mu.Unlock()
-			for _, f := range hooks {
+			for _, f := range hooks(n, &n.gone) {
 				f()
 			}
 		}),
@@ -187,10 +184,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 				n.log.Warn("NATS error", "err", err)
 				return
 			}
-			n.mu.Lock()
-			hooks := n.slow
-			n.mu.Unlock()
-			for _, f := range hooks {
+			for _, f := range hooks(n, &n.slow) {
 				f(sub)
 			}
 		}),
@@ -456,10 +450,7 @@ func (n *Node) renewOnce(ctx context.Context) (lapsed bool, err error) {
 		n.fenced.Store(true)
 		n.leased.Store(false)
 		n.lapses.Add(1)
-		n.mu.Lock()
-		hooks := n.lapse
-		n.mu.Unlock()
-		for _, f := range hooks {
+		for _, f := range hooks(n, &n.lapse) {
 			f()
 		}
 	}
@@ -512,10 +503,7 @@ func (n *Node) watchNodes(w jetstream.KeyWatcher) {
 		if was && e.Operation() != jetstream.KeyValuePut && id != n.id {
 			n.deaths.Add(1)
 			n.log.Warn("cluster instance lost", "node", id)
-			n.mu.Lock()
-			hooks := n.lost
-			n.mu.Unlock()
-			for _, f := range hooks {
+			for _, f := range hooks(n, &n.lost) {
 				f(id)
 			}
 			if n.cfg.OnNodeLost != nil {
@@ -527,40 +515,30 @@ func (n *Node) watchNodes(w jetstream.KeyWatcher) {
 
 // onLost registers f to be called when another instance's lease ends.
 func (n *Node) onLost(f func(node uint64)) {
-	n.mu.Lock()
-	n.lost = append(n.lost, f)
-	n.mu.Unlock()
+	register(n, &n.lost, f)
 }
 
 // onReconnect registers f to run after every reconnect.
 func (n *Node) onReconnect(f func()) {
-	n.mu.Lock()
-	n.back = append(n.back, f)
-	n.mu.Unlock()
+	register(n, &n.back, f)
 }
 
 // onDisconnect registers f to run when the NATS connection is lost, on
 // NATS's callback goroutine: f must not wait on NATS.
 func (n *Node) onDisconnect(f func()) {
-	n.mu.Lock()
-	n.gone = append(n.gone, f)
-	n.mu.Unlock()
+	register(n, &n.gone, f)
 }
 
 // onSlow registers f to run, on NATS's callback goroutine, when sub
 // starts dropping messages because its receiver is behind.
 func (n *Node) onSlow(f func(sub *nats.Subscription)) {
-	n.mu.Lock()
-	n.slow = append(n.slow, f)
-	n.mu.Unlock()
+	register(n, &n.slow, f)
 }
 
 // onLapse registers f to run when this instance finds that its own lease
 // expired, before it takes the lease again.
 func (n *Node) onLapse(f func()) {
-	n.mu.Lock()
-	n.lapse = append(n.lapse, f)
-	n.mu.Unlock()
+	register(n, &n.lapse, f)
 }
 
 // later queues a write that failed while NATS was out of reach, to be
@@ -577,16 +555,16 @@ func (n *Node) later(f func(context.Context) error) {
 // goroutine). After a lapse the hooks are skipped: every member is being
 // closed already.
 func (n *Node) reconnected() {
-	if !n.goLocked() {
+	if !countUnlessStopped(&n.mu, n.stop, &n.done) {
 		return
 	}
 	go func() {
 		defer n.done.Done()
 		n.mu.Lock()
-		retry, hooks := n.retry, n.back
+		retry, back := n.retry, n.back
 		n.retry = nil
 		n.mu.Unlock()
-		ctx, cancel := n.stopContext(n.cfg.NodeTTL)
+		ctx, cancel := untilStopped(n.stop, n.cfg.NodeTTL)
 		defer cancel()
 		if n.up.Load() {
 			lapsed, err := n.renewOnce(ctx)
@@ -594,7 +572,7 @@ func (n *Node) reconnected() {
 				n.log.Warn("renewing the cluster lease after the reconnect failed", "node", n.id, "err", err)
 			}
 			if lapsed {
-				hooks = nil
+				back = nil
 			}
 		}
 		for _, f := range retry {
@@ -602,32 +580,48 @@ func (n *Node) reconnected() {
 				n.log.Warn("a write retried after the reconnect failed", "err", err)
 			}
 		}
-		for _, f := range hooks {
+		for _, f := range back {
 			f()
 		}
 	}()
 }
 
-// goLocked counts a goroutine about to start in n.done, unless the node
-// is closing: under n.mu, so that Close's Wait never races an Add.
-func (n *Node) goLocked() bool {
+// register appends hook f to *list, under n.mu.
+func register[F any](n *Node, list *[]F, f F) {
+	n.mu.Lock()
+	*list = append(*list, f)
+	n.mu.Unlock()
+}
+
+// hooks returns the hooks registered in *list, read under n.mu; the
+// caller runs them without it.
+func hooks[F any](n *Node, list *[]F) []F {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	return *list
+}
+
+// countUnlessStopped counts a goroutine about to start in wg, unless stop
+// is closed. The closer closes stop under mu, so its Wait never races an
+// Add. (Node and Broker each stop their goroutines this way.)
+func countUnlessStopped(mu *sync.Mutex, stop <-chan struct{}, wg *sync.WaitGroup) bool {
+	mu.Lock()
+	defer mu.Unlock()
 	select {
-	case <-n.stop:
+	case <-stop:
 		return false
 	default:
 	}
-	n.done.Add(1)
+	wg.Add(1)
 	return true
 }
 
-// stopContext is a context that ends after d or when the node closes.
-func (n *Node) stopContext(d time.Duration) (context.Context, context.CancelFunc) {
+// untilStopped is a context that ends after d or when stop is closed.
+func untilStopped(stop <-chan struct{}, d time.Duration) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	go func() {
 		select {
-		case <-n.stop:
+		case <-stop:
 			cancel()
 		case <-ctx.Done():
 		}

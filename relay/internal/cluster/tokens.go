@@ -214,19 +214,25 @@ func (t Tokens) release(ctx context.Context, tok string, holder int64, current t
 			return nil // not ours (any more)
 		}
 		rec.Mode, rec.Extra, rec.MakeAuth = current.Mode, current.Extra, current.MakeAuth
-		rec.Holder, rec.Node = 0, 0
-		rec.Deadline = t.n.now().Add(t.n.cfg.Rejoin).UnixNano()
-		val, err := json.Marshal(&rec)
-		if err != nil {
-			return err
-		}
-		err = t.n.casWithTTL(ctx, t.n.cfg.Prefix+"_tokens", tok, val, e.Revision(), t.n.cfg.Rejoin+gcSlack)
+		err = t.free(ctx, tok, rec, e.Revision(), t.n.now().Add(t.n.cfg.Rejoin))
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			continue
 		}
 		return unavailable(err)
 	}
 	return fmt.Errorf("%w: releasing a token: too many concurrent writes", ErrUnavailable)
+}
+
+// free writes rec back as released, claimable until deadline, if the
+// key's revision is still rev; the key expires gcSlack past the deadline.
+func (t Tokens) free(ctx context.Context, tok string, rec tokenRecord, rev uint64, deadline time.Time) error {
+	rec.Holder, rec.Node, rec.Deadline = 0, 0, deadline.UnixNano()
+	val, err := json.Marshal(&rec)
+	if err != nil {
+		return err
+	}
+	ttl := max(deadline.Sub(t.n.now()), 0) + gcSlack
+	return t.n.casWithTTL(ctx, t.n.cfg.Prefix+"_tokens", tok, val, rev, ttl)
 }
 
 // casWithTTL writes val to key if its revision is still rev, with a key
@@ -253,12 +259,12 @@ func (n *Node) freeTokensOf(node uint64) {
 	if !dead || !n.lowestLive() {
 		return
 	}
-	if !n.goLocked() {
+	if !countUnlessStopped(&n.mu, n.stop, &n.done) {
 		return
 	}
 	go func() {
 		defer n.done.Done()
-		ctx, cancel := n.stopContext(2 * time.Minute)
+		ctx, cancel := untilStopped(n.stop, 2*time.Minute)
 		defer cancel()
 		freed, err := Tokens{n}.freeHeldBy(ctx, node, died)
 		if err != nil {
@@ -291,14 +297,7 @@ func (t Tokens) freeHeldBy(ctx context.Context, node uint64, died time.Time) (in
 		if json.Unmarshal(e.Value(), &rec) != nil || rec.Holder == 0 || rec.Node != node || !e.Created().Before(died) {
 			continue // not held there, or claimed since the lease ended
 		}
-		deadline := died.Add(t.n.cfg.Rejoin)
-		rec.Holder, rec.Node, rec.Deadline = 0, 0, deadline.UnixNano()
-		val, err := json.Marshal(&rec)
-		if err != nil {
-			continue
-		}
-		ttl := max(deadline.Sub(t.n.now()), 0) + gcSlack
-		if err := t.n.casWithTTL(ctx, t.n.cfg.Prefix+"_tokens", k, val, e.Revision(), ttl); err == nil {
+		if err := t.free(ctx, k, rec, e.Revision(), died.Add(t.n.cfg.Rejoin)); err == nil {
 			freed++
 		} else if ctx.Err() != nil {
 			return freed, ctx.Err()

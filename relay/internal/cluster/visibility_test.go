@@ -50,17 +50,25 @@ func (r *recorder) count() int {
 func startHubs(t *testing.T, srv *natstest.Server, n int) []*hub.Memory {
 	var hubs []*hub.Memory
 	for range n {
-		node := startNode(t, testConfig(srv))
-		h := hub.NewMemory(0)
-		b, err := cluster.NewBroker(node, h)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(b.Close)
-		h.Broker = b
+		_, h, _ := startHub(t, testConfig(srv))
 		hubs = append(hubs, h)
 	}
 	return hubs
+}
+
+// startHub starts one instance for cfg: its node, and a hub with its
+// broker, closed when the test ends.
+func startHub(t *testing.T, cfg cluster.Config) (*cluster.Node, *hub.Memory, *cluster.Broker) {
+	t.Helper()
+	node := startNode(t, cfg)
+	h := hub.NewMemory(0)
+	b, err := cluster.NewBroker(node, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	h.Broker = b
+	return node, h, b
 }
 
 // The visibility model with members on three instances: random joins
