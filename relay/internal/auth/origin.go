@@ -56,9 +56,12 @@ func globMatch(p, s string) bool {
 	if !strings.Contains(p, "*") {
 		return p == s
 	}
+	// States 0..len(p): on the stack up to a 63-byte pattern.
 	var small [2][64]bool
-	cur, next := small[0][:len(p)+1], small[1][:len(p)+1]
-	if len(p) >= 64 {
+	var cur, next []bool
+	if len(p) < len(small[0]) {
+		cur, next = small[0][:len(p)+1], small[1][:len(p)+1]
+	} else {
 		cur, next = make([]bool, len(p)+1), make([]bool, len(p)+1)
 	}
 	cur[0] = true
