@@ -77,7 +77,13 @@ func TestPluginsEndToEnd(t *testing.T) {
 		expectError(t, g, 0, "jwt_expired")
 		g.Send(`{"cmd":"JOIN","channel":"other","protocol":"chat","token":"` + tok + `"}`)
 		expectError(t, g, 0, "jwt_channel_not_allowed")
-		g.Send(`{"cmd":"JOIN","channel":"room","protocol":"chat","token":"` + tok[:len(tok)-2] + `xx"}`)
+		// Another signature, spelled canonically (the last character's
+		// unused bits zero; a non-canonical one is jwt_malformed).
+		forged := tok[:len(tok)-2] + "AA"
+		if forged == tok {
+			forged = tok[:len(tok)-2] + "QA"
+		}
+		g.Send(`{"cmd":"JOIN","channel":"room","protocol":"chat","token":"` + forged + `"}`)
 		expectError(t, g, 0, "jwt_bad_signature")
 		// Without a token the built-in refusal stands.
 		g.Send(`{"cmd":"JOIN","channel":"room2","protocol":"chat"}`)

@@ -378,6 +378,16 @@ type parsed struct {
 	sig    []byte
 }
 
+// decodeSegment decodes one part of a compact JWS, accepting only the
+// canonical spelling: a lenient decoder ignores the unused low bits of the
+// last character, so several strings would decode to one signature and a
+// token could be re-spelled without the key (a replay cache or a log keyed
+// by the token would see two tokens). Line breaks, which Go's decoder also
+// skips, never get here: looksLikeJWT leaves such a token to the relay.
+func decodeSegment(s string) ([]byte, error) {
+	return base64.RawURLEncoding.Strict().DecodeString(s)
+}
+
 // parseToken splits and decodes a compact JWS. It checks only the form.
 func parseToken(tok string) (*parsed, string, string) {
 	if len(tok) > maxTokenBytes {
@@ -387,9 +397,9 @@ func parseToken(tok string) (*parsed, string, string) {
 	if len(parts) != 3 {
 		return nil, codeMalformed, "the token is not three base64url parts"
 	}
-	hb, err1 := base64.RawURLEncoding.DecodeString(parts[0])
-	pb, err2 := base64.RawURLEncoding.DecodeString(parts[1])
-	sig, err3 := base64.RawURLEncoding.DecodeString(parts[2])
+	hb, err1 := decodeSegment(parts[0])
+	pb, err2 := decodeSegment(parts[1])
+	sig, err3 := decodeSegment(parts[2])
 	if err1 != nil || err2 != nil || err3 != nil {
 		return nil, codeMalformed, "the token is not valid base64url"
 	}

@@ -91,6 +91,14 @@ func TestAuthorize(t *testing.T) {
 		return sig
 	}
 	tamper := func(tok string) string { return tok[:len(tok)-3] + strings.Repeat("A", 3) }
+	// respell sets an unused low bit of the signature's last character: a
+	// lenient decoder reads the same 32 bytes, so the token would pass.
+	respell := func(tok string) string {
+		const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+		last := strings.IndexByte(alphabet, tok[len(tok)-1])
+		return tok[:len(tok)-1] + string(alphabet[last^1])
+	}
+	lineBreak := func(tok string) string { return tok[:len(tok)-5] + "\n" + tok[len(tok)-5:] }
 
 	tests := []struct {
 		name, token, channel string
@@ -102,6 +110,8 @@ func TestAuthorize(t *testing.T) {
 		{"ES256 grants the channel", sign(t, map[string]any{"alg": "ES256"}, good(), ecSign), "room-3", sdk.KindAllow, ""},
 		{"not a JWT is left to the relay", "grant-token-123", "room-1", sdk.KindContinue, ""},
 		{"wrong signature", tamper(hsTok(good())), "room-1", sdk.KindDeny, codeBadSignature},
+		{"a re-spelled signature is refused", respell(hsTok(good())), "room-1", sdk.KindDeny, codeMalformed},
+		{"a line break makes it not a JWT (left to the relay)", lineBreak(hsTok(good())), "room-1", sdk.KindContinue, ""},
 		{"signed with another secret", sign(t, map[string]any{"alg": "HS256"}, good(), hs256(secret+"x")), "room-1", sdk.KindDeny, codeBadSignature},
 		{"EdDSA key used for another token", sign(t, map[string]any{"alg": "EdDSA"}, with("sub", "evil"), func([]byte) []byte { return ed25519.Sign(edPriv, []byte("x")) }), "room-1", sdk.KindDeny, codeBadSignature},
 		{"alg none is refused", b64([]byte(`{"alg":"none"}`)) + "." + b64([]byte(`{"exp":1}`)) + ".AAAA", "room-1", sdk.KindDeny, codeUnsupportedAlg},
