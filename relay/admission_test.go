@@ -285,16 +285,18 @@ func TestConnectionLimits(t *testing.T) {
 	})
 }
 
-// TestTokenStoreLimit: with RELAY_TOKEN_MAX_COUNT tokens held, GRANT gets
-// token_limit_reached and POST /v1/tokens 429 token_limit_reached (the
-// store had no cap: 5,000 tokens with 60 KB extras held 490 MB), both
-// counted; once the tokens expire, minting works again.
+// TestTokenStoreLimit: with RELAY_TOKEN_MAX_COUNT unused tokens held,
+// GRANT gets token_limit_reached and POST /v1/tokens 429
+// token_limit_reached (the store had no cap: 5,000 tokens with 60 KB extras
+// held 490 MB), both counted; a token a member joined with no longer
+// counts, and once the tokens expire, minting works again.
 func TestTokenStoreLimit(t *testing.T) {
 	clk := newClock()
 	r := startRelay(t, func(c *relay.Config) { c.TokenMaxCount = 3; c.Now = clk.Now })
 	a := authority(t, r)
+	var toks []string
 	for range 3 {
-		grant(t, a, "room", "chat", 0, `{"big":"`+strings.Repeat("x", 1000)+`"}`, false)
+		toks = append(toks, grant(t, a, "room", "chat", 0, `{"big":"`+strings.Repeat("x", 1000)+`"}`, false))
 	}
 	a.Send(`{"cmd":"GRANT","channel":"room","protocol":"chat","clientmode":0,"extra":{}}`)
 	a.Expect(errFrame(0, "token_limit_reached", "The relay holds as many grant tokens as it may; try again when some have been used or expired."))
@@ -305,6 +307,13 @@ func TestTokenStoreLimit(t *testing.T) {
 	if got := metric(t, body, `relay_refused_total{reason="token_store_full"}`); got != 2 {
 		t.Errorf("token refusals counted %v, want 2", got)
 	}
+	// A member joins with one: its token is the member's now, and there is
+	// room for one more (a relay holding as many token-joined members as
+	// the cap refused every GRANT).
+	join(t, guest(t, r), "room", "chat", toks[0])
+	grant(t, a, "room", "chat", 0, `{}`, false)
+	a.Send(`{"cmd":"GRANT","channel":"room","protocol":"chat","clientmode":0,"extra":{}}`)
+	a.Expect(errFrame(0, "token_limit_reached", "The relay holds as many grant tokens as it may; try again when some have been used or expired."))
 	clk.Advance(relay.DefaultConfig().TokenTTL)
 	grant(t, a, "room", "chat", 0, `{}`, false)
 }

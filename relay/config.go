@@ -63,9 +63,9 @@ type Config struct {
 	// leaves or disconnects.
 	TokenRejoin time.Duration `env:"RELAY_TOKEN_REJOIN" envDefault:"30s" help:"How long a grant token is valid again after its member leaves or disconnects."`
 	// TokenMaxCount caps the grant tokens held at once.
-	TokenMaxCount int `env:"RELAY_TOKEN_MAX_COUNT" envDefault:"100000" help:"Most grant tokens held at once (claimed ones included); past it GRANT gets errorcode token_limit_reached and POST /v1/tokens 429 token_limit_reached."`
+	TokenMaxCount int `env:"RELAY_TOKEN_MAX_COUNT" envDefault:"100000" help:"Most grant tokens not yet used or within their rejoin window held at once (a token a joined member holds is not counted); past it GRANT gets errorcode token_limit_reached and POST /v1/tokens 429 token_limit_reached."`
 	// TokenMaxBytes caps the memory grant tokens take, extras included.
-	TokenMaxBytes int `env:"RELAY_TOKEN_MAX_BYTES" envDefault:"67108864" help:"Most bytes grant tokens may take in all (extras included, plus about 160 bytes each); past it GRANT gets errorcode token_limit_reached and POST /v1/tokens 429 token_limit_reached."`
+	TokenMaxBytes int `env:"RELAY_TOKEN_MAX_BYTES" envDefault:"67108864" help:"Most bytes the grant tokens counted by RELAY_TOKEN_MAX_COUNT may take (extras included, plus about 160 bytes each); past it GRANT gets errorcode token_limit_reached and POST /v1/tokens 429 token_limit_reached."`
 	// TokenMaxTTL caps the lifetime an on-token-create plugin may give a
 	// grant token.
 	TokenMaxTTL time.Duration `env:"RELAY_TOKEN_MAX_TTL" envDefault:"1h" help:"Longest lifetime before first JOIN an on-token-create plugin may give a grant token; a longer one is cut to this."`

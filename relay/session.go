@@ -193,25 +193,30 @@ func (c *conn) join(req *protocol.Request, binary bool) {
 	info := protocol.MemberInfo{Auth: true, Mode: protocol.ModeSendToAny}
 	held := ""                // the grant token the membership will hold
 	var g token.Grant         // what held was claimed with
+	claimed := false          // held was claimed by this JOIN: a refusal releases it
 	var refused protocol.Code // the relay's refusal, which authorize-join may overturn
 	if !c.isAuthority(req, proto, !protocol.Flag(req, "ipauth", "false")) {
 		tok := protocol.Token(req)
 		err := token.ErrUnknown
-		if tok != "" {
-			g, err = c.srv.tokens.Claim(ctx, tok, name, proto, c.id)
-		}
-		if err == nil && current != nil {
+		if current != nil && tok != "" {
 			if had, now, ok := c.srv.hub.Held(current.ch, c.id); ok && had == tok {
 				// A repeated JOIN with the token this membership holds:
-				// the store gives the grant as last armed, but the member
-				// keeps what it has now (SET_EXTRA included), as a rejoin
-				// after a blip would give it back.
-				g.Mode, g.Extra, g.MakeAuth = now.Mode, now.Extra, now.Auth
+				// nothing to claim, and the member keeps what it has now
+				// (SET_EXTRA included), as a rejoin after a blip would
+				// give it back. A refusal leaves the token with it.
+				g = grantOf(current.ch, now)
+				err = nil
+				tok = ""
+				held = had
+			}
+		}
+		if tok != "" {
+			if g, err = c.srv.tokens.Claim(ctx, tok, name, proto, c.id); err == nil {
+				held, claimed = tok, true
 			}
 		}
 		switch {
 		case err == nil:
-			held = tok
 			if g.MakeAuth {
 				info.Extra = g.Extra
 			} else {
@@ -227,7 +232,7 @@ func (c *conn) join(req *protocol.Request, binary bool) {
 		// 2. The channel cap, for every member that is not an authority
 		// (a refused one would be a guest if the hook let it in).
 		if (refused != "" || !info.Auth) && atCap() {
-			c.release(held, g)
+			c.unclaim(held, claimed, g)
 			c.replyError(binary, 0, protocol.CodeMaxChannelLimitReached)
 			return
 		}
@@ -246,7 +251,7 @@ func (c *conn) join(req *protocol.Request, binary bool) {
 			ok = false
 		}
 		if !ok {
-			c.release(held, g)
+			c.unclaim(held, claimed, g)
 			return
 		}
 	}
@@ -259,17 +264,17 @@ func (c *conn) join(req *protocol.Request, binary bool) {
 	}
 	ch, replaced, err := c.srv.hub.Join(ctx, c, name, proto, info, held, binary, c.srv.replay(binary))
 	if errors.Is(err, hub.ErrChannelFull) {
-		c.release(held, g)
+		c.unclaim(held, claimed, g)
 		c.replyError(binary, 0, protocol.CodeChannelFull)
 		return
 	}
 	if err != nil {
-		c.release(held, g)
+		c.unclaim(held, claimed, g)
 		c.log().Error("joining a channel failed", "err", err)
 		c.replyError(binary, 0, protocol.CodeUnavailable)
 		return
 	}
-	c.release(replaced, grantOf(before))
+	c.release(replaced, grantOf(ch, before))
 	if counted {
 		c.nonAuth--
 	}
@@ -295,6 +300,14 @@ func (c *conn) release(tok string, now token.Grant) {
 	if err := c.srv.tokens.Release(ctx, tok, c.id, now); err != nil {
 		c.srv.metrics.ReleaseErrors.Inc()
 		c.log().Warn("releasing a grant token failed", "err", err)
+	}
+}
+
+// unclaim releases tok after a JOIN refused past its claim; a token this
+// JOIN did not claim (the one its membership already holds) stays held.
+func (c *conn) unclaim(tok string, claimed bool, g token.Grant) {
+	if claimed {
+		c.release(tok, g)
 	}
 }
 
@@ -397,9 +410,9 @@ func (c *conn) leave(req *protocol.Request, binary bool) {
 // can use the token at once.
 func (c *conn) leaveChannel(m *membership, binary bool) {
 	held, now, _ := c.srv.hub.Held(m.ch, c.id)
-	c.release(held, grantOf(now))
+	c.release(held, grantOf(m.ch, now))
 	if tok, _ := c.srv.hub.Leave(c, m.ch, binary); tok != held {
-		c.release(tok, grantOf(now)) // replaced meanwhile
+		c.release(tok, grantOf(m.ch, now)) // replaced meanwhile
 	}
 	if !m.auth {
 		c.nonAuth--
@@ -411,8 +424,10 @@ func (c *conn) leaveChannel(m *membership, binary bool) {
 }
 
 // grantOf is a member's info as the grant its token is re-armed with.
-func grantOf(info protocol.MemberInfo) token.Grant {
-	return token.Grant{Mode: info.Mode, Extra: info.Extra, MakeAuth: info.Auth}
+// grantOf is what a token held by a member of ch with info is re-armed
+// with.
+func grantOf(ch *hub.Channel, info protocol.MemberInfo) token.Grant {
+	return token.Grant{Channel: ch.Name, Protocol: ch.Protocol, Mode: info.Mode, Extra: info.Extra, MakeAuth: info.Auth}
 }
 
 // leaveAll leaves every channel, as on disconnect.

@@ -21,10 +21,14 @@ type MemoryOptions struct {
 	Rejoin time.Duration
 	// Now is the clock. Default time.Now. Tests inject their own.
 	Now func() time.Time
-	// MaxCount caps the tokens held, claimed ones included. 0 means no cap.
+	// MaxCount caps the free tokens (minted and not yet claimed, or
+	// released and within the rejoin window). 0 means no cap. A claimed
+	// token is its member's, bounded by the connections a relay takes, so
+	// it does not count: a relay holding 100,000 joined members can still
+	// mint.
 	MaxCount int
-	// MaxBytes caps the memory tokens take, as counted by EntryBytes. 0
-	// means no cap.
+	// MaxBytes caps the memory free tokens take, as counted by
+	// EntryBytes. 0 means no cap.
 	MaxBytes int64
 	// SweepInterval is how often expired tokens are dropped while the
 	// store holds any. Default 1s.
@@ -41,39 +45,38 @@ type Memory struct {
 
 	base       time.Time // the clock when the store was made; entries' deadlines count from it
 	mu         sync.Mutex
-	tokens     map[string]*entry
-	bytes      int64       // EntryBytes of every token held
-	sinceSweep int         // mints (refused ones included) since the last sweep
-	sweeper    *time.Timer // runs sweepTick while the store holds tokens; nil when empty
+	tokens     map[string]*entry // free tokens
+	held       map[string]int64  // claimed tokens, to their holder
+	bytes      int64             // EntryBytes of every free token
+	sinceSweep int               // mints (refused ones included) since the last sweep
+	sweeper    *time.Timer       // runs sweepTick while the store holds free tokens; nil when none
 }
 
-// entry is one token. A joined member's token is held for as long as it
-// stays joined, so the entry is kept small: the grant's fields inline with
-// the small ones packed, and the deadline a Duration from Memory.base
-// rather than a time.Time, make 80 bytes where a Grant and a time.Time
-// made 112.
+// entry is one free token. A claim drops it, keeping only the holder in
+// Memory.held: the member that joined with the token holds its state (the
+// grant's channel, mode, extra and authority, changed by SET_EXTRA since),
+// and Release builds the entry again from that state. A joined member so
+// costs the store one map slot instead of an 80-byte entry and the grant's
+// extra a second time. The grant's fields are inline with the small ones
+// packed, and the deadline is a Duration from Memory.base rather than a
+// time.Time: 80 bytes where a Grant and a time.Time made 112.
 type entry struct {
 	channel, protocol string
 	extra             []byte
-	expires           time.Duration // claim deadline while free, since Memory.base
-	holder            int64         // 0 while free
-	size              int32         // EntryBytes at mint
+	expires           time.Duration // claim deadline, since Memory.base
+	size              int32         // EntryBytes when stored
 	mode              int8
 	makeAuth          bool
 }
 
 func newEntry(g Grant, expires time.Duration, size int64) *entry {
-	e := &entry{channel: g.Channel, protocol: g.Protocol, expires: expires, size: int32(size)}
-	e.set(g)
-	return e
+	return &entry{channel: g.Channel, protocol: g.Protocol, extra: g.Extra, expires: expires,
+		size: int32(size), mode: int8(g.Mode), makeAuth: g.MakeAuth}
 }
 
 func (e *entry) grant() Grant {
 	return Grant{Channel: e.channel, Protocol: e.protocol, Mode: int(e.mode), Extra: e.extra, MakeAuth: e.makeAuth}
 }
-
-// set stores what a member may change while it holds the token.
-func (e *entry) set(g Grant) { e.mode, e.extra, e.makeAuth = int8(g.Mode), g.Extra, g.MakeAuth }
 
 // sweepEvery is the fewest mints between two sweeps made by Mint (besides
 // the timer's): a sweep costs the store's size, so Mint sweeps after at
@@ -91,7 +94,7 @@ func EntryBytes(g Grant) int64 {
 
 // NewMemory returns an empty store.
 func NewMemory(opts *MemoryOptions) *Memory {
-	m := &Memory{now: time.Now, rejoin: 30 * time.Second, every: time.Second, tokens: map[string]*entry{}}
+	m := &Memory{now: time.Now, rejoin: 30 * time.Second, every: time.Second, tokens: map[string]*entry{}, held: map[string]int64{}}
 	if opts != nil {
 		if opts.Now != nil {
 			m.now = opts.Now
@@ -157,10 +160,15 @@ func (m *Memory) sweepTick() {
 	m.sweeper.Reset(m.every)
 }
 
-// Claim implements Store.
+// Claim implements Store. A held token is refused to everyone, its holder
+// included: the relay recognises a repeated JOIN with the token its
+// membership holds without asking the store.
 func (m *Memory) Claim(_ context.Context, tok, channel, protocol string, holder int64) (Grant, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if _, ok := m.held[tok]; ok {
+		return Grant{}, ErrInUse
+	}
 	e, ok := m.tokens[tok]
 	if !ok {
 		return Grant{}, ErrUnknown
@@ -168,47 +176,45 @@ func (m *Memory) Claim(_ context.Context, tok, channel, protocol string, holder 
 	if e.channel != channel || e.protocol != protocol {
 		return Grant{}, ErrWrongChannel
 	}
-	if e.holder != 0 {
-		if e.holder == holder {
-			return e.grant(), nil
-		}
-		return Grant{}, ErrInUse
-	}
+	m.deleteLocked(tok, e)
 	if m.now().Sub(m.base) >= e.expires {
-		m.deleteLocked(tok, e)
 		return Grant{}, ErrExpired
 	}
-	e.holder = holder
-	// Key the entry by the claimer's copy of the token: the member keeps
+	// Key the claim by the claimer's copy of the token: the member keeps
 	// that copy for as long as it stays joined, so the store and the
-	// member share one string instead of holding two (24 bytes per joined
-	// member).
-	delete(m.tokens, tok)
-	m.tokens[tok] = e
+	// member share one string instead of holding two.
+	m.held[tok] = holder
 	return e.grant(), nil
 }
 
-// Release implements Store.
+// Release implements Store. current's Channel and Protocol must be those
+// the token was claimed for (the member's channel): the store kept only
+// the holder.
 func (m *Memory) Release(_ context.Context, tok string, holder int64, current Grant) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if e, ok := m.tokens[tok]; ok && e.holder == holder {
-		e.set(current)
-		e.holder = 0
-		e.expires = m.now().Add(m.rejoin).Sub(m.base)
+	if h, ok := m.held[tok]; !ok || h != holder {
+		return nil
+	}
+	delete(m.held, tok)
+	size := EntryBytes(current)
+	m.tokens[tok] = newEntry(current, m.now().Add(m.rejoin).Sub(m.base), size)
+	m.bytes += size
+	if m.sweeper == nil {
+		m.sweeper = time.AfterFunc(m.every, m.sweepTick)
 	}
 	return nil
 }
 
-// Len returns how many tokens the store holds, expired ones not yet swept
-// included.
+// Len returns how many tokens the store holds, claimed ones and expired
+// ones not yet swept included.
 func (m *Memory) Len() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return len(m.tokens)
+	return len(m.tokens) + len(m.held)
 }
 
-// Bytes returns the memory the held tokens are counted as (EntryBytes).
+// Bytes returns the memory the free tokens are counted as (EntryBytes).
 func (m *Memory) Bytes() int64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -220,14 +226,17 @@ func (m *Memory) sweepLocked(now time.Time) {
 	m.sinceSweep = 0
 	at := now.Sub(m.base)
 	for tok, e := range m.tokens {
-		if e.holder == 0 && at >= e.expires {
+		if at >= e.expires {
 			m.deleteLocked(tok, e)
 		}
 	}
+	// A map keeps its largest size: start afresh so a burst's table is
+	// freed too (of mints, or of members that have all left).
 	if len(m.tokens) == 0 {
-		// A map keeps its largest size: start afresh so a burst's table
-		// is freed too.
 		m.tokens = map[string]*entry{}
+	}
+	if len(m.held) == 0 {
+		m.held = map[string]int64{}
 	}
 }
 

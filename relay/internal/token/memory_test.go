@@ -33,8 +33,8 @@ func TestExactExpiryAndRejoin(t *testing.T) {
 	if _, err := s.Claim(ctx, tok, "c", "p", 1); err != nil {
 		t.Fatalf("claim a nanosecond early: %v", err)
 	}
-	if _, err := s.Claim(ctx, tok, "c", "p", 1); err != nil {
-		t.Fatalf("the holder claims again: %v", err)
+	if _, err := s.Claim(ctx, tok, "c", "p", 1); !errors.Is(err, token.ErrInUse) {
+		t.Fatalf("the holder claims again: %v (the relay does not ask; a held token is refused to all)", err)
 	}
 	if _, err := s.Claim(ctx, tok, "c", "p", 2); !errors.Is(err, token.ErrInUse) {
 		t.Fatalf("claim of a held token: %v", err)
@@ -114,8 +114,8 @@ func TestConcurrentClaimsOneWinner(t *testing.T) {
 }
 
 // TestReleaseCarriesCurrentState: a token re-armed on leave gives the next
-// claim the member's state at the time it left, still bound to its channel;
-// a release by someone else changes nothing.
+// claim the member's state at the time it left, bound to its channel; a
+// release by someone else changes nothing.
 func TestReleaseCarriesCurrentState(t *testing.T) {
 	ctx := context.Background()
 	s := token.NewMemory(nil)
@@ -123,11 +123,14 @@ func TestReleaseCarriesCurrentState(t *testing.T) {
 	if _, err := s.Claim(ctx, tok, "c", "p", 1); err != nil {
 		t.Fatal(err)
 	}
-	s.Release(ctx, tok, 2, token.Grant{Mode: 2, Extra: []byte(`{"x":0}`)}) // not the holder
-	now := token.Grant{Channel: "other", Protocol: "q", Mode: 1, Extra: []byte(`{"n":2}`), MakeAuth: true}
+	s.Release(ctx, tok, 2, token.Grant{Channel: "c", Protocol: "p", Mode: 2, Extra: []byte(`{"x":0}`)}) // not the holder
+	if _, err := s.Claim(ctx, tok, "c", "p", 3); !errors.Is(err, token.ErrInUse) {
+		t.Fatalf("a release by someone else freed the token: %v", err)
+	}
+	now := token.Grant{Channel: "c", Protocol: "p", Mode: 1, Extra: []byte(`{"n":2}`), MakeAuth: true}
 	s.Release(ctx, tok, 1, now)
 	if _, err := s.Claim(ctx, tok, "other", "q", 3); !errors.Is(err, token.ErrWrongChannel) {
-		t.Fatalf("the release moved the token to another channel: %v", err)
+		t.Fatalf("claim of the re-armed token for another channel: %v", err)
 	}
 	g, err := s.Claim(ctx, tok, "c", "p", 3)
 	if err != nil {
@@ -138,21 +141,35 @@ func TestReleaseCarriesCurrentState(t *testing.T) {
 	}
 }
 
-// TestCapCountAndBytes: past MaxCount tokens or MaxBytes, Mint fails with
-// ErrFull, after dropping expired tokens, and works again once there is
-// room.
+// TestCapCountAndBytes: past MaxCount free tokens or MaxBytes, Mint fails
+// with ErrFull, after dropping expired tokens, and works again once there
+// is room: a claim makes room (a joined member's token is its own), and a
+// release may go past the cap (a member that leaves can always rejoin).
 func TestCapCountAndBytes(t *testing.T) {
 	ctx := context.Background()
 	clk := &clock{t: time.Unix(0, 0)}
 	s := token.NewMemory(&token.MemoryOptions{Now: clk.Now, MaxCount: 3})
 	g := token.Grant{Channel: "c", Protocol: "p"}
+	var toks []string
 	for range 3 {
-		if _, _, err := s.Mint(ctx, g, time.Second); err != nil {
+		tok, _, err := s.Mint(ctx, g, time.Second)
+		if err != nil {
 			t.Fatal(err)
 		}
+		toks = append(toks, tok)
 	}
 	if _, _, err := s.Mint(ctx, g, time.Second); !errors.Is(err, token.ErrFull) {
 		t.Fatalf("4th token: %v, want ErrFull", err)
+	}
+	if _, err := s.Claim(ctx, toks[0], "c", "p", 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Mint(ctx, g, time.Second); err != nil {
+		t.Fatalf("a token after one was claimed: %v", err)
+	}
+	s.Release(ctx, toks[0], 1, g) // four free now: the rejoin is not refused
+	if _, err := s.Claim(ctx, toks[0], "c", "p", 2); err != nil {
+		t.Fatalf("rejoin past the cap: %v", err)
 	}
 	clk.t = clk.t.Add(2 * time.Second) // all three expire
 	if _, _, err := s.Mint(ctx, g, time.Second); err != nil {

@@ -51,17 +51,18 @@ type Store interface {
 	// ttl, and returns the token and its deadline.
 	Mint(ctx context.Context, g Grant, ttl time.Duration) (token string, expires time.Time, err error)
 	// Claim takes token for holder (a client id) to join (channel,
-	// protocol). A token already held by the same holder may be claimed
-	// again (a repeated JOIN). A token for another channel is refused and
-	// left as it was.
+	// protocol). A held token is refused (ErrInUse); a store may let its
+	// holder claim it again, but the relay never asks: a repeated JOIN
+	// with the token a membership holds keeps the member's state. A token
+	// for another channel is refused and left as it was.
 	Claim(ctx context.Context, token, channel, protocol string, holder int64) (Grant, error)
 	// Release gives up holder's claim; the token can be claimed again
 	// within the store's rejoin window, and a claim then gets current's
 	// Mode, Extra and MakeAuth: what the member held when it left (a
 	// SET_EXTRA since it joined included), not the grant as minted, so a
 	// client that rejoins after a network blip gets its state back.
-	// current's Channel and Protocol are ignored: the token stays bound to
-	// the channel it was minted for. Releasing a token holder does not hold
-	// is a no-op.
+	// current's Channel and Protocol are the channel the token was
+	// claimed for (a store may keep only the holder while a token is
+	// held). Releasing a token holder does not hold is a no-op.
 	Release(ctx context.Context, token string, holder int64, current Grant) error
 }
