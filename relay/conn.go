@@ -43,13 +43,13 @@ type conn struct {
 	// Outbound queue. A client with nothing to write holds no writer
 	// goroutine and no buffers.
 	mu      sync.Mutex
-	queue   []hub.Frame   // waiting to be written
-	queued  int           // bytes in queue
-	spare   []hub.Frame   // the write loop's emptied batch slice, kept between runs
+	queue   []hub.Frame   // waiting to be written; the write loop's batch in flight at its front
+	queued  int           // bytes in queue, not counting the batch in flight
 	drained chan struct{} // closed by writeLoop when the queue empties (shutdown waits on it)
 	closing atomic.Bool   // no more frames are accepted
-	writing bool          // a writeLoop goroutine is running (beside closing: no padding)
-	reason  uint8         // a protocol.CloseReason; a byte, in closing's word
+	liveAt  int32         // its index in Server.live; guarded by Server.mu (beside closing: no padding)
+	writing bool          // a writeLoop goroutine is running
+	reason  uint8         // a protocol.CloseReason; a byte, beside writing
 	ping    pingLink      // its place in Server.pings (pingsched.go); guarded by that
 	ageStop *time.Timer   // RELAY_MAX_CONNECTION_AGE; nil when off
 
@@ -58,7 +58,7 @@ type conn struct {
 	nonAuth int32         // memberships without authority
 	kind    uint8         // the kind of request being handled, for metrics
 	// Limits' flags (limits.go), here to share nonAuth's word: with the
-	// small fields packed, conn takes 288 bytes, not 320.
+	// small fields packed, conn takes 256 bytes, the size class below 288.
 	authority bool // proved authority: exempt from the join timeout and, by default, the rate limit
 	msgWaited bool // the current message waited for the network: msgTimer runs
 	perAddr   bool // counted under its address by admit (admission.go)
@@ -74,10 +74,8 @@ type conn struct {
 
 var _ hub.Recipient = (*conn)(nil)
 
-// newConn returns a connection before its upgrade, so the WebSocket
-// library's ping callback can hold it directly (a callback reading a
-// variable set after the upgrade kept 8 more bytes per connection); attach
-// gives it its socket.
+// newConn returns a connection before its upgrade; attach gives it its
+// socket.
 func newConn(s *Server, id int64, addr auth.Client, origin string) *conn {
 	return &conn{
 		id:     id,
@@ -171,13 +169,46 @@ func (c *conn) readLoop() protocol.CloseReason {
 	}
 }
 
+// readCtx is the context a connection's reads run under: the connection
+// itself, so the WebSocket library's ping callback (onPing, one function
+// for every connection) learns whose ping it is from the context it is
+// given (the library derives a timeout context from it, whose Value asks
+// this one), instead of each connection holding a closure (16 bytes). It
+// is never done: the relay bounds reads with its own limits.
+type readCtx conn
+
+// connKey is the Value key under which a readCtx gives its connection.
+type connKey struct{}
+
+func (*readCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (*readCtx) Done() <-chan struct{}       { return nil }
+func (*readCtx) Err() error                  { return nil }
+
+func (rc *readCtx) Value(key any) any {
+	if key == (connKey{}) {
+		return (*conn)(rc)
+	}
+	return nil
+}
+
+// onPing is the WebSocket library's ping callback: it reports whether to
+// answer a client's ping (the rate limit counts pings too).
+func onPing(ctx context.Context, _ []byte) bool {
+	if c, ok := ctx.Value(connKey{}).(*conn); ok {
+		return c.pingReceived()
+	}
+	// Read under another context: the library's own close handshake, on a
+	// closing connection, whose pings are answered.
+	return true
+}
+
 // readMessage reads one message, enforces the limits on it and handles it;
 // both readers (readLoop, and a parked connection's step) call it for each
 // message. A non-nil error ends the connection with the reason returned,
 // except errParked: a parked connection has nothing to read now.
 func (c *conn) readMessage() (protocol.CloseReason, error) {
 	limit := c.srv.cfg.MaxMessageBytes
-	typ, r, err := c.ws.Reader(context.Background())
+	typ, r, err := c.ws.Reader((*readCtx)(c))
 	if err != nil {
 		return protocol.CloseClientGone, err
 	}
@@ -273,19 +304,23 @@ func (c *conn) Send(f hub.Frame) bool {
 }
 
 // writeLoop writes batches until the queue is empty, then exits.
+//
+// The batch is the front of the queue itself: while it is written, Send
+// appends behind it (never touching it; an append that grows the queue
+// copies it, and the write goes on from the old array), and afterwards
+// what came meanwhile moves to the front. One slice and one array per
+// connection, kept across runs so Send does not regrow the queue from
+// nothing each time the writer restarts; a pair that traded places cost an
+// idle connection a second slice header (24 bytes) in conn.
 func (c *conn) writeLoop() {
-	var batch []hub.Frame
 	for {
 		c.mu.Lock()
-		if batch == nil {
-			// The queue and the batch trade slices; keeping the batch's
-			// across runs spares Send from regrowing the queue from
-			// nothing each time the writer restarts.
-			batch, c.spare = c.spare, nil
-		}
-		if len(c.queue) == 0 {
+		n := len(c.queue)
+		if n == 0 {
 			c.writing = false
-			c.spare = batch
+			if cap(c.queue) > maxKeptBatch {
+				c.queue = nil // do not keep a burst's array around
+			}
 			if c.drained != nil {
 				close(c.drained)
 				c.drained = nil
@@ -293,7 +328,7 @@ func (c *conn) writeLoop() {
 			c.mu.Unlock()
 			return
 		}
-		batch, c.queue = c.queue, batch[:0]
+		batch := c.queue[:n:n]
 		c.queued = 0
 		c.mu.Unlock()
 
@@ -318,15 +353,16 @@ func (c *conn) writeLoop() {
 			}
 			return
 		}
-		clear(batch) // drop references to shared frames
-		if cap(batch) > maxKeptBatch {
-			batch = nil // do not keep a burst's slice around
-		}
+		c.mu.Lock()
+		rest := copy(c.queue, c.queue[n:])
+		clear(c.queue[rest:]) // drop references to written frames
+		c.queue = c.queue[:rest]
+		c.mu.Unlock()
 	}
 }
 
-// maxKeptBatch is the largest batch slice (in frames, 32 bytes each) the
-// write loop keeps for reuse. Under fan-out load queues reach a few hundred
+// maxKeptBatch is the largest queue array (in frames, 32 bytes each) an
+// idle connection keeps for reuse. Under fan-out load queues reach a few hundred
 // frames between writes; dropping those slices made Send regrow them from
 // nothing, which was a tenth of the relay's CPU in the profile.
 const maxKeptBatch = 1024

@@ -26,11 +26,11 @@ const unknownAddrLogEvery = time.Minute
 // header sent straight from an authority address (undeclaredProxy).
 func (s *Server) clientOf(r *http.Request) auth.Client {
 	c := s.addrs.Resolve(r)
-	if c.Unknown != "" { // not a peer without an IP address (a Unix socket): no proxy is involved
-		s.metrics.UnknownAddrs.WithLabelValues(c.Unknown).Inc()
+	if c.Unknown != auth.UnknownNone { // not a peer without an IP address (a Unix socket): no proxy is involved
+		s.metrics.UnknownAddrs.WithLabelValues(c.Unknown.String()).Inc()
 		if missed, ok := s.unknownAddrLog.allow(); ok {
 			s.log.Warn("a trusted proxy forwarded no usable client address: the client is not an authority by address",
-				"reason", c.Unknown, "peer", r.RemoteAddr, "header", s.addrs.Header(), "not_logged_since_last", missed,
+				"reason", c.Unknown.String(), "peer", r.RemoteAddr, "header", s.addrs.Header(), "not_logged_since_last", missed,
 				"see", "RELAY_TRUSTED_PROXIES, RELAY_CLIENT_IP_HEADER; metric relay_client_address_unknown_total")
 		}
 	} else if h := s.undeclaredProxy(c, r); h != "" {

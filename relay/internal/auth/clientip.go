@@ -26,17 +26,36 @@ type Client struct {
 	// Forwarded reports that Addr is a trusted proxy's forwarded value, not
 	// the socket peer.
 	Forwarded bool
-	// Unknown says why the address is unknown ("missing", "empty",
-	// "malformed"), or is "" when Addr is set.
-	Unknown string
+	// Unknown says why the address is unknown, or is UnknownNone when
+	// Addr is set. A byte, not a string: every connection keeps its
+	// Client, and beside Forwarded it makes Client 32 bytes, not 48.
+	Unknown UnknownReason
 }
 
-// Reasons a trusted proxy's forwarded value is unusable, as Client.Unknown.
+// UnknownReason is why a trusted proxy's forwarded value is unusable.
+type UnknownReason uint8
+
+// The reasons, as Client.Unknown; String gives their metric label.
 const (
-	UnknownMissing   = "missing"   // no forwarding header at all
-	UnknownEmpty     = "empty"     // the header is there with no value
-	UnknownMalformed = "malformed" // a value that is not a bare address (ip:port, [v6], garbage, several platform headers)
+	UnknownNone      UnknownReason = iota // the address is known, or no proxy is involved
+	UnknownMissing                        // no forwarding header at all
+	UnknownEmpty                          // the header is there with no value
+	UnknownMalformed                      // a value that is not a bare address (ip:port, [v6], garbage, several platform headers)
 )
+
+// String returns the reason's label: "missing", "empty", "malformed", or ""
+// for UnknownNone.
+func (u UnknownReason) String() string {
+	switch u {
+	case UnknownMissing:
+		return "missing"
+	case UnknownEmpty:
+		return "empty"
+	case UnknownMalformed:
+		return "malformed"
+	}
+	return ""
+}
 
 // Known reports whether the client's address is known.
 func (c Client) Known() bool { return c.Addr.IsValid() }

@@ -127,7 +127,7 @@ func FuzzResolve(f *testing.F) {
 			}
 			return
 		}
-		if got.Known() == (got.Unknown != "") {
+		if got.Known() == (got.Unknown != UnknownNone) {
 			t.Fatalf("%+v: known and a reason at once, or neither", got)
 		}
 		if !got.Known() {
