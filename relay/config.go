@@ -141,7 +141,7 @@ type Config struct {
 	// MaxHeaderFieldBytes caps one header field (name and value).
 	MaxHeaderFieldBytes int `env:"RELAY_MAX_HEADER_FIELD_BYTES" envDefault:"8192" help:"Most bytes one header field (name and value) may take; a larger one gets 431."`
 	// MaxConnections caps the WebSockets open at once; 0 disables.
-	MaxConnections int `env:"RELAY_MAX_CONNECTIONS" envDefault:"20000" help:"Most WebSockets open at once (about 7 KB each when idle with read parking, 13 KB without: fits a 1 GB container with room for queues); past it a handshake gets 503 with Retry-After (never from an authority address). 0 disables."`
+	MaxConnections int `env:"RELAY_MAX_CONNECTIONS" envDefault:"20000" help:"Most WebSockets open at once (about 5 KB each when idle with read parking, 11 KB without: fits a 1 GB container with room for queues); past it a handshake gets 503 with Retry-After (never from an authority address). 0 disables."`
 	// MaxConnectionsPerAddr caps the WebSockets from one client address
 	// (an IPv4 address or an IPv6 /64); 0 disables.
 	MaxConnectionsPerAddr int `env:"RELAY_MAX_CONNECTIONS_PER_ADDR" envDefault:"1000" help:"Most WebSockets open at once from one client address (IPv4 address or IPv6 /64; generous for offices behind one NAT); past it a handshake gets 429 with Retry-After (never from an authority address). 0 disables."`

@@ -59,6 +59,16 @@ Usage: relay              serve (configured by environment variables only)
 Environment variables:
 `, version)
 	relay.PrintEnvVars(os.Stderr)
+	fmt.Fprintf(os.Stderr, `
+Read by the Go runtime:
+GOGC (default %d here; Go's own is 100)
+    How far the heap may grow past what was live at the last collection,
+    in per cent: lower holds less memory per idle connection, at more GC
+    work per connect.
+GOMEMLIMIT (default none)
+    A soft memory limit (e.g. 80%% of the container's memory): the
+    collector works harder only as it nears.
+`, defaultGOGC)
 }
 
 // healthcheck asks the local relay's /readyz, for container health checks
@@ -118,6 +128,7 @@ func run() error {
 	if _, err := relay.RaiseFileLimit(); err != nil {
 		log.Warn("could not raise the file descriptor limit", "err", err)
 	}
+	log.Info("garbage collector", "gogc", setGCTarget())
 	srv, err := relay.New(cfg)
 	if err != nil {
 		return err
