@@ -741,7 +741,8 @@ func (c *corkConn) uncork(timeout time.Duration) error {
 			c.Conn.SetWriteDeadline(time.Time{})
 		}
 		if err != nil { // errors.As's target escapes: only on the error path
-			if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
 				err = errWriteTimeout
 			}
 		}

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/relay-project/relay/relay"
 	"github.com/relay-project/relay/relay/internal/plugin"
 	"github.com/relay-project/relay/relay/internal/plugin/plugintest"
@@ -380,4 +382,53 @@ func TestHTTPAPIRunsHooks(t *testing.T) {
 	wantStatus(t, st, m, http.StatusServiceUnavailable, "plugin_bad_output")
 	g.ExpectNone(100 * time.Millisecond)
 	late.ExpectNone(0)
+}
+
+// TestRefusedRepeatedJoinKeepsTheToken: a member that sends JOIN again with
+// the grant token it holds, refused by authorize-join, stays a member and
+// keeps the token: nobody else can join with it meanwhile (a refusal used
+// to re-arm it for anyone while its member stayed joined), and it is
+// re-armed when the member leaves, with the member's state then.
+func TestRefusedRepeatedJoinKeepsTheToken(t *testing.T) {
+	r := startRelay(t, func(cfg *relay.Config) {
+		withPlugins(t, cfg, map[string]string{"chaos": ""}, "chaos")
+	})
+	a := authority(t, r)
+	n := fmt.Sprint(join(t, a, "room", "chat", "")["channel"])
+	tok := grant(t, a, "room", "chat", 1, `{"n":1}`, false)
+	g := guest(t, r)
+	gid := id(join(t, g, "room", "chat", tok))
+	a.NextMap() // JOINED
+	setExtra := func(extra string) {
+		a.Send(fmt.Sprintf(`{"cmd":"SET_EXTRA","channel":%s,"id":%s,"extra":%s}`, n, gid, extra))
+		a.NextMap()
+	}
+	setExtra(`{"chaos":"deny"}`) // the chaos plugin refuses a member with this extra
+
+	g.Send(fmt.Sprintf(`{"cmd":"JOIN","channel":"room","protocol":"chat","token":%q}`, tok))
+	expectError(t, g, 0, "chaos_denied")
+	other := guest(t, r)
+	other.Send(fmt.Sprintf(`{"cmd":"JOIN","channel":"room","protocol":"chat","token":%q}`, tok))
+	expectError(t, other, 0, "access_denied")
+	if ms := r.Members("room", "chat"); len(ms) != 2 {
+		t.Fatalf("after the refused repeated JOIN the channel has %d members, want 2 (the authority and the guest)", len(ms))
+	}
+
+	setExtra(`{"n":2}`)
+	g.Conn().Close(websocket.StatusGoingAway, "blip")
+	a.NextMap() // LEFT
+	req := fmt.Sprintf(`{"cmd":"JOIN","channel":"room","protocol":"chat","token":%q}`, tok)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		other.Send(req)
+		m := other.NextMap()
+		if m["cmd"] == "JOINED" {
+			if got := fmt.Sprint(m["info"]); got != "map[auth:false extra:map[n:2] mode:1]" {
+				t.Fatalf("joined with the released token as %s, want the member's state at its leave", got)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the token was not re-armed when its member left: %v", m)
+		}
+	}
 }

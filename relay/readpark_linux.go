@@ -498,7 +498,7 @@ func (pr *parkedReader) tryRead(p []byte) (int, error) {
 	r.p = p
 	cerr := pr.raw.Read(r.fn)
 	n, err := r.n, r.err
-	r.p, r.err = nil, nil
+	r.p, r.n, r.err = nil, 0, nil
 	rawReads.Put(r)
 	switch {
 	case cerr != nil:

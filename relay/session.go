@@ -192,7 +192,7 @@ func (c *conn) join(req *protocol.Request, binary bool) {
 	// 1. Who joins.
 	info := protocol.MemberInfo{Auth: true, Mode: protocol.ModeSendToAny}
 	held := ""                // the grant token the membership will hold
-	var g token.Grant         // what held was claimed with
+	var g token.Grant         // what held gives: its claim, or the member's state on a repeated JOIN
 	claimed := false          // held was claimed by this JOIN: a refusal releases it
 	var refused protocol.Code // the relay's refusal, which authorize-join may overturn
 	if !c.isAuthority(req, proto, !protocol.Flag(req, "ipauth", "false")) {
@@ -423,7 +423,6 @@ func (c *conn) leaveChannel(m *membership, binary bool) {
 	}
 }
 
-// grantOf is a member's info as the grant its token is re-armed with.
 // grantOf is what a token held by a member of ch with info is re-armed
 // with.
 func grantOf(ch *hub.Channel, info protocol.MemberInfo) token.Grant {

@@ -17,6 +17,7 @@ func TestGCTarget(t *testing.T) {
 		want string
 	}{
 		{nil, "50"},
+		{[]string{"GOGC="}, "50"}, // empty: unset, for the runtime too
 		{[]string{"GOGC=100"}, "100"},
 		{[]string{"GOGC=200"}, "200"},
 	} {

@@ -147,8 +147,8 @@ func (m *Memory) fullLocked(size int64) bool {
 }
 
 // sweepTick is the timer's sweep: it frees expired tokens on time, without
-// waiting for mints, and stops the timer once the store is empty, so an idle
-// store costs nothing.
+// waiting for mints, and stops the timer once no free token is left (held
+// ones never expire), so an idle store costs nothing.
 func (m *Memory) sweepTick() {
 	m.mu.Lock()
 	defer m.mu.Unlock()

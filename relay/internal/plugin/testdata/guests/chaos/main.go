@@ -150,6 +150,13 @@ func join(j *sdk.Join) (sdk.Verdict, error) {
 	if v, err, ok := misbehave(j.Token); ok {
 		return v, err
 	}
+	// A member whose extra says so is refused: how a test makes a repeated
+	// JOIN (with the grant token the member holds) fail in the hook.
+	if extra, err := sdk.NewBody(j.Extra); err == nil {
+		if v, _ := extra.String("chaos"); v == "deny" {
+			return sdk.Deny("chaos_denied", "chaos says no to this member"), nil
+		}
+	}
 	switch j.Token {
 	case "deny":
 		return sdk.Deny("chaos_denied", "chaos says no to "+j.Channel.Name), nil
