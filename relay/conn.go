@@ -74,12 +74,14 @@ type conn struct {
 
 var _ hub.Recipient = (*conn)(nil)
 
-// newConn returns a connection before its upgrade; attach gives it its
-// socket.
-func newConn(s *Server, id int64, addr auth.Client, origin string) *conn {
-	return &conn{
+// newConn returns the connection of an upgraded socket, before its read
+// loop starts.
+func newConn(s *Server, id int64, ws *websocket.Conn, sock *corkConn, park *parkedReader, addr auth.Client, origin string) *conn {
+	c := &conn{
 		id:     id,
 		srv:    s,
+		ws:     ws,
+		sock:   sock,
 		addr:   addr,
 		origin: origin,
 
@@ -87,15 +89,11 @@ func newConn(s *Server, id int64, addr auth.Client, origin string) *conn {
 		rateTokens: float64(s.cfg.ClientBurst),
 		rateLast:   time.Since(s.started),
 	}
-}
-
-// attach gives c its upgraded connection, before its read loop starts.
-func (c *conn) attach(ws *websocket.Conn, sock *corkConn, park *parkedReader) {
-	c.ws, c.sock = ws, sock
 	sock.owner = c
 	if park != nil {
 		park.c = c
 	}
+	return c
 }
 
 // log returns the logger for this client's lines. It is built when a line

@@ -268,7 +268,6 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 
 	var cork *corkConn
-	c := newConn(s, id, addr, origin) // attached before its read loop starts, the only reader of pings
 	var park *parkedReader
 	var br *bufio.Reader
 	hw := hijackWriter{ResponseWriter: w, sock: &cork, br: &br}
@@ -294,7 +293,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		br.Reset(cork)
 	}
 	s.metrics.ConnectionsTotal.Inc()
-	c.attach(ws, cork, park)
+	c := newConn(s, id, ws, cork, park, addr, origin)
 	if !s.register(c) {
 		ws.Close(websocket.StatusCode(protocol.CloseServerRestart.Status()), protocol.CloseServerRestart.Text())
 		release()
@@ -433,10 +432,7 @@ func (s *Server) Stats() Stats {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.draining.Store(true)
-	clients := make([]*conn, 0, len(s.live))
-	for _, c := range s.live {
-		clients = append(clients, c)
-	}
+	clients := slices.Clone(s.live)
 	s.mu.Unlock()
 
 	s.log.Info("draining", "clients", len(clients))
@@ -457,10 +453,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		// Cut the sockets themselves: a close handshake in progress with a
 		// client that does not read would hold the library for 5 s more.
 		s.mu.Lock()
-		left := make([]*conn, 0, len(s.live))
-		for _, c := range s.live {
+		left := slices.Clone(s.live)
+		for _, c := range left {
 			c.sock.cut(0)
-			left = append(left, c)
 		}
 		s.mu.Unlock()
 		for _, c := range left {

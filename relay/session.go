@@ -193,7 +193,7 @@ func (c *conn) join(req *protocol.Request, binary bool) {
 	info := protocol.MemberInfo{Auth: true, Mode: protocol.ModeSendToAny}
 	held := ""                // the grant token the membership will hold
 	var g token.Grant         // what held gives: its claim, or the member's state on a repeated JOIN
-	claimed := false          // held was claimed by this JOIN: a refusal releases it
+	claimed := ""             // the token this JOIN claimed ("" for none): a refusal releases it
 	var refused protocol.Code // the relay's refusal, which authorize-join may overturn
 	if !c.isAuthority(req, proto, !protocol.Flag(req, "ipauth", "false")) {
 		tok := protocol.Token(req)
@@ -206,13 +206,12 @@ func (c *conn) join(req *protocol.Request, binary bool) {
 				// give it back. A refusal leaves the token with it.
 				g = grantOf(current.ch, now)
 				err = nil
-				tok = ""
 				held = had
 			}
 		}
-		if tok != "" {
+		if tok != "" && held == "" {
 			if g, err = c.srv.tokens.Claim(ctx, tok, name, proto, c.id); err == nil {
-				held, claimed = tok, true
+				held, claimed = tok, tok
 			}
 		}
 		switch {
@@ -232,7 +231,7 @@ func (c *conn) join(req *protocol.Request, binary bool) {
 		// 2. The channel cap, for every member that is not an authority
 		// (a refused one would be a guest if the hook let it in).
 		if (refused != "" || !info.Auth) && atCap() {
-			c.unclaim(held, claimed, g)
+			c.release(claimed, g)
 			c.replyError(binary, 0, protocol.CodeMaxChannelLimitReached)
 			return
 		}
@@ -251,7 +250,7 @@ func (c *conn) join(req *protocol.Request, binary bool) {
 			ok = false
 		}
 		if !ok {
-			c.unclaim(held, claimed, g)
+			c.release(claimed, g)
 			return
 		}
 	}
@@ -264,12 +263,12 @@ func (c *conn) join(req *protocol.Request, binary bool) {
 	}
 	ch, replaced, err := c.srv.hub.Join(ctx, c, name, proto, info, held, binary, c.srv.replay(binary))
 	if errors.Is(err, hub.ErrChannelFull) {
-		c.unclaim(held, claimed, g)
+		c.release(claimed, g)
 		c.replyError(binary, 0, protocol.CodeChannelFull)
 		return
 	}
 	if err != nil {
-		c.unclaim(held, claimed, g)
+		c.release(claimed, g)
 		c.log().Error("joining a channel failed", "err", err)
 		c.replyError(binary, 0, protocol.CodeUnavailable)
 		return
@@ -300,14 +299,6 @@ func (c *conn) release(tok string, now token.Grant) {
 	if err := c.srv.tokens.Release(ctx, tok, c.id, now); err != nil {
 		c.srv.metrics.ReleaseErrors.Inc()
 		c.log().Warn("releasing a grant token failed", "err", err)
-	}
-}
-
-// unclaim releases tok after a JOIN refused past its claim; a token this
-// JOIN did not claim (the one its membership already holds) stays held.
-func (c *conn) unclaim(tok string, claimed bool, g token.Grant) {
-	if claimed {
-		c.release(tok, g)
 	}
 }
 

@@ -132,11 +132,7 @@ func (m *Memory) Mint(_ context.Context, g Grant, ttl time.Duration) (string, ti
 		return "", time.Time{}, ErrFull
 	}
 	exp := now.Add(ttl)
-	m.tokens[tok] = newEntry(g, exp.Sub(m.base), size)
-	m.bytes += size
-	if m.sweeper == nil {
-		m.sweeper = time.AfterFunc(m.every, m.sweepTick)
-	}
+	m.addLocked(tok, g, exp, size)
 	return tok, exp, nil
 }
 
@@ -197,12 +193,7 @@ func (m *Memory) Release(_ context.Context, tok string, holder int64, current Gr
 		return nil
 	}
 	delete(m.held, tok)
-	size := EntryBytes(current)
-	m.tokens[tok] = newEntry(current, m.now().Add(m.rejoin).Sub(m.base), size)
-	m.bytes += size
-	if m.sweeper == nil {
-		m.sweeper = time.AfterFunc(m.every, m.sweepTick)
-	}
+	m.addLocked(tok, current, m.now().Add(m.rejoin), EntryBytes(current))
 	return nil
 }
 
@@ -237,6 +228,17 @@ func (m *Memory) sweepLocked(now time.Time) {
 	}
 	if len(m.held) == 0 {
 		m.held = map[string]int64{}
+	}
+}
+
+// addLocked stores tok as a free token for g, claimable until expires,
+// counted as size, and starts the sweep timer if it is not running. m.mu
+// must be held.
+func (m *Memory) addLocked(tok string, g Grant, expires time.Time, size int64) {
+	m.tokens[tok] = newEntry(g, expires.Sub(m.base), size)
+	m.bytes += size
+	if m.sweeper == nil {
+		m.sweeper = time.AfterFunc(m.every, m.sweepTick)
 	}
 }
 
